@@ -1,0 +1,5 @@
+import sys
+
+from mmfedrec.cli import main
+
+sys.exit(main())

@@ -1,0 +1,49 @@
+"""The `mmfedrec` command: one entry point, a subcommand per job.
+
+Each subcommand lives in its own module exposing `add_parser(subparsers)` (which sets
+`func`). Modules import heavy stacks only inside their handlers, so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mmfedrec.errors import MmfedrecError
+
+SUBCOMMAND_MODULES = (
+    "mmfedrec.cli.data",
+    "mmfedrec.cli.train",
+    "mmfedrec.cli.run",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmfedrec", description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: 1 under CI, else all cores)")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module_name in SUBCOMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, configure the runtime once, run the subcommand; bad input exits 2 with one line."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from mmfedrec.runtime import configure_runtime
+
+    configure_runtime(args.threads)
+    try:
+        return int(args.func(args) or 0)
+    except MmfedrecError as error:
+        print(f"mmfedrec: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mmfedrec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
