@@ -1,0 +1,1 @@
+"""Federated training: the client model, local training, aggregation, engines (in-process and Flower)."""
