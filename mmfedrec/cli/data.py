@@ -1,0 +1,65 @@
+"""`mmfedrec data stats|prepare`: look at a dataset, and cache it with its splits before training."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from mmfedrec.cli.options import add_dataset_options, dataset_spec
+
+STAT_LABELS = {
+    "users": "users",
+    "items": "items (with interactions)",
+    "interactions": "interactions",
+    "items_with_text": "items with text",
+    "items_with_image": "items with image",
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("data", help="inspect and prepare datasets")
+    commands = parser.add_subparsers(dest="data_command", required=True)
+
+    stats = commands.add_parser("stats", help="counts of users, items, interactions and modalities")
+    add_dataset_options(stats)
+    stats.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    stats.set_defaults(func=run_stats)
+
+    prepare = commands.add_parser("prepare", help="load, cache the dataset and its leave-one-out splits")
+    add_dataset_options(prepare)
+    prepare.add_argument("--seeds", type=int, nargs="+", default=[0], help="one split per seed (default: 0)")
+    prepare.add_argument("--negatives", type=int, default=99, help="sampled negatives per user and stage")
+    prepare.set_defaults(func=run_prepare)
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from mmfedrec.data.registry import load_dataset
+
+    dataset = load_dataset(dataset_spec(args))
+    stats: dict[str, object] = dict(dataset.stats())
+    if args.json:
+        if dataset.notes:
+            stats["notes"] = dataset.notes
+        print(json.dumps(stats))
+        return 0
+    print(f"dataset: {dataset.name}")
+    for key, label in STAT_LABELS.items():
+        print(f"  {label:<28}{stats[key]:>10,}")
+    for key, value in dataset.notes.items():
+        shown = f"{len(value)} items" if isinstance(value, list) else value
+        print(f"  note: {key}: {shown}")
+    return 0
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from mmfedrec.data.cache import dataset_folder
+    from mmfedrec.data.registry import load_dataset, prepare_split, split_path
+
+    spec = dataset_spec(args)
+    dataset = load_dataset(spec)
+    print(f"dataset {dataset.name}: {len(dataset.interactions):,} interactions, cached in {dataset_folder(spec)}")
+    for seed in args.seeds:
+        split = prepare_split(spec, seed, args.negatives)
+        evaluated = len(split.evaluated_users("test"))
+        print(f"split seed {seed}: {evaluated:,} evaluated users, {split_path(spec, seed, args.negatives)}")
+    return 0
