@@ -1,0 +1,138 @@
+"""Per-round client training data: positives (+ pseudo positives) with sampled negatives.
+
+Built once per round with vectorised numpy, shared by both engines, so the batched engine and
+the per-client loop train on identical examples. An example is one positive and its
+`n_negatives` negatives; examples are shuffled within each client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class RoundExamples:
+    """Flat examples grouped by client (clients in the order given)."""
+
+    clients: np.ndarray  # (C,) client (= user) indices
+    counts: np.ndarray  # (C,) examples per client
+    positives: np.ndarray  # (E,) item index of each example's positive
+    negatives: np.ndarray  # (E, n_neg) sampled negative items
+    negative_ok: np.ndarray  # (E, n_neg) False where the draw hit one of the user's training items
+    weights: np.ndarray  # (E,) 1 for real interactions, the policy weight for pseudo ones
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.counts)])
+
+
+@dataclass(frozen=True)
+class PaddedChunk:
+    """Examples of a group of clients padded to the same length: (C, L) tensors."""
+
+    rows: np.ndarray  # (C,) positions of these clients in RoundExamples.clients
+    clients: torch.Tensor  # (C,) client indices
+    items: torch.Tensor  # (C, L, 1 + n_neg) positive first, then negatives
+    item_mask: torch.Tensor  # (C, L, 1 + n_neg) False for padding and collided negatives
+    weights: torch.Tensor  # (C, L) example weight, 0 for padding
+
+
+def build_round_examples(
+    clients: np.ndarray,
+    indptr: np.ndarray,
+    train_items: np.ndarray,
+    n_items: int,
+    n_negatives: int,
+    rng: np.random.Generator,
+    pseudo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> RoundExamples:
+    """Draw this round's examples for `clients` from their training items (CSR by user).
+
+    Args:
+        pseudo: optional (users, items, weights) pseudo-interactions added as weighted positives.
+    """
+    owner, positives = csr_gather(indptr, train_items, clients)
+    weights = np.ones(len(positives), dtype=np.float32)
+    if pseudo is not None:
+        position = {int(c): k for k, c in enumerate(clients)}
+        take = np.array([int(u) in position for u in pseudo[0]], dtype=bool)
+        owner = np.concatenate([owner, np.array([position[int(u)] for u in pseudo[0][take]], dtype=np.int64)])
+        positives = np.concatenate([positives, pseudo[1][take]])
+        weights = np.concatenate([weights, pseudo[2][take].astype(np.float32)])
+    order = np.lexsort((rng.random(len(owner)), owner))  # group by client, shuffle within
+    owner, positives, weights = owner[order], positives[order], weights[order]
+
+    negatives = rng.integers(0, n_items, size=(len(owner), n_negatives))
+    train_owner, train_of_clients = csr_gather(indptr, train_items, clients)
+    known = np.sort(clients[train_owner] * n_items + train_of_clients)  # (client, item) keys of real interactions
+    keys = clients[owner][:, None] * n_items + negatives
+    found = np.searchsorted(known, keys)
+    negative_ok = known[np.minimum(found, len(known) - 1)] != keys
+    return RoundExamples(
+        clients=clients,
+        counts=np.bincount(owner, minlength=len(clients)),
+        positives=positives.astype(np.int64),
+        negatives=negatives.astype(np.int64),
+        negative_ok=negative_ok,
+        weights=weights,
+    )
+
+
+def csr_gather(indptr: np.ndarray, values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate the CSR rows `rows` of `values`: (owner position (N,), values (N,))."""
+    counts = indptr[rows + 1] - indptr[rows]
+    owner = np.repeat(np.arange(len(rows)), counts)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    index = np.repeat(indptr[rows] - first, counts) + np.arange(counts.sum())
+    return owner, values[index]
+
+
+def pad_chunks(examples: RoundExamples, max_cells: int) -> list[PaddedChunk]:
+    """Group clients of similar size and pad each group to its longest client.
+
+    Sorting by example count keeps padding small; a chunk holds at most `max_cells` padded
+    examples (C * L), which bounds memory whatever the number of clients.
+    """
+    order = np.argsort(examples.counts, kind="stable")
+    offsets = examples.offsets
+    chunks: list[PaddedChunk] = []
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and (end + 1 - start) * max(1, examples.counts[order[end]]) <= max_cells:
+            end += 1
+        chunks.append(_pad(examples, order[start:end], offsets))
+        start = end
+    return chunks
+
+
+def single_client_chunks(examples: RoundExamples) -> list[PaddedChunk]:
+    """One unpadded chunk per client: what the reference loop trains on."""
+    offsets = examples.offsets
+    return [_pad(examples, np.array([k]), offsets) for k in range(len(examples.clients))]
+
+
+def _pad(examples: RoundExamples, rows: np.ndarray, offsets: np.ndarray) -> PaddedChunk:
+    n_neg = examples.negatives.shape[1]
+    length = max(1, int(examples.counts[rows].max()))
+    items = np.zeros((len(rows), length, 1 + n_neg), dtype=np.int64)
+    item_mask = np.zeros((len(rows), length, 1 + n_neg), dtype=bool)
+    weights = np.zeros((len(rows), length), dtype=np.float32)
+    for k, row in enumerate(rows):
+        span = slice(offsets[row], offsets[row + 1])
+        n = offsets[row + 1] - offsets[row]
+        items[k, :n, 0] = examples.positives[span]
+        items[k, :n, 1:] = examples.negatives[span]
+        item_mask[k, :n, 0] = True
+        item_mask[k, :n, 1:] = examples.negative_ok[span]
+        weights[k, :n] = examples.weights[span]
+    return PaddedChunk(
+        rows=rows,
+        clients=torch.from_numpy(examples.clients[rows]),
+        items=torch.from_numpy(items),
+        item_mask=torch.from_numpy(item_mask),
+        weights=torch.from_numpy(weights),
+    )

@@ -1,0 +1,50 @@
+"""Communication accounting, from the tensors a client actually sends and receives."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from mmfedrec.federation.local import LocalResult
+
+
+def client_upload(result: LocalResult, k: int) -> dict[str, Tensor]:
+    """The exact message client k of a chunk sends: shared deltas, one update per touched item
+    (indices + vectors, rows of the same item merged), routed mass and its example count."""
+    mask = result.row_mask[k]
+    items = result.row_items[k][mask]
+    deltas = result.row_delta[k][mask]
+    unique_items, inverse = torch.unique(items, return_inverse=True)
+    merged = torch.zeros(len(unique_items), deltas.shape[-1]).index_add_(0, inverse, deltas)
+    message = {f"shared.{name}": delta[k] for name, delta in result.shared_delta.items()}
+    message["items.index"] = unique_items
+    message["items.delta"] = merged
+    if result.routed_mass is not None:
+        message["routed_mass"] = result.routed_mass[k]
+    message["n_examples"] = result.n_examples[k : k + 1].to(torch.int64)
+    return message
+
+
+def message_nbytes(message: dict[str, Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in message.values())
+
+
+def upload_nbytes(result: LocalResult, n_items: int) -> Tensor:
+    """(C,) bytes each client of the chunk uploads; equals `message_nbytes(client_upload(...))`,
+    computed without building the messages."""
+    n_clients = result.n_examples.shape[0]
+    dense = sum(d[0].numel() * d.element_size() for d in result.shared_delta.values())
+    if result.routed_mass is not None:
+        dense += result.routed_mass[0].numel() * result.routed_mass.element_size()
+    dense += 8  # n_examples as int64
+    owners = torch.arange(n_clients).view(-1, 1, 1).expand_as(result.row_items)
+    keys = torch.unique(owners[result.row_mask] * n_items + result.row_items[result.row_mask])
+    unique_rows = torch.bincount(keys // n_items, minlength=n_clients)
+    row_bytes = 8 + result.row_delta.shape[-1] * result.row_delta.element_size()  # int64 index + vector
+    return dense + unique_rows * row_bytes
+
+
+def download_nbytes(shared: dict[str, Tensor], item_table: Tensor) -> int:
+    """Bytes a client downloads per round: the global shared tensors and the item vectors
+    (all of them, so the device can rank the whole catalogue locally)."""
+    return sum(t.numel() * t.element_size() for t in shared.values()) + item_table.numel() * item_table.element_size()

@@ -1,0 +1,169 @@
+"""The in-process simulation engine: rounds of select -> local train -> aggregate.
+
+`engine="batched"` trains all selected clients of a round in a few padded tensor programs;
+`engine="loop"` trains them one by one with the same `local_train` (the reference). Both draw
+the same examples from the same generator, so they agree to float tolerance.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mmfedrec.data.splits import Split
+from mmfedrec.federation.aggregation import ServerOptimizer, expertwise_mean, fedavg_stacked, item_row_mean
+from mmfedrec.federation.batches import build_round_examples, pad_chunks, single_client_chunks
+from mmfedrec.federation.comm import download_nbytes, upload_nbytes
+from mmfedrec.federation.item_tower import ItemTower, TowerUpdater
+from mmfedrec.federation.local import LocalConfig, LocalResult, local_train
+
+
+@dataclass(frozen=True)
+class FederatedConfig:
+    rounds: int = 30
+    client_fraction: float = 1.0  # clients sampled per round
+    engine: str = "batched"  # "batched" or "loop"
+    n_negatives: int = 4  # negatives per positive
+    server_optimizer: str = "fedavg"  # "fedavg" or "fedadam"
+    server_lr: float = 1.0  # on the dense shared tensors
+    content_lr: float = 0.05  # server step on the item tower's content modules
+    expertwise: bool = True  # weight expert updates by routed mass (else by examples)
+    federate: bool = True  # False: local-only baseline, every client keeps its own item vectors
+    max_cells: int = 1 << 15  # padded examples per batched chunk (bounds memory)
+    local: LocalConfig = field(default_factory=LocalConfig)
+
+
+@dataclass(frozen=True)
+class RoundStats:
+    round: int
+    seconds: float
+    clients: int
+    upload_bytes_per_client: float
+    download_bytes_per_client: float
+
+
+class Simulation:
+    """Server state + every client's private state for one federated run."""
+
+    def __init__(self, model: object, tower: ItemTower, split: Split, config: FederatedConfig, seed: int) -> None:
+        self.model = model
+        self.tower = tower
+        self.split = split
+        self.config = config
+        generator = torch.Generator().manual_seed(seed)
+        self.shared = model.init_shared(generator)
+        self.private = model.init_private(split.n_users, generator)
+        self.rng = np.random.default_rng(seed)
+        self.indptr, self.train_items = split.train_csr()
+        self.server_optimizer = ServerOptimizer(self.shared, config.server_optimizer, config.server_lr)
+        self.tower_updater = TowerUpdater(tower, config.content_lr)
+        self.local_tables: Tensor | None = None
+        if not config.federate:  # local-only: each client owns a copy of the starting item vectors
+            with torch.no_grad():
+                self.local_tables = tower().detach().unsqueeze(0).repeat(split.n_users, 1, 1)
+        self.pseudo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def select_clients(self) -> np.ndarray:
+        n_users = self.split.n_users
+        if self.config.client_fraction >= 1.0:
+            return np.arange(n_users)
+        k = max(1, round(self.config.client_fraction * n_users))
+        return np.sort(self.rng.choice(n_users, size=k, replace=False))
+
+    def run_round(self, round_index: int) -> RoundStats:
+        started = time.perf_counter()
+        clients = self.select_clients()
+        clients = clients[self.indptr[clients + 1] > self.indptr[clients]]  # nothing to train on: not selected
+        examples = build_round_examples(
+            clients, self.indptr, self.train_items, self.split.n_items, self.config.n_negatives, self.rng, self.pseudo
+        )
+        chunks = pad_chunks(examples, self.config.max_cells) if self.config.engine == "batched" else single_client_chunks(examples)
+        with torch.no_grad():
+            item_table = self.tower().detach()
+        results: list[LocalResult] = []
+        upload = torch.zeros(len(clients), dtype=torch.float64)
+        for chunk in chunks:
+            private = {k: v[chunk.clients] for k, v in self.private.items()}
+            if self.local_tables is None:
+                rows = item_table[chunk.items]
+            else:
+                rows = self.local_tables[chunk.clients.view(-1, 1, 1), chunk.items]
+            result = local_train(self.model, self.shared, private, rows, chunk, self.config.local)
+            for name, value in result.private.items():
+                self.private[name][chunk.clients] = value
+            upload[torch.from_numpy(chunk.rows)] = upload_nbytes(result, self.split.n_items).double()
+            if self.local_tables is not None:
+                self._apply_locally(chunk.clients, result)
+            results.append(result)
+        if self.config.federate:
+            self._aggregate(results, chunks)
+        download = download_nbytes(self.shared, item_table) if self.config.federate else 0
+        return RoundStats(
+            round=round_index,
+            seconds=time.perf_counter() - started,
+            clients=len(clients),
+            upload_bytes_per_client=float(upload.mean()) if self.config.federate else 0.0,
+            download_bytes_per_client=float(download),
+        )
+
+    def _apply_locally(self, clients: Tensor, result: LocalResult) -> None:
+        owners = clients.view(-1, 1, 1).expand_as(result.row_items)
+        mask = result.row_mask
+        self.local_tables.index_put_((owners[mask], result.row_items[mask]), result.row_delta[mask], accumulate=True)
+
+    def _aggregate(self, results: list[LocalResult], chunks: list) -> None:
+        n_examples = torch.cat([r.n_examples for r in results])
+        delta: dict[str, Tensor] = {}
+        for name in self.shared:
+            stacked = torch.cat([r.shared_delta[name] for r in results])
+            if self.config.expertwise and name.startswith("experts.") and results[0].routed_mass is not None:
+                delta[name] = expertwise_mean(stacked, torch.cat([r.routed_mass for r in results]))
+            else:
+                delta[name] = fedavg_stacked(stacked, n_examples)
+        self.server_optimizer.step(self.shared, delta)
+
+        items, deltas, owners = [], [], []
+        for result, chunk in zip(results, chunks, strict=True):
+            mask = result.row_mask
+            items.append(result.row_items[mask])
+            deltas.append(result.row_delta[mask])
+            owners.append(chunk.clients.view(-1, 1, 1).expand_as(result.row_items)[mask])
+        row_update = item_row_mean(torch.cat(items), torch.cat(deltas), torch.cat(owners), self.split.n_items)
+        self.tower_updater.step(row_update)
+
+    def scorer(self):
+        """Scores (B, I) for user indices, from each client's private state and the global model."""
+        with torch.no_grad():
+            item_table = self.tower().detach()
+        shared = {k: v.unsqueeze(0) for k, v in self.shared.items()}
+
+        def score(users: np.ndarray) -> np.ndarray:
+            index = torch.from_numpy(np.asarray(users, dtype=np.int64))
+            private = {k: v[index] for k, v in self.private.items()}
+            rows = item_table.unsqueeze(0) if self.local_tables is None else self.local_tables[index]
+            with torch.no_grad():
+                return self.model.scores(private, shared, rows).numpy()
+
+        return score
+
+    def state(self) -> dict[str, Tensor]:
+        """Everything needed to score: a snapshot for model selection and checkpoints."""
+        snapshot = {f"shared.{k}": v.clone() for k, v in self.shared.items()}
+        snapshot.update({f"private.{k}": v.clone() for k, v in self.private.items()})
+        snapshot.update({f"tower.{k}": v.detach().clone() for k, v in self.tower.state_dict().items()})
+        if self.local_tables is not None:
+            snapshot["local_tables"] = self.local_tables.clone()
+        return snapshot
+
+    def load_state(self, snapshot: dict[str, Tensor]) -> None:
+        for k in self.shared:
+            self.shared[k].copy_(snapshot[f"shared.{k}"])
+        for k in self.private:
+            self.private[k].copy_(snapshot[f"private.{k}"])
+        self.tower.load_state_dict({k[len("tower.") :]: v for k, v in snapshot.items() if k.startswith("tower.")})
+        if self.local_tables is not None:
+            self.local_tables.copy_(snapshot["local_tables"])
