@@ -5,6 +5,7 @@ Library code never reads environment variables; entry points call `configure_run
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 OFFLINE_ENV = {
@@ -40,8 +41,6 @@ def configure_runtime(threads: int | None = None) -> int:
 
     torch.set_num_threads(n_threads)
     if torch.get_num_interop_threads() != 1:
-        try:
+        with contextlib.suppress(RuntimeError):  # already set once in this process: keep the first setting
             torch.set_num_interop_threads(1)
-        except RuntimeError:  # already set once in this process: keep the first setting
-            pass
     return n_threads

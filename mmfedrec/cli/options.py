@@ -10,7 +10,9 @@ from mmfedrec.data.spec import DATASET_NAMES, DatasetSpec
 
 def add_dataset_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("dataset")
-    group.add_argument("--dataset", choices=DATASET_NAMES, default="synthetic", help="default: the embedded synthetic set")
+    group.add_argument(
+        "--dataset", choices=DATASET_NAMES, default="synthetic", help="default: the embedded synthetic set"
+    )
     group.add_argument("--root", type=Path, help="folder of a MovieLens release (u.data / ratings.dat)")
     group.add_argument("--interactions", type=Path, dest="interactions_file", help="csv/parquet interactions file")
     group.add_argument("--items", type=Path, dest="items_file", help="csv/parquet items file")

@@ -40,7 +40,7 @@ class UserRanks:
         return {
             "sampled": _means(sampled, SAMPLED_KS, ("hr", "ndcg", "mrr")),
             "full": _means(full, FULL_KS, ("recall", "ndcg", "mrr")),
-            "users": int(len(sampled)),
+            "users": len(sampled),
         }
 
 

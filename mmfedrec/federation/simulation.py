@@ -81,7 +81,11 @@ class Simulation:
         examples = build_round_examples(
             clients, self.indptr, self.train_items, self.split.n_items, self.config.n_negatives, self.rng, self.pseudo
         )
-        chunks = pad_chunks(examples, self.config.max_cells) if self.config.engine == "batched" else single_client_chunks(examples)
+        chunks = (
+            pad_chunks(examples, self.config.max_cells)
+            if self.config.engine == "batched"
+            else single_client_chunks(examples)
+        )
         with torch.no_grad():
             item_table = self.tower().detach()
         results: list[LocalResult] = []

@@ -17,6 +17,8 @@ def expertwise_mean(stacked: Tensor, routed_mass: Tensor) -> Tensor:
     result[k] = sum_c m[c, k] x[c, k] / sum_c m[c, k]; an expert nobody routed to keeps a zero update.
     """
     if stacked.shape[:2] != routed_mass.shape:
-        raise MmfedrecError(f"expert tensor {tuple(stacked.shape)} does not match routed mass {tuple(routed_mass.shape)}")
+        raise MmfedrecError(
+            f"expert tensor {tuple(stacked.shape)} does not match routed mass {tuple(routed_mass.shape)}"
+        )
     weights = routed_mass / routed_mass.sum(0).clamp_min(1e-12)  # (C, K), columns sum to 1
     return (weights.view(*weights.shape, *[1] * (stacked.dim() - 2)) * stacked).sum(0)

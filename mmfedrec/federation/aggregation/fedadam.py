@@ -15,7 +15,9 @@ class ServerOptimizer:
             raise ValueError(f"server optimizer must be 'fedavg' or 'fedadam', got {kind!r}")
         self.kind = kind
         self.lr = lr
-        self.adam = torch.optim.Adam(list(params.values()), lr=lr, betas=(0.9, 0.99), eps=1e-3) if kind == "fedadam" else None
+        self.adam = (
+            torch.optim.Adam(list(params.values()), lr=lr, betas=(0.9, 0.99), eps=1e-3) if kind == "fedadam" else None
+        )
 
     def step(self, params: dict[str, Tensor], delta: dict[str, Tensor]) -> None:
         if self.adam is None:

@@ -1,0 +1,97 @@
+"""Centralised training of the same client models: the upper bound a federation aims at.
+
+All users' examples sit on one server; each minibatch mixes users, one example per row (a
+"client" of length 1), so the very same `scores` code runs with the shared tensors and the item
+tower as ordinary global parameters, trained by Adam.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from mmfedrec.data.splits import Split
+from mmfedrec.federation.batches import build_round_examples
+from mmfedrec.federation.item_tower import ItemTower
+from mmfedrec.federation.local import example_loss
+from mmfedrec.federation.simulation import RoundStats
+
+
+class CentralTrainer:
+    """One epoch per `run_round`, so federated and central curves share an x axis."""
+
+    def __init__(
+        self,
+        model: object,
+        tower: ItemTower,
+        split: Split,
+        seed: int,
+        n_negatives: int = 4,
+        lr: float = 0.005,
+        batch_size: int = 1024,
+        loss: str = "bce",
+        weight_decay: float = 1e-6,
+    ) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.model, self.tower, self.split = model, tower, split
+        self.shared = {k: v.requires_grad_() for k, v in model.init_shared(generator).items()}
+        self.private = {k: v.requires_grad_() for k, v in model.init_private(split.n_users, generator).items()}
+        self.rng = np.random.default_rng(seed)
+        self.indptr, self.train_items = split.train_csr()
+        self.n_negatives, self.batch_size, self.loss = n_negatives, batch_size, loss
+        params = [*self.shared.values(), *self.private.values(), *tower.parameters()]
+        self.optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        self.pseudo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def run_round(self, round_index: int) -> RoundStats:
+        started = time.perf_counter()
+        users = np.arange(self.split.n_users)
+        examples = build_round_examples(
+            users, self.indptr, self.train_items, self.split.n_items, self.n_negatives, self.rng, self.pseudo
+        )
+        owners = torch.from_numpy(np.repeat(examples.clients, examples.counts))
+        items = torch.from_numpy(np.concatenate([examples.positives[:, None], examples.negatives], 1))  # (E, 1+n)
+        mask = torch.from_numpy(np.concatenate([np.ones((len(owners), 1), bool), examples.negative_ok], 1)).float()
+        weights = torch.from_numpy(examples.weights)
+        order = torch.from_numpy(self.rng.permutation(len(owners)))
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            item_table = self.tower()  # (I, D+1), in the graph: the tower trains end to end
+            private = {k: v[owners[batch]] for k, v in self.private.items()}
+            shared = {k: v.unsqueeze(0) for k, v in self.shared.items()}
+            scores = self.model.scores(private, shared, item_table[items[batch]])  # (B, 1+n)
+            per_example = example_loss(scores.unsqueeze(1), mask[batch].unsqueeze(1), self.loss).squeeze(1)
+            loss = (per_example * weights[batch]).mean() + self.model.auxiliary_loss(private, shared).mean()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        return RoundStats(round_index, time.perf_counter() - started, len(users), 0.0, 0.0)
+
+    def scorer(self):
+        with torch.no_grad():
+            item_table = self.tower().unsqueeze(0)
+        shared = {k: v.detach().unsqueeze(0) for k, v in self.shared.items()}
+
+        def score(users: np.ndarray) -> np.ndarray:
+            index = torch.from_numpy(np.asarray(users, dtype=np.int64))
+            with torch.no_grad():
+                private = {k: v.detach()[index] for k, v in self.private.items()}
+                return self.model.scores(private, shared, item_table).numpy()
+
+        return score
+
+    def state(self) -> dict[str, torch.Tensor]:
+        snapshot = {f"shared.{k}": v.detach().clone() for k, v in self.shared.items()}
+        snapshot.update({f"private.{k}": v.detach().clone() for k, v in self.private.items()})
+        snapshot.update({f"tower.{k}": v.detach().clone() for k, v in self.tower.state_dict().items()})
+        return snapshot
+
+    def load_state(self, snapshot: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for k in self.shared:
+                self.shared[k].copy_(snapshot[f"shared.{k}"])
+            for k in self.private:
+                self.private[k].copy_(snapshot[f"private.{k}"])
+        self.tower.load_state_dict({k[len("tower.") :]: v for k, v in snapshot.items() if k.startswith("tower.")})
