@@ -16,13 +16,13 @@ def to_implicit(interactions: Interactions, min_rating: float | None) -> Interac
     frame = interactions.frame
     if min_rating is not None:
         frame = frame[frame["rating"].to_numpy() >= min_rating]
+    users, items = frame["user_id"].to_numpy(), frame["item_id"].to_numpy()
     row = np.arange(len(frame))
-    order = np.lexsort(
-        (row, -frame["rating"].to_numpy(), -frame["timestamp"].to_numpy(), frame["item_id"], frame["user_id"])
-    )
-    ordered = frame.iloc[order]
-    first = ~ordered.duplicated(subset=["user_id", "item_id"], keep="first").to_numpy()
-    return make_interactions(ordered[first].sort_index())
+    order = np.lexsort((row, -frame["rating"].to_numpy(), -frame["timestamp"].to_numpy(), items, users))
+    users, items = users[order], items[order]
+    first = np.ones(len(order), dtype=bool)  # the first row of each (user, item) run in this order
+    first[1:] = (users[1:] != users[:-1]) | (items[1:] != items[:-1])
+    return make_interactions(frame.iloc[np.sort(order[first])])
 
 
 def kcore(interactions: Interactions, k: int) -> Interactions:

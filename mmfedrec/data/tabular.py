@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
@@ -66,7 +67,7 @@ def read_delimited(path: Path, columns: dict[str, str], sep: str, encoding: str 
     return frame
 
 
-def _raise_first_bad_line(path: Path, text: str, columns: dict[str, str], sep: str) -> None:
+def _raise_first_bad_line(path: Path, text: str, columns: dict[str, str], sep: str) -> NoReturn:
     shown_sep = "::" if sep == "\x1f" else sep
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split(sep)
@@ -164,7 +165,7 @@ def load_tabular(interactions_file: Path, items_file: Path | None, name: str = "
     `text`, `image_path` (relative paths resolve against the items file's folder; unreadable images
     become a missing modality, listed in notes). Without an items file, the catalogue holds the ids only.
     """
-    from mmfedrec.data.enrich import readable_image
+    from mmfedrec.data.enrich import readable_image  # enrich imports this module's readers
 
     table = read_table(interactions_file)
     columns = {key: pick_column(table, interactions_file, names) for key, names in INTERACTION_ALIASES.items()}
