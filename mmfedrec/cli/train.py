@@ -19,7 +19,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--engine", choices=("sim", "loop"), default="sim", help="sim: batched in-process engine")
     group.add_argument("--client-fraction", type=float, default=1.0, help="fraction of clients per round")
     group.add_argument("--local-epochs", type=int, default=1)
-    group.add_argument("--lr", type=float, default=0.5, help="client SGD step")
+    group.add_argument("--lr", type=float, default=0.01, help="client step size")
+    group.add_argument("--local-optimizer", choices=("adam", "sgd"), default="adam")
     group.add_argument("--batch-size", type=int, default=64, help="examples per local step")
     group.add_argument("--negatives", type=int, default=4, help="training negatives per positive")
     group.add_argument("--eval-negatives", type=int, default=99, help="sampled-protocol negatives per user")
@@ -56,7 +57,7 @@ def experiment_config(args: argparse.Namespace, method: str, out: Path):
         raise MmfedrecError(f"--rounds must be >= 1, got {args.rounds}")
     if not 0.0 < args.client_fraction <= 1.0:
         raise MmfedrecError(f"--client-fraction must be in (0, 1], got {args.client_fraction}")
-    local = LocalConfig(args.lr, args.local_epochs, args.batch_size, args.loss, args.fedprox_mu)
+    local = LocalConfig(args.lr, args.local_optimizer, args.local_epochs, args.batch_size, args.loss, args.fedprox_mu)
     federated = FederatedConfig(
         client_fraction=args.client_fraction,
         engine="batched" if args.engine == "sim" else "loop",

@@ -2,8 +2,9 @@
 
 The batched engine calls `local_train` on padded chunks of many clients; the reference loop
 calls it on one client at a time (C = 1). Each client gets its own copy of the shared tensors
-and of the item vectors it touches; plain SGD (no momentum) means a padded step with no data
-leaves a client untouched, so both engines compute the same thing.
+and of the item vectors it touches. Padding sits at the end of each client's examples and a
+step in which a client has no example is undone for it, so both engines compute the same thing
+(optimizer state is elementwise, hence per client, and starts fresh each round).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from mmfedrec.federation.batches import PaddedChunk
 
 @dataclass(frozen=True)
 class LocalConfig:
-    lr: float = 0.5  # client SGD step size (per-example mean loss, so embeddings need a large step)
+    lr: float = 0.01  # client step size
+    optimizer: str = "adam"  # "adam" (fresh state each round) or "sgd"
     local_epochs: int = 1  # passes over the client's examples per round
     batch_size: int = 64  # examples (positive + its negatives) per local step
     loss: str = "bce"  # "bce" (sampled negatives) or "bpr"
@@ -55,6 +57,22 @@ def example_loss(scores: Tensor, mask: Tensor, kind: str) -> Tensor:
     raise ValueError(f"loss must be 'bce' or 'bpr', got {kind!r}")
 
 
+def _optimizer(config: LocalConfig, params: list[Tensor]) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr)
+    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {config.optimizer!r}")
+
+
+@torch.no_grad()
+def _keep_inactive(params: list[Tensor], before: list[Tensor], active: Tensor) -> None:
+    """Undo a step for clients with no example in it: Adam's momentum would move them anyway,
+    while the one-client loop never takes that step."""
+    for param, old in zip(params, before, strict=True):
+        param.copy_(torch.where(active.view(-1, *[1] * (param.dim() - 1)), param, old))
+
+
 def local_train(
     model: object,
     shared: dict[str, Tensor],
@@ -74,14 +92,15 @@ def local_train(
     n_clients, length = chunk.weights.shape
     local_shared = {k: v.unsqueeze(0).repeat(n_clients, *[1] * v.dim()).requires_grad_() for k, v in shared.items()}
     local_private = {k: v.clone().requires_grad_() for k, v in private.items()}
-    rows = item_rows.clone().requires_grad_()
-    optimizer = torch.optim.SGD([*local_shared.values(), *local_private.values(), rows], lr=config.lr)
+    # One leaf per step slice: a step's backward then only touches the item vectors it used.
+    steps = [slice(start, start + config.batch_size) for start in range(0, length, config.batch_size)]
+    step_rows = [item_rows[:, step].clone().requires_grad_() for step in steps]
+    client_params = [*local_shared.values(), *local_private.values()]
+    optimizer = _optimizer(config, [*client_params, *step_rows])
     item_mask = chunk.item_mask.float()
     real = chunk.weights > 0  # (C, L)
     for _ in range(config.local_epochs):
-        for start in range(0, length, config.batch_size):
-            step = slice(start, start + config.batch_size)
-            batch_rows = rows[:, step]  # (C, B, 1 + n_neg, D + 1)
+        for step, batch_rows in zip(steps, step_rows, strict=True):  # batch_rows: (C, B, 1 + n_neg, D + 1)
             flat = batch_rows.reshape(n_clients, -1, batch_rows.shape[-1])  # (C, B * (1 + n_neg), D + 1)
             scores = model.scores(local_private, local_shared, flat).view(batch_rows.shape[:-1])  # (C, B, 1 + n_neg)
             per_example = example_loss(scores, item_mask[:, step], config.loss) * chunk.weights[:, step]
@@ -97,7 +116,9 @@ def local_train(
                     loss = loss + active * 0.5 * config.proximal_mu * drift
             optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()
+            before = [p.detach().clone() for p in client_params]
             optimizer.step()
+            _keep_inactive(client_params, before, n_real > 0)
     with torch.no_grad():
         final_private = {k: v.detach() for k, v in local_private.items()}
         final_shared = {k: v.detach() for k, v in local_shared.items()}
@@ -108,7 +129,7 @@ def local_train(
             shared_delta={k: final_shared[k] - shared[k] for k in shared},
             row_items=chunk.items,
             row_mask=chunk.item_mask,
-            row_delta=rows.detach() - item_rows,
+            row_delta=torch.cat([r.detach() for r in step_rows], dim=1) - item_rows,
             routed_mass=None if gate is None else gate * n_examples.unsqueeze(-1),
             n_examples=n_examples,
         )

@@ -9,7 +9,9 @@ from mmfedrec.data.splits import Split, leave_one_out
 from mmfedrec.data.types import make_interactions
 
 
-def planted_split(n_users: int = 60, n_items: int = 80, n_groups: int = 4, seed: int = 0, n_negatives: int = 20) -> Split:
+def planted_split(
+    n_users: int = 60, n_items: int = 80, n_groups: int = 4, seed: int = 0, n_negatives: int = 20
+) -> Split:
     """Users in `n_groups` taste groups, each liking its own block of items; 5-30 events each."""
     rng = np.random.default_rng(seed)
     rows = []

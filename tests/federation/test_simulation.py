@@ -10,7 +10,7 @@ from mmfedrec.federation.simulation import FederatedConfig, Simulation
 from tests.federation.helpers import planted_split
 
 
-def make_simulation(engine: str, model_name: str = "moe", lr: float = 0.2, **overrides) -> Simulation:
+def make_simulation(engine: str, model_name: str = "moe", lr: float = 0.01, **overrides) -> Simulation:
     split = planted_split()
     config = FederatedConfig(engine=engine, max_cells=256, local=LocalConfig(lr=lr, batch_size=8), **overrides)
     tower = ItemTower(split.n_items, 16, generator=torch.Generator().manual_seed(0))
@@ -32,7 +32,7 @@ def test_batched_engine_matches_the_per_client_loop(model_name: str) -> None:
 
 
 def test_federated_training_learns_the_planted_groups() -> None:
-    simulation = make_simulation("batched", lr=0.5)
+    simulation = make_simulation("batched", lr=0.05)
     before = evaluate(simulation.scorer(), simulation.split, "valid")["sampled"]["hr@10"]
     for round_index in range(20):
         simulation.run_round(round_index)
