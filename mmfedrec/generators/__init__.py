@@ -1,0 +1,45 @@
+"""Generative augmentation for sparse clients: a diffusion denoiser over preference profiles,
+its federated training, augmenters and inspection of what they synthesize.
+
+Submodules that need diffusers load on first attribute access, so `import mmfedrec.generators`
+stays light.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "AugmentationPolicy": "mmfedrec.generators.policy",
+    "PseudoInteractions": "mmfedrec.generators.policy",
+    "make_sparse": "mmfedrec.generators.sparse_clients",
+    "Augmenter": "mmfedrec.generators.augmenters",
+    "NoAugmenter": "mmfedrec.generators.augmenters",
+    "PopularityAugmenter": "mmfedrec.generators.augmenters",
+    "ItemKNNAugmenter": "mmfedrec.generators.augmenters",
+    "augmenter_from_name": "mmfedrec.generators.augmenters",
+    "DiffusionAugmenter": "mmfedrec.generators.augmenters.diffusion",
+    "DiffusionAugmenterConfig": "mmfedrec.generators.augmenters.diffusion",
+    "ProfileDenoiser": "mmfedrec.generators.denoiser",
+    "ProfileSpace": "mmfedrec.generators.profiles",
+    "ProfileSynthesizer": "mmfedrec.generators.synthesizer",
+    "training_scheduler": "mmfedrec.generators.scheduling",
+    "sampling_scheduler": "mmfedrec.generators.scheduling",
+    "FederatedDenoiserConfig": "mmfedrec.generators.federated",
+    "train_federated": "mmfedrec.generators.federated",
+    "CentralDenoiserConfig": "mmfedrec.generators.central",
+    "train_central": "mmfedrec.generators.central",
+    "ClientSynthesis": "mmfedrec.generators.inspection",
+    "synthesize_for_client": "mmfedrec.generators.inspection",
+    "synth_report": "mmfedrec.generators.inspection",
+    "write_synth_report": "mmfedrec.generators.inspection",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)
