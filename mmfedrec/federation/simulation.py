@@ -15,11 +15,12 @@ import torch
 from torch import Tensor
 
 from mmfedrec.data.splits import Split
-from mmfedrec.federation.aggregation import ServerOptimizer, expertwise_mean, fedavg_stacked, item_row_mean
+from mmfedrec.federation.aggregation.sums import UpdateSums, update_sums
 from mmfedrec.federation.batches import build_round_examples, pad_chunks, single_client_chunks
 from mmfedrec.federation.comm import download_nbytes, upload_nbytes
-from mmfedrec.federation.item_tower import ItemTower, TowerUpdater
+from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import LocalConfig, LocalResult, local_train
+from mmfedrec.federation.server import ServerModel
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,7 @@ class Simulation:
         self.private = model.init_private(split.n_users, generator)
         self.rng = np.random.default_rng(seed)
         self.indptr, self.train_items = split.train_csr()
-        self.server_optimizer = ServerOptimizer(self.shared, config.server_optimizer, config.server_lr)
-        self.tower_updater = TowerUpdater(tower, config.content_lr)
+        self.server = ServerModel(self.shared, tower, config.server_optimizer, config.server_lr, config.content_lr)
         self.local_tables: Tensor | None = None
         if not config.federate:  # local-only: each client owns a copy of the starting item vectors
             with torch.no_grad():
@@ -86,9 +86,8 @@ class Simulation:
             if self.config.engine == "batched"
             else single_client_chunks(examples)
         )
-        with torch.no_grad():
-            item_table = self.tower().detach()
-        results: list[LocalResult] = []
+        item_table = self.server.item_table()
+        sums: UpdateSums | None = None
         upload = torch.zeros(len(clients), dtype=torch.float64)
         for chunk in chunks:
             private = {k: v[chunk.clients] for k, v in self.private.items()}
@@ -100,11 +99,13 @@ class Simulation:
             for name, value in result.private.items():
                 self.private[name][chunk.clients] = value
             upload[torch.from_numpy(chunk.rows)] = upload_nbytes(result, self.split.n_items).double()
-            if self.local_tables is not None:
+            if self.local_tables is None:
+                chunk_sums = update_sums(result, chunk.clients, self.split.n_items, self.config.expertwise)
+                sums = chunk_sums if sums is None else sums + chunk_sums
+            else:
                 self._apply_locally(chunk.clients, result)
-            results.append(result)
-        if self.config.federate:
-            self._aggregate(results, chunks)
+        if sums is not None:
+            self.server.apply(sums)
         download = download_nbytes(self.shared, item_table) if self.config.federate else 0
         return RoundStats(
             round=round_index,
@@ -119,30 +120,9 @@ class Simulation:
         mask = result.row_mask
         self.local_tables.index_put_((owners[mask], result.row_items[mask]), result.row_delta[mask], accumulate=True)
 
-    def _aggregate(self, results: list[LocalResult], chunks: list) -> None:
-        n_examples = torch.cat([r.n_examples for r in results])
-        delta: dict[str, Tensor] = {}
-        for name in self.shared:
-            stacked = torch.cat([r.shared_delta[name] for r in results])
-            if self.config.expertwise and name.startswith("experts.") and results[0].routed_mass is not None:
-                delta[name] = expertwise_mean(stacked, torch.cat([r.routed_mass for r in results]))
-            else:
-                delta[name] = fedavg_stacked(stacked, n_examples)
-        self.server_optimizer.step(self.shared, delta)
-
-        items, deltas, owners = [], [], []
-        for result, chunk in zip(results, chunks, strict=True):
-            mask = result.row_mask
-            items.append(result.row_items[mask])
-            deltas.append(result.row_delta[mask])
-            owners.append(chunk.clients.view(-1, 1, 1).expand_as(result.row_items)[mask])
-        row_update = item_row_mean(torch.cat(items), torch.cat(deltas), torch.cat(owners), self.split.n_items)
-        self.tower_updater.step(row_update)
-
     def scorer(self):
         """Scores (B, I) for user indices, from each client's private state and the global model."""
-        with torch.no_grad():
-            item_table = self.tower().detach()
+        item_table = self.server.item_table()
         shared = {k: v.unsqueeze(0) for k, v in self.shared.items()}
 
         def score(users: np.ndarray) -> np.ndarray:

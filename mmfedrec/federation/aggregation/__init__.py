@@ -1,8 +1,12 @@
-"""Aggregation strategies as small pure functions, one algorithm per file."""
+"""Aggregation strategies as small pure functions, one algorithm per file.
 
-from mmfedrec.federation.aggregation.expertwise import expertwise_mean
+- `fedavg`: the example-weighted mean (McMahan et al., 2017);
+- `sums`: FedAvg, expert-wise (routed-mass weighted) and per-item row means as additive sums,
+  so clients, chunks and silos aggregate identically;
+- `fedadam`: the server optimizer (FedAvg step or FedAdam).
+"""
+
 from mmfedrec.federation.aggregation.fedadam import ServerOptimizer
-from mmfedrec.federation.aggregation.fedavg import fedavg, fedavg_stacked
-from mmfedrec.federation.aggregation.item_rows import item_row_mean
+from mmfedrec.federation.aggregation.fedavg import fedavg
 
-__all__ = ["ServerOptimizer", "expertwise_mean", "fedavg", "fedavg_stacked", "item_row_mean"]
+__all__ = ["ServerOptimizer", "fedavg"]

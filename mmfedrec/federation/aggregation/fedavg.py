@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
-from torch import Tensor
 
 from mmfedrec.errors import MmfedrecError
 
@@ -30,11 +29,3 @@ def fedavg(updates: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[floa
         name: torch.einsum("c,c...->...", normalized, torch.stack([update[name] for update in updates]))
         for name in updates[0]
     }
-
-
-def fedavg_stacked(stacked: Tensor, weights: Tensor) -> Tensor:
-    """FedAvg over stacked client tensors (C, ...) with weights (C,): sum_c w_c x_c / sum_c w_c."""
-    total = weights.sum()
-    if total <= 0:
-        raise MmfedrecError("fedavg weights sum to zero")
-    return torch.tensordot(weights / total, stacked, dims=1)

@@ -1,0 +1,74 @@
+"""Additive partial sums of client updates, so any grouping of clients aggregates the same way.
+
+FedAvg, expert-wise averaging and item-row averaging are all ratios of sums over clients.
+A silo (a Flower SuperNode holding many users) can therefore send the sums for its clients,
+and the server adds the silos' sums and divides once: exactly what the in-process engine
+computes client by client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from mmfedrec.federation.local import LocalResult
+
+
+@dataclass
+class UpdateSums:
+    weighted: dict[str, Tensor]  # name -> sum_c w_c * delta_c (expert tensors: per expert)
+    weights: dict[str, Tensor]  # name -> sum_c w_c, a scalar (or (K,) for expert tensors)
+    row_sum: Tensor  # (I, D + 1) sum of item-vector updates
+    row_senders: Tensor  # (I,) how many clients sent an update for each item
+
+    def __add__(self, other: UpdateSums) -> UpdateSums:
+        return UpdateSums(
+            {k: v + other.weighted[k] for k, v in self.weighted.items()},
+            {k: v + other.weights[k] for k, v in self.weights.items()},
+            self.row_sum + other.row_sum,
+            self.row_senders + other.row_senders,
+        )
+
+    def tensors(self) -> dict[str, Tensor]:
+        """Flat name -> tensor view, for sending over the wire."""
+        flat = {f"weighted.{k}": v for k, v in self.weighted.items()}
+        flat |= {f"weights.{k}": v for k, v in self.weights.items()}
+        return flat | {"row_sum": self.row_sum, "row_senders": self.row_senders}
+
+    @classmethod
+    def from_tensors(cls, flat: dict[str, Tensor]) -> UpdateSums:
+        def group(prefix: str) -> dict[str, Tensor]:
+            return {k[len(prefix) :]: v for k, v in flat.items() if k.startswith(prefix)}
+
+        return cls(group("weighted."), group("weights."), flat["row_sum"], flat["row_senders"])
+
+
+def update_sums(result: LocalResult, clients: Tensor, n_items: int, expertwise: bool) -> UpdateSums:
+    """Sums for one chunk of clients (`clients`: their global ids, to count item senders once)."""
+    weighted, weights = {}, {}
+    for name, delta in result.shared_delta.items():  # (C, ...)
+        if expertwise and name.startswith("experts.") and result.routed_mass is not None:
+            mass = result.routed_mass  # (C, K)
+            weighted[name] = (mass.view(*mass.shape, *[1] * (delta.dim() - 2)) * delta).sum(0)
+            weights[name] = mass.sum(0)
+        else:
+            weighted[name] = torch.tensordot(result.n_examples, delta, dims=1)
+            weights[name] = result.n_examples.sum()
+    mask = result.row_mask
+    items = result.row_items[mask]
+    row_sum = torch.zeros(n_items, result.row_delta.shape[-1]).index_add_(0, items, result.row_delta[mask])
+    owners = clients.view(-1, 1, 1).expand_as(result.row_items)[mask]
+    pairs = torch.unique(owners * n_items + items)
+    row_senders = torch.bincount(pairs % n_items, minlength=n_items).float()
+    return UpdateSums(weighted, weights, row_sum, row_senders)
+
+
+def finalize(sums: UpdateSums) -> tuple[dict[str, Tensor], Tensor]:
+    """(mean shared deltas, mean item-row update); a zero weight gives a zero update."""
+    delta = {}
+    for name, weighted in sums.weighted.items():
+        weight = sums.weights[name]
+        delta[name] = weighted / weight.clamp_min(1e-12).view(*weight.shape, *[1] * (weighted.dim() - weight.dim()))
+    return delta, sums.row_sum / sums.row_senders.clamp_min(1).unsqueeze(-1)

@@ -1,0 +1,37 @@
+"""The server's half of a federation: global shared tensors, the item tower, and how an
+aggregated update moves them. Used by the in-process engine and by the Flower ServerApp."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from mmfedrec.federation.aggregation import ServerOptimizer
+from mmfedrec.federation.aggregation.sums import UpdateSums, finalize
+from mmfedrec.federation.item_tower import ItemTower, TowerUpdater
+
+
+class ServerModel:
+    def __init__(
+        self,
+        shared: dict[str, Tensor],
+        tower: ItemTower,
+        optimizer: str = "fedavg",
+        lr: float = 1.0,
+        content_lr: float = 0.05,
+    ) -> None:
+        self.shared = shared
+        self.tower = tower
+        self.optimizer = ServerOptimizer(shared, optimizer, lr)
+        self.tower_updater = TowerUpdater(tower, content_lr)
+
+    def item_table(self) -> Tensor:
+        """(I, D + 1) current item vectors, as clients download them."""
+        with torch.no_grad():
+            return self.tower().detach()
+
+    def apply(self, sums: UpdateSums) -> None:
+        """Average the clients' updates and step the shared tensors and the item tower."""
+        delta, row_update = finalize(sums)
+        self.optimizer.step(self.shared, delta)
+        self.tower_updater.step(row_update)

@@ -1,0 +1,41 @@
+import torch
+
+from mmfedrec.federation.aggregation.sums import UpdateSums, finalize, update_sums
+from mmfedrec.federation.local import LocalResult
+
+
+def result(deltas: list[float], mass: list[list[float]], n: list[float], items: list[int]) -> LocalResult:
+    n_clients = len(deltas)
+    return LocalResult(
+        private={},
+        shared_delta={
+            "experts.weight": torch.tensor(deltas).view(n_clients, 1).repeat(1, 2),  # (C, K=2)
+            "router.shared.bias": torch.tensor(deltas).view(n_clients, 1),
+        },
+        row_items=torch.tensor(items).view(n_clients, 1, 1),
+        row_mask=torch.ones(n_clients, 1, 1, dtype=torch.bool),
+        row_delta=torch.tensor(deltas).view(n_clients, 1, 1, 1),
+        routed_mass=torch.tensor(mass),
+        n_examples=torch.tensor(n),
+    )
+
+
+def test_expertwise_fedavg_and_item_rows_by_hand() -> None:
+    chunk = result([1.0, 3.0], mass=[[3.0, 0.0], [1.0, 2.0]], n=[3.0, 3.0], items=[0, 0])
+    delta, rows = finalize(update_sums(chunk, torch.tensor([0, 1]), n_items=2, expertwise=True))
+    # expert 0: (3*1 + 1*3)/4 = 1.5; expert 1: only client 1 routed to it -> 3
+    assert delta["experts.weight"].tolist() == [1.5, 3.0]
+    assert delta["router.shared.bias"].tolist() == [2.0]  # example-weighted: (3*1 + 3*3)/6
+    assert rows[:, 0].tolist() == [2.0, 0.0]  # item 0 averaged over its 2 senders, item 1 untouched
+
+
+def test_sums_do_not_depend_on_how_clients_are_grouped() -> None:
+    whole = result([1.0, 3.0, -2.0], mass=[[1, 0], [1, 2], [0.5, 0.5]], n=[2.0, 3.0, 1.0], items=[0, 1, 1])
+    first = result([1.0, 3.0], mass=[[1, 0], [1, 2]], n=[2.0, 3.0], items=[0, 1])
+    second = result([-2.0], mass=[[0.5, 0.5]], n=[1.0], items=[1])
+    together = update_sums(whole, torch.tensor([0, 1, 2]), 2, True)
+    added = update_sums(first, torch.tensor([0, 1]), 2, True) + update_sums(second, torch.tensor([2]), 2, True)
+    for name, tensor in together.tensors().items():
+        torch.testing.assert_close(tensor, added.tensors()[name])
+    roundtrip = UpdateSums.from_tensors(added.tensors())
+    torch.testing.assert_close(finalize(roundtrip)[1], finalize(together)[1])
