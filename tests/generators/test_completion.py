@@ -1,4 +1,5 @@
 import numpy as np
+import torch
 
 from mmfedrec.data.splits import Split
 from mmfedrec.generators import (
@@ -6,6 +7,7 @@ from mmfedrec.generators import (
     DiffusionAugmenter,
     DiffusionAugmenterConfig,
     FederatedDenoiserConfig,
+    augmenter_from_name,
     make_sparse,
 )
 
@@ -45,3 +47,14 @@ def test_multi_step_partial_sampling_runs(split: Split) -> None:
     )
     scores = DiffusionAugmenter(config).fit(sparse_split, AugmentationPolicy(sparse_max=2)).scores(sparse_split, chosen)
     assert scores.shape == (len(chosen), split.n_items) and np.isfinite(scores).all()
+
+
+def test_profiles_projected_into_item_features_complete_the_block(split: Split) -> None:
+    sparse_split, _ = make_sparse(split, 0.5, 2, seed=0)
+    features = torch.zeros(20, 2)
+    features[:10, 0] = features[10:, 1] = 1.0  # one feature direction per planted block
+    config = DiffusionAugmenterConfig(hidden_dim=16, federated=FederatedDenoiserConfig(rounds=60, server_lr=1e-2))
+    augmenter = augmenter_from_name("diffusion", features.numpy(), config=config)
+    pseudo = augmenter.augment(sparse_split, AugmentationPolicy(sparse_max=2, n_pseudo=3))
+    assert augmenter.synthesizer.denoiser.config.profile_dim == 2
+    assert ((pseudo.items // 10) == (pseudo.users % 2)).mean() > 0.9
