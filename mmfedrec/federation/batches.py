@@ -1,8 +1,10 @@
 """Per-round client training data: positives (+ pseudo positives) with sampled negatives.
 
-Built once per round with vectorised numpy, shared by both engines, so the batched engine and
-the per-client loop train on identical examples. An example is one positive and its
-`n_negatives` negatives; examples are shuffled within each client.
+Built once per round with vectorised numpy, shared by every engine. Randomness is counter-based:
+each draw is a hash of (round key, client, example, slot), so a client's examples do not depend
+on which other clients are drawn with it. The batched engine, the per-client loop and a Flower
+SuperNode holding any subset of users therefore train on identical examples. An example is one
+positive and its `n_negatives` negatives; examples are shuffled within each client.
 """
 
 from __future__ import annotations
@@ -46,12 +48,13 @@ def build_round_examples(
     train_items: np.ndarray,
     n_items: int,
     n_negatives: int,
-    rng: np.random.Generator,
+    round_key: int,
     pseudo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> RoundExamples:
     """Draw this round's examples for `clients` from their training items (CSR by user).
 
     Args:
+        round_key: `round_key(seed, round)`; the same key gives the same examples.
         pseudo: optional (users, items, weights) pseudo-interactions added as weighted positives.
     """
     owner, positives = csr_gather(indptr, train_items, clients)
@@ -62,10 +65,16 @@ def build_round_examples(
         owner = np.concatenate([owner, np.array([position[int(u)] for u in pseudo[0][take]], dtype=np.int64)])
         positives = np.concatenate([positives, pseudo[1][take]])
         weights = np.concatenate([weights, pseudo[2][take].astype(np.float32)])
-    order = np.lexsort((rng.random(len(owner)), owner))  # group by client, shuffle within
-    owner, positives, weights = owner[order], positives[order], weights[order]
+    grouped = np.argsort(owner, kind="stable")  # pseudo positives join their client's group
+    owner, positives, weights = owner[grouped], positives[grouped], weights[grouped]
+    client = clients[owner].astype(np.uint64)
+    shuffle_keys = counter_hash(round_key, client, _position_in_group(owner), SHUFFLE_SLOT)
+    order = np.lexsort((shuffle_keys, owner))  # group by client, shuffle within
+    owner, positives, weights, client = owner[order], positives[order], weights[order], client[order]
 
-    negatives = rng.integers(0, n_items, size=(len(owner), n_negatives))
+    slots = np.arange(1, n_negatives + 1, dtype=np.uint64)
+    draws = counter_hash(round_key, client[:, None], _position_in_group(owner)[:, None], slots[None, :])
+    negatives = (draws % np.uint64(n_items)).astype(np.int64)  # (E, n_neg); modulo bias < 1e-15
     train_owner, train_of_clients = csr_gather(indptr, train_items, clients)
     known = np.sort(clients[train_owner] * n_items + train_of_clients)  # (client, item) keys of real interactions
     keys = clients[owner][:, None] * n_items + negatives
@@ -79,6 +88,40 @@ def build_round_examples(
         negative_ok=negative_ok,
         weights=weights,
     )
+
+
+SHUFFLE_SLOT = np.uint64(0)
+_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser (Steele et al., 2014): a bijective 64-bit mix, wrapping arithmetic."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def counter_hash(*parts: object) -> np.ndarray:
+    """A uniform 64-bit value for each combination of the (broadcast) integer `parts`."""
+    with np.errstate(over="ignore"):
+        state = np.uint64(0x9E3779B97F4A7C15)
+        for part in parts:
+            state = _mix64(
+                np.bitwise_xor(state, np.asarray(part, dtype=np.uint64) & _MASK) + np.uint64(0x9E3779B97F4A7C15)
+            )
+        return state
+
+
+def round_key(seed: int, round_index: int) -> int:
+    """The key of one round's draws for one run seed."""
+    return int(counter_hash(seed, round_index, 0x524F554E44))
+
+
+def _position_in_group(owner: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within each run of equal (sorted) `owner` values, as uint64."""
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    counts = np.diff(np.r_[starts, len(owner)])
+    return (np.arange(len(owner)) - np.repeat(starts, counts)).astype(np.uint64)
 
 
 def csr_gather(indptr: np.ndarray, values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from mmfedrec.data.splits import Split
-from mmfedrec.federation.batches import build_round_examples
+from mmfedrec.federation.batches import build_round_examples, round_key
 from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import example_loss
 from mmfedrec.federation.simulation import RoundStats
@@ -38,7 +38,8 @@ class CentralTrainer:
         self.model, self.tower, self.split = model, tower, split
         self.shared = {k: v.requires_grad_() for k, v in model.init_shared(generator).items()}
         self.private = {k: v.requires_grad_() for k, v in model.init_private(split.n_users, generator).items()}
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)  # minibatch order
         self.indptr, self.train_items = split.train_csr()
         self.n_negatives, self.batch_size, self.loss = n_negatives, batch_size, loss
         params = [*self.shared.values(), *self.private.values(), *tower.parameters()]
@@ -49,7 +50,13 @@ class CentralTrainer:
         started = time.perf_counter()
         users = np.arange(self.split.n_users)
         examples = build_round_examples(
-            users, self.indptr, self.train_items, self.split.n_items, self.n_negatives, self.rng, self.pseudo
+            users,
+            self.indptr,
+            self.train_items,
+            self.split.n_items,
+            self.n_negatives,
+            round_key(self.seed, round_index),
+            self.pseudo,
         )
         owners = torch.from_numpy(np.repeat(examples.clients, examples.counts))
         items = torch.from_numpy(np.concatenate([examples.positives[:, None], examples.negatives], 1))  # (E, 1+n)

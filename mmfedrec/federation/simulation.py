@@ -16,7 +16,7 @@ from torch import Tensor
 
 from mmfedrec.data.splits import Split
 from mmfedrec.federation.aggregation.sums import UpdateSums, update_sums
-from mmfedrec.federation.batches import build_round_examples, pad_chunks, single_client_chunks
+from mmfedrec.federation.batches import build_round_examples, pad_chunks, round_key, single_client_chunks
 from mmfedrec.federation.comm import download_nbytes, upload_nbytes
 from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import LocalConfig, LocalResult, local_train
@@ -58,7 +58,8 @@ class Simulation:
         generator = torch.Generator().manual_seed(seed)
         self.shared = model.init_shared(generator)
         self.private = model.init_private(split.n_users, generator)
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)  # client sampling
         self.indptr, self.train_items = split.train_csr()
         self.server = ServerModel(self.shared, tower, config.server_optimizer, config.server_lr, config.content_lr)
         self.local_tables: Tensor | None = None
@@ -79,7 +80,13 @@ class Simulation:
         clients = self.select_clients()
         clients = clients[self.indptr[clients + 1] > self.indptr[clients]]  # nothing to train on: not selected
         examples = build_round_examples(
-            clients, self.indptr, self.train_items, self.split.n_items, self.config.n_negatives, self.rng, self.pseudo
+            clients,
+            self.indptr,
+            self.train_items,
+            self.split.n_items,
+            self.config.n_negatives,
+            round_key(self.seed, round_index),
+            self.pseudo,
         )
         chunks = (
             pad_chunks(examples, self.config.max_cells)

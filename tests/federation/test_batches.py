@@ -1,0 +1,39 @@
+import numpy as np
+
+from mmfedrec.federation.batches import build_round_examples, pad_chunks, round_key
+from tests.federation.helpers import planted_split
+
+
+def draw(split, clients: np.ndarray, key: int):
+    indptr, items = split.train_csr()
+    return build_round_examples(clients, indptr, items, split.n_items, 4, key)
+
+
+def test_a_clients_examples_do_not_depend_on_who_else_is_drawn() -> None:
+    split = planted_split()
+    everyone = draw(split, np.arange(split.n_users), round_key(0, 1))
+    alone = draw(split, np.array([7]), round_key(0, 1))
+    span = slice(everyone.offsets[7], everyone.offsets[8])
+    assert np.array_equal(everyone.positives[span], alone.positives)
+    assert np.array_equal(everyone.negatives[span], alone.negatives)
+    other_round = draw(split, np.array([7]), round_key(0, 2))
+    assert not np.array_equal(other_round.negatives, alone.negatives)
+
+
+def test_negatives_that_hit_training_items_are_masked() -> None:
+    split = planted_split()
+    examples = draw(split, np.arange(split.n_users), round_key(3, 1))
+    indptr, items = split.train_csr()
+    owners = np.repeat(examples.clients, examples.counts)
+    for e in range(0, len(owners), 37):
+        seen = set(items[indptr[owners[e]] : indptr[owners[e] + 1]].tolist())
+        assert examples.negative_ok[e].tolist() == [n not in seen for n in examples.negatives[e].tolist()]
+
+
+def test_chunks_cover_every_example_once_within_the_cell_budget() -> None:
+    split = planted_split()
+    examples = draw(split, np.arange(split.n_users), round_key(0, 1))
+    chunks = pad_chunks(examples, max_cells=200)
+    assert sorted(np.concatenate([c.rows for c in chunks]).tolist()) == list(range(split.n_users))
+    assert sum(int((c.weights > 0).sum()) for c in chunks) == examples.counts.sum()
+    assert all(c.weights.numel() <= 200 or c.weights.shape[0] == 1 for c in chunks)
