@@ -1,0 +1,279 @@
+"""Flower ClientApp: a SuperNode is a silo of users, trained with the engine's own `local_train`.
+
+A node holds the users `np.array_split(range(n_users), num-partitions)[partition-id]` (from its
+`--node-config`). Per round it draws the same counter-based examples the in-process engine
+draws for those users, trains them in padded chunks, and replies with the additive
+`UpdateSums` of its users plus counts. Private state (user embeddings, `router.private.*`, the
+pfedrec score MLP) lives in `context.state` and never leaves the node; neither do the raw
+interactions. Evaluation ranks the node's users with their private state and the global model
+and replies with metric sums, so the server's means equal the in-process evaluator's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from torch import Tensor
+
+from mmfedrec.data.splits import NO_ITEM, Split
+from mmfedrec.evaluation import metrics
+from mmfedrec.evaluation.protocols import FULL_KS, SAMPLED_KS, Scorer, activity_buckets, rank_users
+from mmfedrec.federation.aggregation.sums import UpdateSums, update_sums
+from mmfedrec.federation.batches import build_round_examples, pad_chunks, round_key
+from mmfedrec.federation.comm import upload_nbytes
+from mmfedrec.federation.flower_config import FlowerRunConfig
+from mmfedrec.federation.local import local_train
+from mmfedrec.federation.models import build_model
+from mmfedrec.federation.simulation import FederatedConfig
+from mmfedrec.runtime import configure_runtime
+
+PRIVATE_KEY = "mmfedrec.private"  # context.state: this node's private rows, (C_node, ...)
+BEST_KEY = "mmfedrec.best-private"  # context.state: the private rows at the best validation round
+META_KEY = "mmfedrec.meta"  # context.state: evaluated-round, best-round
+PROTOCOLS = (("sampled", SAMPLED_KS, ("hr", "ndcg", "mrr")), ("full", FULL_KS, ("recall", "ndcg", "mrr")))
+METRIC_FUNCTIONS = {"hr": metrics.hit_rate, "recall": metrics.recall, "ndcg": metrics.ndcg, "mrr": metrics.mrr}
+
+
+@dataclass(frozen=True)
+class Silo:
+    """What a node knows: the public split structure, its users and the client model."""
+
+    split: Split
+    users: np.ndarray  # (C_node,) sorted global user indices of this silo
+    model: object
+    indptr: np.ndarray
+    train_items: np.ndarray
+    federated: FederatedConfig
+    seed: int
+
+    def local_index(self, users: np.ndarray | Tensor) -> Tensor:
+        """Rows in this node's private tensors of the global user indices `users`."""
+        return torch.from_numpy(np.searchsorted(self.users, np.asarray(users)))
+
+
+@dataclass
+class SiloUpdate:
+    """A node's reply to one training round, before it goes on the wire."""
+
+    sums: UpdateSums | None  # None when no user of the silo trained this round
+    n_clients: int
+    n_examples: float
+    upload_bytes: float  # sum over the silo's clients of what each would upload alone
+    routed_mass: Tensor | None  # (K,) examples routed to each expert, summed over the silo
+
+
+@functools.lru_cache(maxsize=4)
+def load_silo(config: FlowerRunConfig, partition_id: int, num_partitions: int) -> Silo:
+    """The silo of one node (cached per process: Ray actors and `process` isolation reuse it)."""
+    if not 0 <= partition_id < num_partitions:
+        raise ValueError(f"partition-id {partition_id} outside 0..{num_partitions - 1}")
+    method = config.method_spec()
+    split = config.split()
+    users = np.array_split(np.arange(split.n_users), num_partitions)[partition_id]
+    model = build_model(method.model, config.dim, method.n_experts, method.personalized_gate)
+    indptr, train_items = split.train_csr()
+    return Silo(split, users, model, indptr, train_items, config.train_settings().federated, config.seed)
+
+
+def initial_private(silo: Silo) -> dict[str, Tensor]:
+    """This silo's rows of the initial private state, drawn exactly as `Simulation.__init__` draws it."""
+    generator = torch.Generator().manual_seed(silo.seed)
+    silo.model.init_shared(generator)  # advances the generator like the engine does
+    private = silo.model.init_private(silo.split.n_users, generator)
+    index = torch.from_numpy(silo.users)
+    return {name: value[index].clone() for name, value in private.items()}
+
+
+def train_silo(
+    silo: Silo,
+    private: dict[str, Tensor],
+    shared: dict[str, Tensor],
+    item_table: Tensor,
+    server_round: int,
+    selected: np.ndarray | None = None,
+) -> SiloUpdate:
+    """One round for the silo's (selected) users; `private` is updated in place."""
+    clients = silo.users if selected is None else np.intersect1d(silo.users, selected)
+    clients = clients[silo.indptr[clients + 1] > silo.indptr[clients]]  # nothing to train on: not selected
+    if len(clients) == 0:
+        return SiloUpdate(None, 0, 0.0, 0.0, None)
+    config = silo.federated
+    examples = build_round_examples(
+        clients,
+        silo.indptr,
+        silo.train_items,
+        silo.split.n_items,
+        config.n_negatives,
+        round_key(silo.seed, server_round),
+    )
+    sums: UpdateSums | None = None
+    upload, n_examples, routed = 0.0, 0.0, None
+    for chunk in pad_chunks(examples, config.max_cells):
+        rows = silo.local_index(chunk.clients)
+        chunk_private = {name: value[rows] for name, value in private.items()}
+        result = local_train(silo.model, shared, chunk_private, item_table[chunk.items], chunk, config.local)
+        for name, value in result.private.items():
+            private[name][rows] = value
+        upload += float(upload_nbytes(result, silo.split.n_items).double().sum())
+        n_examples += float(result.n_examples.sum())
+        if result.routed_mass is not None:
+            mass = result.routed_mass.sum(0)
+            routed = mass if routed is None else routed + mass
+        chunk_sums = update_sums(result, chunk.clients, silo.split.n_items, config.expertwise)
+        sums = chunk_sums if sums is None else sums + chunk_sums
+    return SiloUpdate(sums, len(clients), n_examples, upload, routed)
+
+
+def silo_view(split: Split, users: np.ndarray) -> Split:
+    """The split with held-out items only for `users`: the evaluator then ranks just this silo."""
+    keep = np.zeros(split.n_users, dtype=bool)
+    keep[users] = True
+    return dataclasses.replace(
+        split,
+        valid_items=np.where(keep, split.valid_items, NO_ITEM),
+        test_items=np.where(keep, split.test_items, NO_ITEM),
+    )
+
+
+def silo_scorer(silo: Silo, private: dict[str, Tensor], shared: dict[str, Tensor], item_table: Tensor) -> Scorer:
+    """Scores (B, I) of the silo's users from their private state and the global model."""
+    shared_one = {name: value.unsqueeze(0) for name, value in shared.items()}
+    rows = item_table.unsqueeze(0)
+
+    def score(users: np.ndarray) -> np.ndarray:
+        index = silo.local_index(users)
+        with torch.no_grad():
+            return silo.model.scores({k: v[index] for k, v in private.items()}, shared_one, rows).numpy()
+
+    return score
+
+
+def rank_sums(scorer: Scorer, split: Split, users: np.ndarray, stage: str) -> dict[str, float | int]:
+    """Metric sums and user counts of this silo, overall ("all") and per activity bucket.
+
+    Buckets use the quintile edges over every evaluated user of the split (as the in-process
+    evaluator does), so summing the silos' replies and dividing gives its exact means.
+    """
+    ranks = rank_users(scorer, silo_view(split, users), stage)
+    evaluated = split.evaluated_users(stage)
+    position = np.searchsorted(evaluated, ranks.users)
+    masks = {"all": np.ones(len(ranks.users), dtype=bool)}
+    masks |= {name: mask[position] for name, mask in activity_buckets(split, evaluated).items()}
+    sums: dict[str, float | int] = {}
+    for bucket, mask in masks.items():
+        sums[f"{bucket}/users"] = int(mask.sum())
+        for protocol, ks, names in PROTOCOLS:
+            protocol_ranks = (ranks.sampled if protocol == "sampled" else ranks.full)[mask]
+            for k in ks:
+                for name in names:
+                    sums[f"{bucket}/{protocol}/{name}@{k}"] = float(METRIC_FUNCTIONS[name](protocol_ranks, k).sum())
+    return sums
+
+
+# ---- Flower glue: records in and out, state in context.state -------------------------------
+
+
+def global_arrays(shared: dict[str, Tensor], item_table: Tensor) -> ArrayRecord:
+    """The download: global shared tensors and the item table."""
+    state = {f"shared.{name}": value.contiguous() for name, value in shared.items()}
+    state["item_table"] = item_table.contiguous()
+    return ArrayRecord(state)
+
+
+def unpack_global(arrays: ArrayRecord) -> tuple[dict[str, Tensor], Tensor]:
+    state = arrays.to_torch_state_dict()
+    shared = {name[len("shared.") :]: value for name, value in state.items() if name.startswith("shared.")}
+    return shared, state["item_table"]
+
+
+def _node_silo(context: Context) -> tuple[FlowerRunConfig, Silo]:
+    config = FlowerRunConfig.from_run_config(context.run_config)
+    configure_runtime(config.threads)
+    partition_id = int(context.node_config.get("partition-id", 0))
+    num_partitions = int(context.node_config.get("num-partitions", 1))
+    return config, load_silo(config, partition_id, num_partitions)
+
+
+def _load_private(context: Context, silo: Silo) -> dict[str, Tensor]:
+    if PRIVATE_KEY not in context.state:
+        return initial_private(silo)
+    return {name: value.clone() for name, value in context.state[PRIVATE_KEY].to_torch_state_dict().items()}
+
+
+def _store(context: Context, key: str, tensors: dict[str, Tensor]) -> None:
+    context.state[key] = ArrayRecord({name: value.contiguous() for name, value in tensors.items()})
+
+
+def _meta(context: Context) -> ConfigRecord:
+    if META_KEY not in context.state:
+        context.state[META_KEY] = ConfigRecord({"evaluated-round": -1, "best-round": -1})
+    return context.state[META_KEY]
+
+
+def _promote_best(context: Context, private: dict[str, Tensor], best_round: int) -> None:
+    """Keep the private rows of the server's best validation round (for the final test).
+
+    The server names its best round in every message; if it is the round this node last
+    evaluated, the current rows (unchanged since that evaluation) are that round's rows.
+    """
+    meta = _meta(context)
+    if best_round == meta["evaluated-round"] and meta["best-round"] != best_round:
+        _store(context, BEST_KEY, private)
+        meta["best-round"] = best_round
+
+
+app = ClientApp()
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """Train this silo's users for one round; reply with their update sums and counts only."""
+    _, silo = _node_silo(context)
+    round_config = msg.content["config"]
+    private = _load_private(context, silo)
+    _promote_best(context, private, int(round_config.get("best-round", -1)))
+    shared, item_table = unpack_global(msg.content["arrays"])
+    selected = np.asarray(round_config["selected"], dtype=np.int64) if "selected" in round_config else None
+    update = train_silo(silo, private, shared, item_table, int(round_config["server-round"]), selected)
+    _store(context, PRIVATE_KEY, private)
+    reply_metrics: dict[str, int | float | list[float]] = {
+        "num-examples": int(update.n_examples),
+        "num-clients": update.n_clients,
+        "upload-bytes": update.upload_bytes,
+    }
+    if update.routed_mass is not None:
+        reply_metrics["routed-mass"] = [float(v) for v in update.routed_mass]
+    content = RecordDict({"metrics": MetricRecord(reply_metrics)})
+    if update.sums is not None:
+        content["sums"] = ArrayRecord({k: v.contiguous() for k, v in update.sums.tensors().items()})
+    return Message(content=content, reply_to=msg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    """Rank this silo's held-out items (stage "valid" or "test"); reply with metric sums."""
+    _, silo = _node_silo(context)
+    round_config = msg.content["config"]
+    stage = str(round_config.get("stage", "valid"))
+    best_round = int(round_config.get("best-round", -1))
+    private = _load_private(context, silo)
+    _promote_best(context, private, best_round)
+    meta = _meta(context)
+    stale = 0
+    if stage == "test":
+        if meta["best-round"] == best_round and BEST_KEY in context.state:
+            private = context.state[BEST_KEY].to_torch_state_dict()
+        else:  # e.g. a node that rejoined after the best round: its current rows stand in
+            stale = 1
+    else:
+        meta["evaluated-round"] = int(round_config["server-round"])
+    shared, item_table = unpack_global(msg.content["arrays"])
+    sums = rank_sums(silo_scorer(silo, private, shared, item_table), silo.split, silo.users, stage)
+    reply = MetricRecord({"num-examples": int(sums["all/users"]), "stale-private": stale, **sums})
+    return Message(content=RecordDict({"metrics": reply}), reply_to=msg)

@@ -1,0 +1,226 @@
+"""The Flower run config: read once from `context.run_config` into typed values, and written back.
+
+Every key lives in `[tool.flwr.app.config]` of pyproject.toml (Flower only accepts overrides of
+keys declared there); `flwr run --run-config 'key=value ...'` overrides them. Empty strings mean
+"not set" (TOML has no null). The ClientApp and ServerApp call `FlowerRunConfig.from_run_config`
+once per message and pass the typed pieces (`DatasetSpec`, `TrainSettings`, ...) down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmfedrec.data.spec import DatasetSpec
+from mmfedrec.data.splits import Split
+from mmfedrec.errors import MmfedrecError
+from mmfedrec.federation.local import LocalConfig
+from mmfedrec.federation.methods import MethodSpec, method_spec
+from mmfedrec.federation.runner import TrainSettings
+from mmfedrec.federation.simulation import FederatedConfig
+
+
+@dataclass(frozen=True)
+class FlowerRunConfig:
+    """One Flower run: what to train, on which data, with which seed; field = run-config key."""
+
+    method: str = "ours-id-only"  # a name from mmfedrec.federation.methods.METHODS (federated kind)
+    seed: int = 0  # seeds model init, client sampling and every round's example draws
+    num_server_rounds: int = 30
+    eval_every: int = 1  # validation every k rounds (and at the last round)
+    eval_negatives: int = 99  # sampled-protocol negatives per user (part of the split's cache key)
+    # dataset (DatasetSpec; "" = None)
+    dataset: str = "synthetic"
+    dataset_root: str = ""
+    interactions_file: str = ""
+    items_file: str = ""
+    items_table: str = ""
+    text_column: str = "overview"
+    image_dir: str = ""
+    image_audit: str = ""
+    min_rating: float = -1.0  # < 0: keep every rating (DatasetSpec.min_rating = None)
+    kcore: int = 0
+    synthetic_users: int = 600
+    synthetic_items: int = 400
+    data_seed: int = 0
+    cache_dir: str = ""  # absolute path: every process (server, nodes) reads the same cache
+    # model and federated training (TrainSettings / FederatedConfig / LocalConfig)
+    dim: int = 32
+    experts: int = 0  # experts of the MoE; 0 = the method's own number
+    client_fraction: float = 1.0  # users sampled per round, over all silos (the server draws them)
+    negatives: int = 4
+    server_optimizer: str = "fedavg"
+    server_lr: float = 1.0
+    content_lr: float = 0.05
+    expertwise: bool = True
+    max_cells: int = 1 << 15  # padded examples per batched chunk on a node
+    lr: float = 0.01
+    local_optimizer: str = "adam"
+    local_epochs: int = 1
+    batch_size: int = 64
+    loss: str = "bce"
+    fedprox_mu: float = 0.0
+    weight_decay: float = 0.0
+    # item features for content methods (server side only: nodes receive the item table)
+    text_model: str = ""
+    image_preset: str = "tiny"
+    image_checkpoint: str = ""
+    # Flower runtime
+    min_nodes: int = 1  # the server waits for this many SuperNodes before round 1
+    node_wait_timeout: float = 120.0  # seconds to wait for `min_nodes`
+    round_timeout: float = 600.0  # seconds to wait for replies; a missing node is dropped from the round
+    threads: int = 1  # torch threads in every Flower process (shared CPUs collapse with more)
+    out_dir: str = ""  # where the ServerApp writes outcome-seed<seed>.json + best-seed<seed>.safetensors
+
+    @classmethod
+    def from_run_config(cls, run_config: Mapping[str, object]) -> FlowerRunConfig:
+        """Typed config from Flower's flat `run_config` (kebab-case keys); unknown keys are an error."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, object] = {}
+        for key, value in run_config.items():
+            name = key.replace("-", "_")
+            if name not in fields:
+                raise MmfedrecError(f"unknown run-config key {key!r}")
+            default = fields[name].default
+            values[name] = _coerce(key, value, type(default))
+        return cls(**values)
+
+    def to_run_config(self) -> dict[str, str | int | float | bool]:
+        """The flat kebab-case mapping (for `--run-config` overrides and pyproject defaults)."""
+        return {f.name.replace("_", "-"): getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def dataset_spec(self) -> DatasetSpec:
+        return DatasetSpec(
+            name=self.dataset,
+            root=_path(self.dataset_root),
+            interactions_file=_path(self.interactions_file),
+            items_file=_path(self.items_file),
+            items_table=_path(self.items_table),
+            text_column=self.text_column,
+            image_dir=_path(self.image_dir),
+            image_audit=_path(self.image_audit),
+            min_rating=None if self.min_rating < 0 else self.min_rating,
+            kcore=self.kcore,
+            synthetic_users=self.synthetic_users,
+            synthetic_items=self.synthetic_items,
+            data_seed=self.data_seed,
+            cache_dir=_path(self.cache_dir),
+        )
+
+    def train_settings(self) -> TrainSettings:
+        local = LocalConfig(
+            self.lr,
+            self.local_optimizer,
+            self.local_epochs,
+            self.batch_size,
+            self.loss,
+            self.fedprox_mu,
+            self.weight_decay,
+        )
+        federated = FederatedConfig(
+            rounds=self.num_server_rounds,
+            client_fraction=self.client_fraction,
+            engine="batched",
+            n_negatives=self.negatives,
+            server_optimizer=self.server_optimizer,
+            server_lr=self.server_lr,
+            content_lr=self.content_lr,
+            expertwise=self.expertwise,
+            max_cells=self.max_cells,
+            local=local,
+        )
+        return TrainSettings(
+            rounds=self.num_server_rounds, eval_every=self.eval_every, dim=self.dim, federated=federated
+        )
+
+    def method_spec(self) -> MethodSpec:
+        """The method, with `experts` applied; only federated methods that aggregate run on Flower."""
+        method = method_spec(self.method)
+        if method.kind != "federated" or not method.federate:
+            raise MmfedrecError(f"method {self.method!r} is not a federated method that aggregates; run it in-process")
+        return dataclasses.replace(method, n_experts=self.experts) if self.experts else method
+
+    def split(self) -> Split:
+        """The leave-one-out split every process derives from the same data (cached when cache_dir is set)."""
+        from mmfedrec.data.registry import prepare_split
+
+        spec = self.dataset_spec()
+        return prepare_split(spec, self.seed, self.eval_negatives, use_cache=spec.cache_dir is not None)
+
+    @classmethod
+    def from_parts(
+        cls,
+        method: str,
+        dataset: DatasetSpec,
+        settings: TrainSettings,
+        seed: int,
+        eval_negatives: int = 99,
+        n_experts: int | None = None,
+        **runtime: object,
+    ) -> FlowerRunConfig:
+        """The run config for the same experiment the in-process engine runs from these parts."""
+        if settings.patience:
+            raise MmfedrecError("--patience is not supported on the Flower engines (every round runs)")
+        federated, local = settings.federated, settings.federated.local
+        return cls(
+            method=method,
+            seed=seed,
+            num_server_rounds=settings.rounds,
+            eval_every=settings.eval_every,
+            eval_negatives=eval_negatives,
+            dataset=dataset.name,
+            dataset_root=_text(dataset.root),
+            interactions_file=_text(dataset.interactions_file),
+            items_file=_text(dataset.items_file),
+            items_table=_text(dataset.items_table),
+            text_column=dataset.text_column,
+            image_dir=_text(dataset.image_dir),
+            image_audit=_text(dataset.image_audit),
+            min_rating=-1.0 if dataset.min_rating is None else float(dataset.min_rating),
+            kcore=dataset.kcore,
+            synthetic_users=dataset.synthetic_users,
+            synthetic_items=dataset.synthetic_items,
+            data_seed=dataset.data_seed,
+            cache_dir=_text(dataset.cache_dir),
+            dim=settings.dim,
+            experts=0 if n_experts is None else n_experts,
+            client_fraction=federated.client_fraction,
+            negatives=federated.n_negatives,
+            server_optimizer=federated.server_optimizer,
+            server_lr=federated.server_lr,
+            content_lr=federated.content_lr,
+            expertwise=federated.expertwise,
+            max_cells=federated.max_cells,
+            lr=local.lr,
+            local_optimizer=local.optimizer,
+            local_epochs=local.local_epochs,
+            batch_size=local.batch_size,
+            loss=local.loss,
+            fedprox_mu=local.proximal_mu,
+            weight_decay=local.weight_decay,
+            **runtime,
+        )
+
+
+def _coerce(key: str, value: object, kind: type) -> object:
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise MmfedrecError(f"run-config {key!r} must be true or false, got {value!r}")
+        return value
+    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind is str and isinstance(value, str):
+        return value
+    raise MmfedrecError(f"run-config {key!r} must be {kind.__name__}, got {value!r}")
+
+
+def _path(text: str) -> Path | None:
+    return Path(text) if text else None
+
+
+def _text(path: Path | str | None) -> str:
+    return "" if path is None else str(Path(path).resolve())

@@ -1,0 +1,417 @@
+"""Launch the mmfedrec Flower app and collect its outcome, whatever runs it.
+
+Three ways, one result (`SeedOutcome`, hence one `summary.json` shape):
+- `run_inprocess`: the ServerApp's strategy and the ClientApp in this process, messages handed
+  over by `InProcessGrid` (no network, no Ray): tests, debugging, and measuring Flower's own cost;
+- `run_flower(config, "flower-sim")`: the Simulation Engine: a SuperLink in simulation mode
+  runs the app's ServerApp and virtual SuperNodes on Ray (1 CPU each);
+- `run_flower(config, "flower-deploy")`: the Deployment Engine: a SuperLink, one
+  `flower-supernode` per silo (`--node-config "partition-id=i num-partitions=n"`), `flwr run`.
+Every process gets one torch thread, telemetry off, offline, and runtime dependency
+installation off. `run_flower_experiment` writes the run folder like `run_experiment`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flwr.app import Context, Error, Message, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.serverapp import Grid
+
+from mmfedrec.errors import MmfedrecError
+from mmfedrec.federation.flower_config import FlowerRunConfig
+from mmfedrec.federation.runner import SeedOutcome
+
+ENGINES = ("flower-sim", "flower-deploy")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the Flower app: pyproject.toml with [tool.flwr.app]
+
+
+# ---- in process ------------------------------------------------------------------------------
+
+
+class InProcessGrid(Grid):
+    """A Grid that hands each message to a ClientApp in this process, one `Context` per node.
+
+    `down` holds node ids that answer with an error (a dead node); `replies` records every
+    reply so tests can inspect exactly what left each node.
+    """
+
+    def __init__(self, client_app: ClientApp, node_configs: Sequence[dict], run_config: dict) -> None:
+        from flwr.common.constant import SUPERLINK_NODE_ID
+        from flwr.supercore.run import Run
+        from flwr.supercore.task_identity import TaskIdentity
+
+        # Messages stamp the sender's identity from this process-wide record (the SuperLink's here).
+        TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, SUPERLINK_NODE_ID
+        self.client_app = client_app
+        self.contexts = {
+            node_id: Context(
+                run_id=1, node_id=node_id, node_config=dict(cfg), state=RecordDict(), run_config=run_config
+            )
+            for node_id, cfg in enumerate(node_configs, start=101)
+        }
+        self.down: set[int] = set()
+        self.replies: list[Message] = []
+        self.on_round: Callable[[Message], None] | None = None
+        self._run = Run.create_empty(run_id=1)
+        self._pending: dict[str, Message] = {}
+
+    def set_run(self, run) -> None:
+        self._run = run
+
+    @property
+    def run(self):
+        return self._run
+
+    def create_message(
+        self, content: RecordDict, message_type: str, dst_node_id: int, group_id: str, ttl: float | None = None
+    ) -> Message:
+        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
+
+    def get_node_ids(self) -> list[int]:
+        return [node for node in self.contexts if node not in self.down]
+
+    def push_messages(self, messages) -> list[str]:
+        ids = []
+        for k, message in enumerate(messages):
+            key = f"{len(self._pending)}-{k}"
+            self._pending[key] = self._deliver(message)
+            ids.append(key)
+        return ids
+
+    def pull_messages(self, message_ids) -> list[Message]:
+        return [self._pending.pop(key) for key in message_ids if key in self._pending]
+
+    def send_and_receive(self, messages, *, timeout: float | None = None) -> list[Message]:
+        return self.pull_messages(self.push_messages(messages))
+
+    def _deliver(self, message: Message) -> Message:
+        node = message.metadata.dst_node_id
+        if self.on_round is not None:
+            self.on_round(message)
+        if node in self.down:
+            reply = Message(Error(code=5, reason="node unavailable"), reply_to=message)
+        else:
+            try:
+                reply = self.client_app(message, self.contexts[node])
+            except Exception as error:  # a ClientApp failure becomes an error reply, as on a SuperNode
+                reply = Message(Error(code=0, reason=repr(error)), reply_to=message)
+        reply.metadata.__dict__["_src_node_id"] = node
+        self.replies.append(reply)
+        return reply
+
+
+def run_inprocess(config: FlowerRunConfig, num_partitions: int = 2) -> tuple[SeedOutcome, InProcessGrid]:
+    """The whole app (strategy + ClientApps) in this process; returns the outcome and the grid."""
+    from mmfedrec.federation.client_app import app as client_app
+    from mmfedrec.federation.server_app import run_server
+
+    node_configs = [{"partition-id": i, "num-partitions": num_partitions} for i in range(num_partitions)]
+    grid = InProcessGrid(client_app, node_configs, config.to_run_config())
+    return run_server(grid, config), grid
+
+
+# ---- processes -------------------------------------------------------------------------------
+
+
+@dataclass
+class FlowerOptions:
+    """How to launch the Flower processes (not part of the experiment's config)."""
+
+    num_nodes: int = 2  # SuperNodes (deploy) or virtual SuperNodes (sim)
+    timeout: float = 900.0  # seconds for the whole run
+    work_dir: Path | None = None  # FLWR_HOME, logs and outcomes; default: a temp folder, removed after
+    keep_work_dir: bool = False
+    python_bin: Path = field(default_factory=lambda: Path(sys.executable).parent)  # flwr, flower-* live here
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def flower_env(home: Path, python_bin: Path) -> dict[str, str]:
+    """Environment of every Flower process: offline, no telemetry, one torch thread."""
+    env = dict(os.environ)
+    env |= {
+        "FLWR_HOME": str(home),
+        "FLWR_TELEMETRY_ENABLED": "0",
+        "FLWR_DISABLE_UPDATE_CHECK": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MMFEDREC_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "RAY_DISABLE_USAGE_STATS": "1",
+        "PATH": f"{python_bin}{os.pathsep}{env.get('PATH', '')}",
+        "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])]),
+    }
+    return env
+
+
+class ProcessGroup:
+    """Processes started in their own process groups, all stopped by `stop()` (also on error)."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, command: list[str]) -> subprocess.Popen:
+        log = (self.log_dir / f"{name}.log").open("w")
+        process = subprocess.Popen(
+            command, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, start_new_session=True
+        )
+        self.processes[name] = process
+        return process
+
+    def kill(self, name: str, sig: int = signal.SIGTERM, wait: float = 10.0) -> None:
+        process = self.processes.get(name)
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(wait)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+    def stop(self) -> None:
+        for name in reversed(list(self.processes)):
+            self.kill(name)
+
+    def log(self, name: str) -> str:
+        path = self.log_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise MmfedrecError(f"process exited with {process.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.2)
+    raise MmfedrecError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def write_flower_config(home: Path, name: str, port: int) -> None:
+    """The `flwr` CLI's connection to our SuperLink (FLWR_HOME/config.toml, not pyproject)."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(
+        f'[superlink]\ndefault = "{name}"\n\n[superlink.{name}]\naddress = "127.0.0.1:{port}"\ninsecure = true\n'
+    )
+
+
+def superlink_command(bin_dir: Path, port: int, simulation: bool) -> list[str]:
+    command = [
+        str(bin_dir / "flower-superlink"),
+        "--insecure",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--disable-runtime-dependency-installation",  # offline: never `uv sync` the app
+    ]
+    return [*command, "--simulation"] if simulation else command
+
+
+def supernode_command(bin_dir: Path, superlink_port: int, runtime_port: int, partition: int, n: int) -> list[str]:
+    return [
+        str(bin_dir / "flower-supernode"),
+        "--insecure",
+        "--superlink",
+        f"127.0.0.1:{superlink_port}",
+        "--port",
+        str(runtime_port),  # this node's Runtime API (where its ClientApp processes connect)
+        "--node-config",
+        f"partition-id={partition} num-partitions={n}",
+    ]
+
+
+def run_config_args(config: FlowerRunConfig) -> list[str]:
+    """`--run-config` overrides, one TOML key=value each (strings quoted)."""
+    args = []
+    for key, value in config.to_run_config().items():
+        text = json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else value
+        args += ["--run-config", f"{key}={text}"]
+    return args
+
+
+@contextlib.contextmanager
+def flower_processes(options: FlowerOptions) -> Iterator[tuple[ProcessGroup, Path]]:
+    """A work folder and a ProcessGroup that is always stopped and cleaned up."""
+    work = Path(options.work_dir or tempfile.mkdtemp(prefix="mmfedrec-flower-"))
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "logs").mkdir(exist_ok=True)
+    group = ProcessGroup(flower_env(work / "flwr-home", options.python_bin), work / "logs")
+    try:
+        yield group, work
+    finally:
+        group.stop()
+        if options.work_dir is None and not options.keep_work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def start_superlink(group: ProcessGroup, options: FlowerOptions, simulation: bool, home: Path) -> int:
+    port = free_port()
+    process = group.start("superlink", superlink_command(options.python_bin, port, simulation))
+    wait_for_port(port, 60.0, process)
+    write_flower_config(home, "mmfedrec", port)
+    return port
+
+
+def start_supernodes(group: ProcessGroup, options: FlowerOptions, superlink_port: int) -> list[str]:
+    names = []
+    for partition in range(options.num_nodes):
+        name = f"supernode-{partition}"
+        group.start(
+            name, supernode_command(options.python_bin, superlink_port, free_port(), partition, options.num_nodes)
+        )
+        names.append(name)
+    return names
+
+
+def submit_run(
+    group: ProcessGroup, options: FlowerOptions, config: FlowerRunConfig, federation_config: list[str] | None = None
+) -> subprocess.Popen:
+    """`flwr run . mmfedrec --stream` with the config as overrides; streams the run's logs until it ends."""
+    command = [str(options.python_bin / "flwr"), "run", str(PROJECT_ROOT), "mmfedrec", "--stream"]
+    for item in federation_config or []:
+        command += ["--federation-config", item]
+    return group.start("flwr-run", command + run_config_args(config))
+
+
+def wait_for_outcome(
+    group: ProcessGroup, run: subprocess.Popen, out_dir: Path, seed: int, timeout: float
+) -> SeedOutcome:
+    from mmfedrec.federation.server_app import read_outcome
+
+    deadline = time.monotonic() + timeout
+    path = out_dir / f"outcome-seed{seed}.json"
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise MmfedrecError(f"Flower run gave no outcome in {timeout} s; log:\n{group.log('flwr-run')[-4000:]}")
+        if run.poll() is not None and not path.exists():
+            time.sleep(1.0)  # the file may land just after the stream ends
+            if not path.exists():
+                raise MmfedrecError(f"Flower run ended without an outcome; log:\n{group.log('flwr-run')[-4000:]}")
+        time.sleep(0.5)
+    return read_outcome(out_dir, seed)
+
+
+def run_flower(
+    config: FlowerRunConfig,
+    engine: str,
+    options: FlowerOptions | None = None,
+    on_started: Callable[[ProcessGroup], None] | None = None,
+) -> SeedOutcome:
+    """Run one seed of `config` on the Flower Simulation ("flower-sim") or Deployment ("flower-deploy") Engine.
+
+    Args:
+        on_started: called with the process group once the run is submitted (tests kill nodes with it).
+    """
+    if engine not in ENGINES:
+        raise MmfedrecError(f"engine must be one of {ENGINES}, got {engine!r}")
+    options = options or FlowerOptions()
+    config.split()  # build the shared data cache once, before several processes race to write it
+    with flower_processes(options) as (group, work):
+        out_dir = work / "outcome"
+        config = _with(config, out_dir=str(out_dir), min_nodes=options.num_nodes)
+        port = start_superlink(group, options, engine == "flower-sim", work / "flwr-home")
+        federation_config = None
+        if engine == "flower-deploy":
+            start_supernodes(group, options, port)
+        else:
+            federation_config = [
+                f"num-supernodes={options.num_nodes}",
+                "client-resources-num-cpus=1",
+                f"init-args-num-cpus={options.num_nodes}",
+            ]
+        run = submit_run(group, options, config, federation_config)
+        if on_started is not None:
+            on_started(group)
+        outcome = wait_for_outcome(group, run, out_dir, config.seed, options.timeout)
+        outcome.curve = [{**entry, "engine": engine} for entry in outcome.curve]
+        return outcome
+
+
+def _with(config: FlowerRunConfig, **changes: object) -> FlowerRunConfig:
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)
+
+
+# ---- the CLI's entry point -------------------------------------------------------------------
+
+
+def run_flower_experiment(config, engine: str, options: FlowerOptions | None = None) -> dict:
+    """`mmfedrec train --engine flower-sim|flower-deploy`: like `run_experiment`, one Flower run per seed.
+
+    Args:
+        config: the `ExperimentConfig` the CLI built.
+    Writes the same run folder (config.json, metrics.jsonl, summary.json, report.md,
+    model.safetensors) and returns the summary. The checkpoint holds the shared tensors and
+    item tower only: private rows never leave the SuperNodes.
+    """
+    from safetensors.torch import save
+
+    from mmfedrec.data.registry import load_dataset
+    from mmfedrec.evaluation.report import summarize, write_atomic, write_json, write_report
+    from mmfedrec.experiment import _config_dict
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", {**_config_dict(config), "engine": engine})
+    load_dataset(config.dataset)  # fail fast on bad data, fill the cache for the Flower processes
+    outcomes: list[SeedOutcome] = []
+    started = time.perf_counter()
+    with (out / "metrics.jsonl").open("w") as metrics_file:
+        for seed in config.seeds:
+            run_config = FlowerRunConfig.from_parts(
+                config.method, config.dataset, config.train, seed, config.eval_negatives
+            )
+            run_config = _with(
+                run_config,
+                text_model=config.features.text_model or "",
+                image_preset=config.features.image_preset or "",
+                image_checkpoint=config.features.image_checkpoint or "",
+            )
+            outcome = run_flower(run_config, engine, options)
+            for entry in outcome.curve:
+                metrics_file.write(json.dumps({"method": config.method, **entry}) + "\n")
+            metrics_file.flush()
+            outcomes.append(outcome)
+            if config.progress:
+                ndcg = outcome.test["sampled"]["ndcg@10"]
+                print(
+                    f"[{config.method} seed {seed} {engine}] best round {outcome.best_round}: test ndcg@10 {ndcg:.4f}",
+                    file=sys.stderr,
+                )
+    extra = {"total_seconds": round(time.perf_counter() - started, 2), "engine": engine}
+    summary = summarize(config.method, config.dataset.name, outcomes, extra)
+    write_json(out / "summary.json", summary)
+    title = f"{config.method} on {config.dataset.name} ({engine})"
+    write_report(out, [summary], {config.method: [e for o in outcomes for e in o.curve]}, title)
+    state = {k: v.contiguous() for k, v in outcomes[0].best_state.items()}
+    meta = {"method": config.method, "seed": str(outcomes[0].seed), "engine": engine}
+    write_atomic(out / "model.safetensors", save(state, metadata=meta))
+    return summary

@@ -1,0 +1,255 @@
+"""Flower ServerApp: FedAvg's round loop driving mmfedrec's `ServerModel` (FedAvg, McMahan et al., 2017).
+
+The strategy overrides only what it must: `aggregate_train` adds the silos' `UpdateSums` and
+calls `ServerModel.apply` (the same maths as the in-process engine), `aggregate_evaluate` turns
+the silos' metric sums into the evaluator's means and tracks the best validation round. Node
+replies that are errors (a node died, a ClientApp raised) are logged by FedAvg and left out:
+the round completes with the remaining silos. After the last round the best round's global
+model is tested on every node, so the outcome has the in-process runner's shape (`SeedOutcome`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from logging import INFO, WARNING
+from pathlib import Path
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
+from flwr.common import log
+from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import FedAvg
+
+from mmfedrec.errors import MmfedrecError
+from mmfedrec.federation.aggregation.sums import UpdateSums
+from mmfedrec.federation.client_app import PROTOCOLS, global_arrays
+from mmfedrec.federation.comm import download_nbytes
+from mmfedrec.federation.flower_config import FlowerRunConfig
+from mmfedrec.federation.runner import SELECTION_METRIC, SeedOutcome, build_trainer
+from mmfedrec.federation.simulation import Simulation
+from mmfedrec.runtime import configure_runtime
+
+BUCKETS = ("q1", "q2", "q3", "q4", "q5", "sparse")  # the evaluator's activity buckets, in its order
+
+
+def metric_means(sums: dict[str, float]) -> dict[str, object]:
+    """The evaluator's result (`evaluate(...)` shape) from metric sums added over silos."""
+
+    def block(bucket: str) -> dict[str, object]:
+        users = int(sums.get(f"{bucket}/users", 0))
+        result: dict[str, object] = {}
+        for protocol, ks, names in PROTOCOLS:
+            result[protocol] = {
+                f"{name}@{k}": sums[f"{bucket}/{protocol}/{name}@{k}"] / users if users else float("nan")
+                for k in ks
+                for name in names
+            }
+        result["users"] = users
+        return result
+
+    return {**block("all"), "buckets": {bucket: block(bucket) for bucket in BUCKETS}}
+
+
+def add_metric_sums(replies: Iterable[Message]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for reply in replies:
+        for key, value in reply.content["metrics"].items():
+            if "/" in key:
+                total[key] = total.get(key, 0.0) + float(value)
+    return total
+
+
+class MmfedrecStrategy(FedAvg):
+    """FedAvg's sampling and messaging; mmfedrec's aggregation, server optimizer and item tower."""
+
+    def __init__(self, trainer: Simulation, rounds: int, eval_every: int) -> None:
+        super().__init__(min_train_nodes=1, min_evaluate_nodes=1, min_available_nodes=1)
+        self.trainer = trainer
+        self.rounds = rounds
+        self.eval_every = eval_every
+        self.curve: list[dict[str, object]] = []
+        self.best_value, self.best_round, self.best_valid = -np.inf, 0, {}
+        self.best_state = self.server_state()
+        self.best_arrays = self.global_arrays()
+        self._round_started = 0.0
+        self._download = 0.0
+
+    def global_arrays(self) -> ArrayRecord:
+        return global_arrays(self.trainer.shared, self.trainer.server.item_table())
+
+    def server_state(self) -> dict[str, torch.Tensor]:
+        """Shared tensors and item tower: the server's half of `Simulation.state()` (no private rows)."""
+        snapshot = {f"shared.{k}": v.clone() for k, v in self.trainer.shared.items()}
+        snapshot.update({f"tower.{k}": v.detach().clone() for k, v in self.trainer.tower.state_dict().items()})
+        return snapshot
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        self._round_started = time.perf_counter()
+        self._download = float(download_nbytes(self.trainer.shared, self.trainer.server.item_table()))
+        config["best-round"] = self.best_round
+        selected = self.trainer.select_clients()
+        if len(selected) < self.trainer.split.n_users:
+            config["selected"] = [int(u) for u in selected]
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        valid, errors = self._check_and_log_replies(replies, is_train=True, validate=False)
+        trained = [r for r in valid if int(r.content["metrics"]["num-clients"]) > 0]
+        sums: UpdateSums | None = None
+        for reply in trained:
+            node_sums = UpdateSums.from_tensors(reply.content["sums"].to_torch_state_dict())
+            sums = node_sums if sums is None else sums + node_sums
+        if sums is not None:
+            self.trainer.server.apply(sums)
+        clients = sum(int(r.content["metrics"]["num-clients"]) for r in trained)
+        examples = sum(int(r.content["metrics"]["num-examples"]) for r in trained)
+        upload = sum(float(r.content["metrics"]["upload-bytes"]) for r in trained)
+        if errors:
+            log(WARNING, "round %d: %d node(s) failed; aggregated %d node(s)", server_round, len(errors), len(valid))
+        self.curve.append(
+            {
+                "round": server_round,
+                "seconds": round(time.perf_counter() - self._round_started, 4),
+                "clients": clients,
+                "upload_bytes_per_client": upload / clients if clients else 0.0,
+                "download_bytes_per_client": self._download,
+                "nodes": len(valid),
+                "failed_nodes": len(errors),
+            }
+        )
+        metrics: dict[str, int | float | list[float]] = {"num-examples": examples, "num-clients": clients}
+        masses = [r.content["metrics"]["routed-mass"] for r in trained if "routed-mass" in r.content["metrics"]]
+        if masses:
+            metrics["routed-mass"] = [float(v) for v in np.sum(np.asarray(masses, dtype=np.float64), axis=0)]
+        return self.global_arrays(), MetricRecord(metrics)
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        if server_round % self.eval_every != 0 and server_round != self.rounds:
+            return []
+        self._eval_started = time.perf_counter()
+        config["stage"] = "valid"
+        config["best-round"] = self.best_round
+        return super().configure_evaluate(server_round, arrays, config, grid)
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        valid, _ = self._check_and_log_replies(replies, is_train=False, validate=False)
+        if not valid:
+            return None
+        result = metric_means(add_metric_sums(valid))
+        entry = self.curve[-1]
+        entry["valid"] = {"sampled": result["sampled"], "full": result["full"]}
+        entry["eval_seconds"] = round(time.perf_counter() - self._eval_started, 4)
+        value = result[SELECTION_METRIC[0]][SELECTION_METRIC[1]]
+        if value > self.best_value:
+            self.best_value, self.best_round, self.best_valid = value, server_round, result
+            self.best_state, self.best_arrays = self.server_state(), self.global_arrays()
+        return MetricRecord({f"valid-{p}-{m}": float(v) for p in ("sampled", "full") for m, v in result[p].items()})
+
+    def evaluate_best(self, grid: Grid, timeout: float) -> dict[str, object]:
+        """Test the best validation round's model on every connected node."""
+        config = ConfigRecord({"server-round": self.rounds, "stage": "test", "best-round": self.best_round})
+        record = RecordDict({self.arrayrecord_key: self.best_arrays, self.configrecord_key: config})
+        messages = self._construct_messages(record, list(grid.get_node_ids()), MessageType.EVALUATE)
+        valid, _ = self._check_and_log_replies(grid.send_and_receive(messages, timeout=timeout), False, False)
+        if not valid:
+            raise MmfedrecError("no node answered the test evaluation")
+        stale = sum(int(r.content["metrics"].get("stale-private", 0)) for r in valid)
+        if stale:
+            log(WARNING, "test: %d node(s) no longer held their best-round private state", stale)
+        return metric_means(add_metric_sums(valid))
+
+
+def wait_for_nodes(grid: Grid, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while len(list(grid.get_node_ids())) < count:
+        if time.monotonic() > deadline:
+            raise MmfedrecError(f"only {len(list(grid.get_node_ids()))} of {count} SuperNodes connected in {timeout} s")
+        time.sleep(0.5)
+
+
+def build_server_trainer(config: FlowerRunConfig) -> Simulation:
+    """The server's copy of the run (same initial state as the in-process engine for the seed)."""
+    method = config.method_spec()
+    split = config.split()
+    features = None
+    if method.modalities:
+        from mmfedrec.data.registry import load_dataset
+        from mmfedrec.encoders.features import compute_item_features
+
+        spec = config.dataset_spec()
+        features, _ = compute_item_features(
+            load_dataset(spec).catalog,
+            text_model=config.text_model or None,
+            image_preset=config.image_preset or None,
+            image_checkpoint=config.image_checkpoint or None,
+            cache_dir=None if spec.cache_dir is None else Path(spec.cache_dir) / "features",
+            progress=False,
+        )
+    torch.manual_seed(config.seed)  # as train_seed does: the fusion init draws from the global generator
+    return build_trainer(method, split, features, config.train_settings(), config.seed)
+
+
+def run_server(grid: Grid, config: FlowerRunConfig) -> SeedOutcome:
+    """All rounds, then the test at the best round: the Flower counterpart of `train_seed`."""
+    trainer = build_server_trainer(config)
+    strategy = MmfedrecStrategy(trainer, config.num_server_rounds, config.eval_every)
+    wait_for_nodes(grid, config.min_nodes, config.node_wait_timeout)
+    strategy.start(grid, strategy.global_arrays(), num_rounds=config.num_server_rounds, timeout=config.round_timeout)
+    test = strategy.evaluate_best(grid, config.round_timeout)
+    curve = [{"seed": config.seed, **entry} for entry in strategy.curve]
+    n_rounds = max(1, len(curve))
+    return SeedOutcome(
+        seed=config.seed,
+        best_round=strategy.best_round,
+        valid=strategy.best_valid,
+        test=test,
+        curve=curve,
+        sec_per_round=sum(e["seconds"] for e in curve) / n_rounds,
+        upload_bytes_per_client_round=sum(e["upload_bytes_per_client"] for e in curve) / n_rounds,
+        download_bytes_per_client_round=sum(e["download_bytes_per_client"] for e in curve) / n_rounds,
+        best_state=strategy.best_state,
+    )
+
+
+def write_outcome(outcome: SeedOutcome, folder: Path) -> Path:
+    """outcome-seed<s>.json (everything but the tensors) + best-seed<s>.safetensors, atomically."""
+    from safetensors.torch import save
+
+    from mmfedrec.evaluation.report import write_atomic, write_json
+
+    folder = Path(folder)
+    state = {k: v.contiguous() for k, v in outcome.best_state.items()}
+    write_atomic(folder / f"best-seed{outcome.seed}.safetensors", save(state))
+    payload = {k: v for k, v in outcome.__dict__.items() if k != "best_state"}
+    path = folder / f"outcome-seed{outcome.seed}.json"
+    write_json(path, payload)
+    return path
+
+
+def read_outcome(folder: Path, seed: int) -> SeedOutcome:
+    from safetensors.torch import load_file
+
+    payload = json.loads((Path(folder) / f"outcome-seed{seed}.json").read_text())
+    return SeedOutcome(**payload, best_state=load_file(str(Path(folder) / f"best-seed{seed}.safetensors")))
+
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    config = FlowerRunConfig.from_run_config(context.run_config)
+    configure_runtime(config.threads)
+    outcome = run_server(grid, config)
+    log(INFO, "best round %d: test sampled ndcg@10 %.4f", outcome.best_round, outcome.test["sampled"]["ndcg@10"])
+    if config.out_dir:
+        log(INFO, "wrote %s", write_outcome(outcome, Path(config.out_dir)))
