@@ -1,0 +1,30 @@
+"""Gradio demo of a trained run: recommend, search, sparse clients, live training, the run's report.
+
+`build_demo(context)` builds the Blocks; the handlers in `mmfedrec.app.handlers` are plain
+functions of an `AppContext` (from `load_context(run_folder)`) that tests call directly.
+Gradio loads only with `build_demo`; nothing here imports flwr.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "AppContext": "mmfedrec.app.context",
+    "load_context": "mmfedrec.app.context",
+    "LoadedRun": "mmfedrec.app.run_loader",
+    "load_run": "mmfedrec.app.run_loader",
+    "build_demo": "mmfedrec.app.ui",
+    "launch_options": "mmfedrec.app.ui",
+    "train_live": "mmfedrec.app.training",
+    "ensure_default_run": "mmfedrec.app.training",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

@@ -1,0 +1,216 @@
+"""Rebuild a trained model from a run folder: config.json -> split + trainer, model.safetensors -> state.
+
+Only safetensors is read (never pickle). The run's seed-0 split is rebuilt (from the dataset
+cache when present), so user and item indices mean what they meant in training.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mmfedrec.data.spec import DatasetSpec
+from mmfedrec.data.splits import Split
+from mmfedrec.data.types import Catalog
+from mmfedrec.errors import MmfedrecError
+from mmfedrec.experiment import ExperimentConfig, FeatureConfig
+from mmfedrec.federation.local import LocalConfig
+from mmfedrec.federation.methods import MethodSpec, method_spec
+from mmfedrec.federation.runner import TrainSettings
+from mmfedrec.federation.simulation import FederatedConfig
+
+PSEUDO_FILE = "pseudo_interactions.safetensors"  # optional: users, items (split indices), weights
+
+
+def experiment_config_from_dict(config: dict, out: Path, cache_dir: Path | None = None) -> ExperimentConfig:
+    """The `ExperimentConfig` a run's config.json was written from (paths relative to the working dir)."""
+    dataset = dict(config["dataset"])
+    for key in ("root", "interactions_file", "items_file", "items_table", "image_dir", "image_audit", "cache_dir"):
+        if dataset.get(key) is not None:
+            dataset[key] = Path(dataset[key])
+    if cache_dir is not None:
+        dataset["cache_dir"] = Path(cache_dir)
+    train = dict(config["train"])
+    federated = dict(train.pop("federated"))
+    federated["local"] = LocalConfig(**federated["local"])
+    return ExperimentConfig(
+        method=config["method"],
+        dataset=DatasetSpec(**dataset),
+        out=out,
+        seeds=tuple(config.get("seeds", [0])),
+        eval_negatives=int(config.get("eval_negatives", 99)),
+        train=TrainSettings(**train, federated=FederatedConfig(**federated)),
+        features=FeatureConfig(**config.get("features", {})),
+        progress=False,
+    )
+
+
+class RunModel:
+    """The trained recommender, frozen: scores, router weights, and one client's local adaptation."""
+
+    def __init__(
+        self,
+        model: object,
+        shared: dict[str, Tensor],
+        private: dict[str, Tensor],
+        item_rows: Tensor,
+        local_lr: float,
+    ) -> None:
+        self.model = model
+        self.shared = {k: v.detach().unsqueeze(0) for k, v in shared.items()}  # (1, ...) broadcast over clients
+        self.private = {k: v.detach() for k, v in private.items()}  # (U, ...)
+        self.item_rows = item_rows.detach()  # (1, I, D+1) global table, or (U, I, D+1) local-only tables
+        self.local_lr = local_lr
+
+    @property
+    def n_items(self) -> int:
+        return int(self.item_rows.shape[1])
+
+    @property
+    def has_router(self) -> bool:
+        return hasattr(self.model, "gate")
+
+    def client_private(self, user: int) -> dict[str, Tensor]:
+        return {k: v[user : user + 1] for k, v in self.private.items()}  # (1, ...)
+
+    def _rows(self, user: int) -> Tensor:
+        return self.item_rows if self.item_rows.shape[0] == 1 else self.item_rows[user : user + 1]
+
+    def scores(self, user: int, private: dict[str, Tensor] | None = None) -> np.ndarray:
+        """(I,) scores of every item for one user (optionally with a replaced private state)."""
+        with torch.no_grad():
+            state = self.client_private(user) if private is None else private
+            return self.model.scores(state, self.shared, self._rows(user))[0].numpy()
+
+    def expert_weights(self, user: int) -> np.ndarray | None:
+        """(K,) the router's expert weights for this client; None for models without a router."""
+        if not self.has_router:
+            return None
+        with torch.no_grad():
+            return self.model.gate(self.client_private(user), self.shared)[0].numpy()
+
+    def adapt(
+        self,
+        user: int,
+        positives: np.ndarray,
+        weights: np.ndarray,
+        seen: np.ndarray,
+        steps: int = 30,
+        n_negatives: int = 4,
+        seed: int = 0,
+    ) -> dict[str, Tensor]:
+        """The client's private state after local steps on weighted positives (item vectors and experts frozen).
+
+        What a client would do in local training, restricted to what it owns, so the effect of
+        pseudo-interactions on its recommendations can be shown without another federated run.
+
+        Args:
+            positives: (P,) item indices; weights (P,) their loss weights (1 real, <1 pseudo).
+            seen: item indices never drawn as negatives (the user's history and pseudo-items).
+        """
+        private = {k: v.clone().requires_grad_() for k, v in self.client_private(user).items()}
+        if len(positives) == 0:
+            return {k: v.detach() for k, v in private.items()}
+        generator = np.random.default_rng(seed)
+        allowed = np.setdiff1d(np.arange(self.n_items), seen)
+        negatives = generator.choice(allowed, size=(steps, len(positives) * n_negatives))  # (S, P*n)
+        rows = self._rows(user)
+        optimizer = torch.optim.Adam(list(private.values()), lr=self.local_lr)
+        pos = torch.from_numpy(np.asarray(positives, dtype=np.int64))
+        pos_weight = torch.from_numpy(np.asarray(weights, dtype=np.float32))
+        for step in range(steps):
+            items = torch.cat([pos, torch.from_numpy(negatives[step])])  # (P + P*n,)
+            logits = self.model.scores(private, self.shared, rows[:, items])[0]  # (P + P*n,)
+            labels = torch.cat([torch.ones(len(pos)), torch.zeros(len(items) - len(pos))])
+            example_weight = torch.cat([pos_weight, pos_weight.repeat_interleave(n_negatives)])
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, weight=example_weight)
+            loss = loss + self.model.auxiliary_loss(private, self.shared).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return {k: v.detach() for k, v in private.items()}
+
+
+@dataclass
+class LoadedRun:
+    """A run folder brought back to life: what it was trained on and its best seed-0 model."""
+
+    folder: Path
+    config: ExperimentConfig
+    method: MethodSpec
+    split: Split
+    catalog: Catalog  # rows aligned with split item indices
+    model: RunModel
+    summary: dict
+    pseudo: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # saved pseudo-interactions (users, items, weights)
+    features: object | None = None  # ItemFeatures when the method used content
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+
+def load_pseudo(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    path = folder / PSEUDO_FILE
+    if not path.is_file():
+        return None
+    from safetensors.numpy import load_file
+
+    arrays = load_file(str(path))
+    missing = {"users", "items", "weights"} - arrays.keys()
+    if missing:
+        raise MmfedrecError(f"{path}: lacks arrays {sorted(missing)}")
+    return arrays["users"].astype(np.int64), arrays["items"].astype(np.int64), arrays["weights"].astype(np.float32)
+
+
+def load_run(folder: Path, cache_dir: Path | None = None) -> LoadedRun:
+    """Rebuild the best seed-0 model of `folder` (written by `mmfedrec train`).
+
+    Args:
+        cache_dir: overrides the run's dataset cache folder (e.g. when the run moved).
+    """
+    from safetensors.torch import load_file
+
+    from mmfedrec.data.registry import load_dataset, prepare_split
+    from mmfedrec.experiment import load_features
+    from mmfedrec.federation.runner import build_trainer
+
+    folder = Path(folder)
+    config_path, model_path = folder / "config.json", folder / "model.safetensors"
+    if not config_path.is_file():
+        raise MmfedrecError(f"{folder} is not a run folder (no config.json); train one with `mmfedrec train`")
+    if not model_path.is_file():
+        raise MmfedrecError(f"{folder} has no model.safetensors (popularity runs have no model to serve)")
+    config = experiment_config_from_dict(json.loads(config_path.read_text()), folder, cache_dir)
+    method = method_spec(config.method)
+    dataset = load_dataset(config.dataset)
+    seed = config.seeds[0]
+    split = prepare_split(config.dataset, seed, config.eval_negatives, use_cache=config.dataset.cache_dir is not None)
+    features = None
+    if method.modalities:
+        cache = None if config.dataset.cache_dir is None else Path(config.dataset.cache_dir) / "features"
+        features = load_features(config, dataset.catalog, cache)
+    trainer = build_trainer(method, split, features, config.train, seed)
+    trainer.load_state(load_file(str(model_path)))
+    local_tables = getattr(trainer, "local_tables", None)
+    with torch.no_grad():
+        item_rows = local_tables if local_tables is not None else trainer.tower().detach().unsqueeze(0)
+    model = RunModel(trainer.model, trainer.shared, trainer.private, item_rows, config.train.federated.local.lr)
+    summary_path = folder / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    return LoadedRun(
+        folder,
+        config,
+        method,
+        split,
+        dataset.catalog.select(split.item_ids),
+        model,
+        summary,
+        load_pseudo(folder),
+        features,
+    )

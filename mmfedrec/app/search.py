@@ -1,0 +1,113 @@
+"""Search the catalogue by text or image in the encoders' space (CLIP-style, cosine similarity).
+
+A text query is embedded by the run's text tower and matched against item text features; an
+uploaded image by its image tower against item image features. Features and towers load on
+first use and stay in memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from mmfedrec.app.context import AppContext
+from mmfedrec.errors import MmfedrecError
+
+_LOCK = threading.Lock()  # one feature computation / encoder load at a time
+
+
+def item_features(context: AppContext):
+    """The run's item features (computed once and cached when the method used none)."""
+    with _LOCK:
+        features = context._search.get("features")
+        if features is None:
+            features = context.run.features
+            if features is None:
+                from mmfedrec.encoders.features import compute_item_features
+
+                settings = context.run.config.features
+                cache = None if context.cache_dir is None else context.cache_dir / "features"
+                features, _ = compute_item_features(
+                    context.run.catalog,
+                    text_model=settings.text_model,
+                    image_preset=settings.image_preset,
+                    image_checkpoint=settings.image_checkpoint,
+                    cache_dir=cache,
+                    progress=False,
+                )
+            position = _positions(features.item_ids, context.run.split.item_ids)
+            context._search["features"] = features
+            context._search["position"] = position
+        return features, context._search["position"]
+
+
+def _positions(feature_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+    import pandas as pd
+
+    position = pd.Index(feature_ids).get_indexer(item_ids)
+    if (position < 0).any():
+        raise MmfedrecError(f"item {item_ids[position < 0][0]} has no features; the feature cache is stale")
+    return position
+
+
+def _text_encoder(context: AppContext, text_model: str):
+    with _LOCK:
+        encoder = context._search.get("text_encoder")
+        if encoder is None:
+            from mmfedrec.encoders.text import TextEncoder
+
+            encoder = TextEncoder.from_pretrained(text_model)
+            context._search["text_encoder"] = encoder
+        return encoder
+
+
+def _image_encoder(context: AppContext):
+    with _LOCK:
+        encoder = context._search.get("image_encoder")
+        if encoder is None:
+            import torch
+
+            from mmfedrec.encoders.factory import create_encoder
+            from mmfedrec.encoders.features import RANDOM_INIT_SEED
+
+            settings = context.run.config.features
+            with torch.random.fork_rng():  # the same seeded tower that encoded the items
+                torch.manual_seed(RANDOM_INIT_SEED)
+                encoder = create_encoder(settings.image_preset, settings.image_checkpoint)
+            context._search["image_encoder"] = encoder
+        return encoder
+
+
+def text_similarities(context: AppContext, query: str) -> tuple[np.ndarray, np.ndarray]:
+    """(I,) cosine similarity of every item's text to `query` and (I,) which items have a text feature."""
+    features, position = item_features(context)
+    if features.text is None:
+        raise MmfedrecError("this run's item features have no text modality")
+    encoder = _text_encoder(context, features.metadata.get("text_model") or None)
+    query_vector = encoder.encode([query])[0]  # (H,) unit norm
+    return features.text[position] @ query_vector, features.mask[position, 0]
+
+
+def image_similarities(context: AppContext, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(I,) cosine similarity of every item's image to the picture at `path`, and (I,) which items have one."""
+    from mmfedrec.encoders.image import encode_images
+
+    features, position = item_features(context)
+    if features.image is None or context.run.config.features.image_preset is None:
+        raise MmfedrecError("this run's item features have no image modality")
+    encoder = _image_encoder(context)
+    vectors, readable = encode_images(encoder, [str(path)])
+    if not readable[0]:
+        raise MmfedrecError("the image could not be decoded")
+    return features.image[position] @ vectors[0], features.mask[position, 1]
+
+
+def image_tower_note(context: AppContext) -> str:
+    """A caveat when the image tower is untrained (its matches follow colour and layout, not meaning)."""
+    features = context._search.get("features")
+    weights = None if features is None else features.metadata.get("image_weights")
+    if weights == "random-init":
+        return " The image tower is an untrained, seeded network: matches follow colour and layout, not content."
+    return ""

@@ -1,0 +1,157 @@
+"""Training tab and the default run: a short federated run on the embedded synthetic dataset.
+
+`train_live` is a generator: it yields a `TrainingUpdate` after every round, so the UI can
+redraw its plots while the run goes on. `ensure_default_run` trains the model the app serves
+when no run is given.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from mmfedrec.data.spec import DatasetSpec
+from mmfedrec.errors import MmfedrecError
+
+LIVE_METHODS = ("ours-id-only", "ours", "fedavg-mf", "fedncf", "pfedrec")
+LIMITS = {"rounds": (1, 50), "users": (20, 3000), "items": (60, 2000)}
+
+
+@dataclass(frozen=True)
+class TrainingUpdate:
+    round: int
+    message: str  # Markdown
+    metrics: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"round": [], "value": [], "metric": []}))
+    communication: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"round": [], "KB": [], "direction": []}))
+    done: bool = False
+
+
+def eval_negatives(n_items: int) -> int:
+    """Sampled-protocol negatives for a synthetic catalogue: 99 when it is large enough, fewer for small ones."""
+    return min(99, n_items // 4)
+
+
+def _check(name: str, value: object) -> int:
+    low, high = LIMITS[name]
+    try:
+        number = int(float(value))
+    except (TypeError, ValueError):
+        raise MmfedrecError(f"{name} must be a whole number between {low} and {high}") from None
+    if not low <= number <= high:
+        raise MmfedrecError(f"{name} must lie between {low} and {high}, got {number}")
+    return number
+
+
+def train_live(
+    method: str = "ours-id-only",
+    rounds: object = 5,
+    users: object = 200,
+    items: object = 150,
+    cache_dir: Path | None = None,
+    seed: int = 0,
+) -> Iterator[TrainingUpdate]:
+    """Train `method` federatedly on a synthetic dataset, yielding metrics after each round.
+
+    Bad settings yield one update whose message says what to change (nothing is raised).
+    """
+    try:
+        if method not in LIVE_METHODS:
+            raise MmfedrecError(f"method must be one of {', '.join(LIVE_METHODS)}")
+        rounds, users, items = _check("rounds", rounds), _check("users", users), _check("items", items)
+    except MmfedrecError as error:
+        yield TrainingUpdate(0, f"Cannot start: {error}.", done=True)
+        return
+    from mmfedrec.data.registry import load_dataset, prepare_split
+    from mmfedrec.evaluation.protocols import evaluate
+    from mmfedrec.federation.methods import method_spec
+    from mmfedrec.federation.runner import TrainSettings, build_trainer
+
+    spec = DatasetSpec(synthetic_users=users, synthetic_items=items, cache_dir=cache_dir)
+    yield TrainingUpdate(0, f"Preparing the synthetic dataset ({users} users, {items} items)...")
+    try:
+        dataset = load_dataset(spec)
+        split = prepare_split(spec, seed, eval_negatives(items), use_cache=cache_dir is not None)
+    except MmfedrecError as error:
+        yield TrainingUpdate(0, f"Cannot start: {error}.", done=True)
+        return
+    spec_method = method_spec(method)
+    features = None
+    if spec_method.modalities:
+        yield TrainingUpdate(0, "Encoding item text and images (first time only)...")
+        from mmfedrec.encoders.features import compute_item_features
+
+        features, _ = compute_item_features(
+            dataset.catalog, cache_dir=None if cache_dir is None else Path(cache_dir) / "features", progress=False
+        )
+    settings = TrainSettings(rounds=rounds)
+    trainer = build_trainer(spec_method, split, features, settings, seed)
+    metric_rows: list[dict] = []
+    comm_rows: list[dict] = []
+    upload_total = download_total = 0.0
+    started = time.perf_counter()
+    for round_index in range(1, rounds + 1):
+        stats = trainer.run_round(round_index)
+        valid = evaluate(trainer.scorer(), split, "valid")["sampled"]
+        for name in ("ndcg@10", "hr@10"):
+            metric_rows.append({"round": round_index, "value": float(valid[name]), "metric": f"valid {name}"})
+        upload_total += stats.upload_bytes_per_client
+        download_total += stats.download_bytes_per_client
+        comm_rows.append({"round": round_index, "KB": stats.upload_bytes_per_client / 1024, "direction": "upload"})
+        comm_rows.append({"round": round_index, "KB": stats.download_bytes_per_client / 1024, "direction": "download"})
+        lines = [
+            f"**{method}**, round {round_index}/{rounds} ({time.perf_counter() - started:.1f} s): "
+            f"valid NDCG@10 {valid['ndcg@10']:.4f}, HR@10 {valid['hr@10']:.4f}; {stats.clients} clients.",
+            f"Communication per client: {stats.upload_bytes_per_client / 1024:.1f} KB up, "
+            f"{stats.download_bytes_per_client / 1024:.1f} KB down this round; "
+            f"{upload_total / 1024:.1f} KB up, {download_total / 1024:.1f} KB down in total.",
+        ]
+        epsilon = getattr(stats, "epsilon", None)
+        if epsilon is not None:
+            lines.append(f"Privacy spent: ε = {float(epsilon):.3f}.")
+        yield TrainingUpdate(
+            round_index,
+            "\n\n".join(lines),
+            pd.DataFrame(metric_rows),
+            pd.DataFrame(comm_rows),
+            done=round_index == rounds,
+        )
+
+
+DEFAULT_RUN = Path("runs/app-default")
+
+
+def ensure_default_run(
+    out: Path = DEFAULT_RUN,
+    cache_dir: Path | None = Path(".cache/mmfedrec"),
+    method: str = "ours-id-only",
+    rounds: int = 5,
+    users: int = 300,
+    items: int = 200,
+    retrain: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Train the embedded default into `out` unless a finished run with the same settings is there."""
+    import json
+
+    from mmfedrec.experiment import ExperimentConfig, _config_dict, run_experiment
+    from mmfedrec.federation.runner import TrainSettings
+
+    config = ExperimentConfig(
+        method=method,
+        dataset=DatasetSpec(synthetic_users=users, synthetic_items=items, cache_dir=cache_dir),
+        out=Path(out),
+        eval_negatives=eval_negatives(items),
+        train=TrainSettings(rounds=rounds),
+        progress=progress,
+    )
+    config_path, model_path = Path(out) / "config.json", Path(out) / "model.safetensors"
+    if not retrain and model_path.is_file() and config_path.is_file():
+        saved, wanted = json.loads(config_path.read_text()), json.loads(json.dumps(_config_dict(config)))
+        if all(saved.get(key) == wanted[key] for key in ("method", "dataset", "eval_negatives", "train")):
+            return Path(out)
+    run_experiment(config)
+    return Path(out)
