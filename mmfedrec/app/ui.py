@@ -15,9 +15,6 @@ from mmfedrec.app.training import LIVE_METHODS, train_live
 
 SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "sans-serif")  # no web fonts: the app makes no outside requests
 MONO_FONTS = ("ui-monospace", "Consolas", "monospace")
-CSS = """
-#recommendations .caption-label, #history .caption-label { white-space: normal; }
-"""
 
 
 def theme() -> gr.themes.Base:
@@ -28,7 +25,6 @@ def launch_options(context: AppContext) -> dict[str, Any]:
     """Keyword arguments of `Blocks.launch` the app needs: theme, served folders, upload limit."""
     return {
         "theme": theme(),
-        "css": CSS,
         "allowed_paths": context.allowed_paths(),
         "max_file_size": 4 * MAX_UPLOAD_BYTES,  # larger files are refused by our handler, with a message
         "footer_links": [],
@@ -91,7 +87,7 @@ def _recommend_tab(context: AppContext) -> None:
                 object_fit="contain",
                 elem_id="history",
             )
-        with gr.Column(scale=1):
+        with gr.Column(scale=1, visible=context.run.model.has_router):
             experts = gr.BarPlot(
                 x="expert", y="weight", y_lim=[0, 1], label="router: expert weights of this client", elem_id="experts"
             )
