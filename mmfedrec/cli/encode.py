@@ -113,6 +113,5 @@ def run_encode(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
         return 0
     for key, value in summary.items():
-        shown = f"{len(value)} items" if isinstance(value, list) else value
-        print(f"{key:<24}{shown}")
+        print(f"{key:<24}{value}")  # items_without_features lists every id: they must not go unnoticed
     return 0
