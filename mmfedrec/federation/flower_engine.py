@@ -81,6 +81,15 @@ class InProcessGrid(Grid):
     ) -> Message:
         return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
 
+    def add_node(self, node_config: dict) -> int:
+        """A node joining (or rejoining with a fresh state): a new id, an empty `context.state`."""
+        node_id = max(self.contexts) + 1
+        run_config = next(iter(self.contexts.values())).run_config
+        self.contexts[node_id] = Context(
+            run_id=1, node_id=node_id, node_config=dict(node_config), state=RecordDict(), run_config=run_config
+        )
+        return node_id
+
     def get_node_ids(self) -> list[int]:
         return [node for node in self.contexts if node not in self.down]
 
@@ -114,14 +123,26 @@ class InProcessGrid(Grid):
         return reply
 
 
-def run_inprocess(config: FlowerRunConfig, num_partitions: int = 2) -> tuple[SeedOutcome, InProcessGrid]:
-    """The whole app (strategy + ClientApps) in this process; returns the outcome and the grid."""
-    from mmfedrec.federation.client_app import app as client_app
+def run_inprocess(
+    config: FlowerRunConfig, num_partitions: int = 2, trainer=None, grid: InProcessGrid | None = None
+) -> tuple[SeedOutcome, InProcessGrid]:
+    """The whole app (strategy + ClientApps) in this process; returns the outcome and the grid.
+
+    Args:
+        trainer: the server's `Simulation` (default: built from `config`); holds the last round's state after.
+        grid: a prepared grid (default: `in_process_grid(config, num_partitions)`).
+    """
     from mmfedrec.federation.server_app import run_server
 
+    grid = grid or in_process_grid(config, num_partitions)
+    return run_server(grid, config, trainer), grid
+
+
+def in_process_grid(config: FlowerRunConfig, num_partitions: int = 2) -> InProcessGrid:
+    from mmfedrec.federation.client_app import app as client_app
+
     node_configs = [{"partition-id": i, "num-partitions": num_partitions} for i in range(num_partitions)]
-    grid = InProcessGrid(client_app, node_configs, config.to_run_config())
-    return run_server(grid, config), grid
+    return InProcessGrid(client_app, node_configs, config.to_run_config())
 
 
 # ---- processes -------------------------------------------------------------------------------

@@ -198,9 +198,13 @@ def build_server_trainer(config: FlowerRunConfig) -> Simulation:
     return build_trainer(method, split, features, config.train_settings(), config.seed)
 
 
-def run_server(grid: Grid, config: FlowerRunConfig) -> SeedOutcome:
-    """All rounds, then the test at the best round: the Flower counterpart of `train_seed`."""
-    trainer = build_server_trainer(config)
+def run_server(grid: Grid, config: FlowerRunConfig, trainer: Simulation | None = None) -> SeedOutcome:
+    """All rounds, then the test at the best round: the Flower counterpart of `train_seed`.
+
+    Args:
+        trainer: the server's state (default: `build_server_trainer(config)`); left at the last round.
+    """
+    trainer = trainer or build_server_trainer(config)
     strategy = MmfedrecStrategy(trainer, config.num_server_rounds, config.eval_every)
     wait_for_nodes(grid, config.min_nodes, config.node_wait_timeout)
     strategy.start(grid, strategy.global_arrays(), num_rounds=config.num_server_rounds, timeout=config.round_timeout)

@@ -1,0 +1,150 @@
+"""The Flower app in one process (InProcessGrid): parity with the in-process engine, what a node
+uploads, and a run that loses and regains a node. Real SuperLink/SuperNodes: test_flower_engines.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
+
+from mmfedrec.evaluation.protocols import evaluate
+from mmfedrec.federation.client_app import PRIVATE_KEY
+from mmfedrec.federation.flower_config import FlowerRunConfig
+from mmfedrec.federation.flower_engine import in_process_grid, run_inprocess
+from mmfedrec.federation.runner import build_trainer, train_seed
+from mmfedrec.federation.server_app import build_server_trainer
+
+ALLOWED_ARRAYS = ("weighted.", "weights.", "row_sum", "row_senders")
+ALLOWED_TRAIN_METRICS = {"num-examples", "num-clients", "upload-bytes", "routed-mass"}
+
+
+def small_config(tmp_path, **changes) -> FlowerRunConfig:
+    values = {
+        "method": "ours-id-only",
+        "synthetic_users": 60,
+        "synthetic_items": 50,
+        "cache_dir": str(tmp_path / "cache"),
+        "num_server_rounds": 2,
+        "dim": 16,
+        "batch_size": 16,
+        "eval_negatives": 20,
+        "max_cells": 256,  # several chunks per node: chunking must not matter either
+    }
+    return FlowerRunConfig(**(values | changes))
+
+
+@pytest.mark.parametrize("method", ["ours-id-only", "fedavg-mf"])
+def test_flower_rounds_match_the_inprocess_engine(tmp_path, method: str) -> None:
+    config = small_config(tmp_path, method=method)
+    split = config.split()
+    torch.manual_seed(config.seed)
+    reference = build_trainer(config.method_spec(), split, None, config.train_settings(), config.seed)
+    for round_index in (1, 2):
+        reference.run_round(round_index)
+
+    server = build_server_trainer(config)
+    outcome, grid = run_inprocess(config, num_partitions=2, trainer=server)
+
+    for name, tensor in reference.shared.items():
+        torch.testing.assert_close(server.shared[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
+    torch.testing.assert_close(server.server.item_table(), reference.server.item_table(), atol=1e-5, rtol=1e-4)
+    # each node's private rows equal the engine's rows for its users (they stayed on the node)
+    silos = np.array_split(np.arange(split.n_users), 2)
+    for users, context in zip(silos, grid.contexts.values(), strict=True):
+        private = context.state[PRIVATE_KEY].to_torch_state_dict()
+        for name, rows in private.items():
+            torch.testing.assert_close(rows, reference.private[name][users], atol=1e-5, rtol=1e-4, msg=name)
+    valid = evaluate(reference.scorer(), split, "valid")
+    for protocol in ("sampled", "full"):
+        for metric, value in valid[protocol].items():
+            assert outcome.curve[-1]["valid"][protocol][metric] == pytest.approx(value, abs=1e-9), metric
+    assert outcome.curve[-1]["clients"] == split.n_users
+
+
+def test_flower_outcome_matches_train_seed(tmp_path) -> None:
+    """Model selection and the best-round test run the same way: one summary, either engine."""
+    config = small_config(tmp_path, num_server_rounds=3)
+    reference = train_seed(config.method_spec(), config.split(), None, config.train_settings(), config.seed)
+    outcome, _ = run_inprocess(config, num_partitions=3)
+    assert outcome.best_round == reference.best_round
+    assert outcome.test["users"] == reference.test["users"]
+    for protocol in ("sampled", "full"):
+        for metric, value in reference.test[protocol].items():
+            assert outcome.test[protocol][metric] == pytest.approx(value, abs=1e-9), metric
+    for bucket, block in reference.test["buckets"].items():
+        assert outcome.test["buckets"][bucket]["users"] == block["users"]
+        assert outcome.test["buckets"][bucket]["sampled"]["ndcg@10"] == pytest.approx(
+            block["sampled"]["ndcg@10"], abs=1e-9, nan_ok=True
+        )
+    assert outcome.upload_bytes_per_client_round == pytest.approx(reference.upload_bytes_per_client_round)
+    assert outcome.download_bytes_per_client_round == pytest.approx(reference.download_bytes_per_client_round)
+    assert set(outcome.best_state) == {k for k in reference.best_state if not k.startswith("private.")}
+
+
+def test_replies_carry_no_private_state(tmp_path) -> None:
+    """Every message a node sent: update sums and counts only; no user rows, router.private.*, interactions."""
+    config = small_config(tmp_path, num_server_rounds=1)
+    outcome, grid = run_inprocess(config, num_partitions=2)
+    assert grid.replies, "no reply captured"
+    private_rows = [
+        context.state[PRIVATE_KEY].to_torch_state_dict() for context in grid.contexts.values()
+    ]  # what the nodes hold
+    assert any("router.private.weight" in rows for rows in private_rows)
+    for reply in grid.replies:
+        assert not reply.has_error()
+        content = reply.content
+        kind = reply.metadata.message_type
+        if kind == "train":
+            assert set(content.keys()) == {"sums", "metrics"}
+            arrays = content["sums"]
+            assert isinstance(arrays, ArrayRecord)
+            for name in arrays:
+                assert name.startswith(ALLOWED_ARRAYS), name
+                assert "user" not in name and "private" not in name, name
+            assert set(content["metrics"]) <= ALLOWED_TRAIN_METRICS
+            sent = [t.reshape(-1) for t in arrays.to_torch_state_dict().values()]
+            for rows in private_rows:  # no private row (nor its negation) appears inside any array
+                for tensor in rows.values():
+                    for row in tensor.reshape(tensor.shape[0], -1)[:, :8]:
+                        if row.abs().sum() == 0:
+                            continue
+                        for flat in sent:
+                            windows = flat.unfold(0, len(row), 1) if len(flat) >= len(row) else flat[:0].view(0, 1)
+                            assert not torch.isclose(windows, row).all(-1).any()
+        else:
+            assert set(content.keys()) == {"metrics"}
+            metrics = content["metrics"]
+            assert isinstance(metrics, MetricRecord)
+            # sums per bucket only: no per-user value, no item list
+            assert all(isinstance(v, int | float) for v in metrics.values())
+        assert not any(isinstance(record, ConfigRecord) for record in content.values())
+    assert outcome.test["users"] > 0
+
+
+def test_a_dead_node_does_not_stop_the_run_and_a_rejoining_node_continues(tmp_path) -> None:
+    config = small_config(tmp_path, num_server_rounds=3)
+    grid = in_process_grid(config, num_partitions=2)
+    first, second = list(grid.contexts)
+    events: list[str] = []
+
+    def on_message(message) -> None:
+        round_config = message.content["config"]
+        server_round = int(round_config["server-round"])
+        if message.metadata.message_type == "train" and server_round == 2 and not events:
+            grid.down.add(second)  # dies while round 2 is under way: its reply is an error
+            events.append("died")
+        if message.metadata.message_type == "evaluate" and server_round == 2 and events == ["died"]:
+            events.append("rejoined")
+            grid.add_node({"partition-id": 1, "num-partitions": 2})  # a fresh process, same silo
+
+    grid.on_round = on_message
+    outcome, _ = run_inprocess(config, grid=grid)
+    assert events == ["died", "rejoined"]
+    rounds = {entry["round"]: entry for entry in outcome.curve}
+    assert rounds[1]["nodes"] == 2 and rounds[1]["failed_nodes"] == 0
+    assert rounds[2]["failed_nodes"] == 1 and rounds[2]["nodes"] == 1
+    assert rounds[2]["clients"] == 30  # the first silo only
+    assert rounds[3]["nodes"] == 2 and rounds[3]["clients"] == 60
+    assert outcome.test["users"] == 60  # the rejoined node answers the test for its silo
+    assert first in grid.contexts
