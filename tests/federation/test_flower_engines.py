@@ -1,0 +1,99 @@
+"""Real Flower processes on 127.0.0.1: a SuperLink, SuperNodes and `flwr run` (Deployment Engine),
+and the Simulation Engine (SuperLink in simulation mode, Ray). Every process is stopped at the end."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import pytest
+
+from mmfedrec.federation.flower_config import FlowerRunConfig
+from mmfedrec.federation.flower_engine import FlowerOptions, ProcessGroup, run_flower
+from mmfedrec.federation.runner import train_seed
+
+
+def small_config(tmp_path, **changes) -> FlowerRunConfig:
+    values = {
+        "method": "ours-id-only",
+        "synthetic_users": 60,
+        "synthetic_items": 50,
+        "cache_dir": str(tmp_path / "cache"),
+        "num_server_rounds": 2,
+        "dim": 16,
+        "batch_size": 16,
+        "eval_negatives": 20,
+        "round_timeout": 120.0,
+    }
+    return FlowerRunConfig(**(values | changes))
+
+
+@pytest.fixture
+def work_dir(tmp_path):
+    """Logs and FLWR_HOME of the run; printed on failure."""
+    folder = tmp_path / "flower"
+    yield folder
+    for log in sorted((folder / "logs").glob("*.log")) if (folder / "logs").exists() else []:
+        print(f"---- {log.name}\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def assert_same_metrics(outcome, reference) -> None:
+    assert outcome.best_round == reference.best_round
+    for flower_entry, entry in zip(outcome.curve, reference.curve, strict=True):
+        for protocol in ("sampled", "full"):
+            for metric, value in entry["valid"][protocol].items():
+                assert flower_entry["valid"][protocol][metric] == pytest.approx(value, abs=1e-6), metric
+    for protocol in ("sampled", "full"):
+        for metric, value in reference.test[protocol].items():
+            assert outcome.test[protocol][metric] == pytest.approx(value, abs=1e-6), metric
+
+
+@pytest.mark.timeout(300)
+def test_deployment_engine_with_two_supernodes_matches_the_inprocess_engine(tmp_path, work_dir) -> None:
+    config = small_config(tmp_path)
+    outcome = run_flower(config, "flower-deploy", FlowerOptions(num_nodes=2, timeout=240, work_dir=work_dir))
+    reference = train_seed(config.method_spec(), config.split(), None, config.train_settings(), config.seed)
+    assert [entry["nodes"] for entry in outcome.curve] == [2, 2]
+    assert outcome.test["users"] == 60
+    assert_same_metrics(outcome, reference)
+    assert not any(name.startswith("private.") for name in outcome.best_state)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_simulation_engine_matches_the_inprocess_engine(tmp_path, work_dir) -> None:
+    config = small_config(tmp_path)
+    outcome = run_flower(config, "flower-sim", FlowerOptions(num_nodes=2, timeout=240, work_dir=work_dir))
+    reference = train_seed(config.method_spec(), config.split(), None, config.train_settings(), config.seed)
+    assert_same_metrics(outcome, reference)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_supernode_killed_after_round_one_does_not_stop_the_run(tmp_path, work_dir) -> None:
+    config = small_config(tmp_path)
+    killed = threading.Event()
+
+    def kill_after_round_one(group: ProcessGroup) -> None:
+        def watch() -> None:
+            deadline = time.monotonic() + 200
+            while time.monotonic() < deadline and not killed.is_set():
+                if "[ROUND 2/2]" in group.log("flwr-run"):
+                    group.kill("supernode-1", signal.SIGTERM)
+                    killed.set()
+                    return
+                time.sleep(0.2)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+    options = FlowerOptions(num_nodes=2, timeout=240, work_dir=work_dir)
+    outcome = run_flower(config, "flower-deploy", options, on_started=kill_after_round_one)
+    assert killed.is_set()
+    first, second = outcome.curve
+    assert first["nodes"] == 2 and first["clients"] == 60
+    assert second["nodes"] == 1 and second["clients"] == 30  # the surviving silo
+    assert "valid" in second
+    assert outcome.test["users"] == 30
+    run_log = (work_dir / "logs" / "flwr-run.log").read_text(errors="replace")
+    assert "Sampled 1 nodes" in run_log or "1 failures" in run_log
