@@ -50,12 +50,15 @@ def build_round_examples(
     n_negatives: int,
     round_key: int,
     pseudo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    known_keys: np.ndarray | None = None,
 ) -> RoundExamples:
     """Draw this round's examples for `clients` from their training items (CSR by user).
 
     Args:
         round_key: `round_key(seed, round)`; the same key gives the same examples.
         pseudo: optional (users, items, weights) pseudo-interactions added as weighted positives.
+        known_keys: `interaction_keys(...)` of every user, precomputed once per run (else
+            computed here for `clients`).
     """
     owner, positives = csr_gather(indptr, train_items, clients)
     weights = np.ones(len(positives), dtype=np.float32)
@@ -75,8 +78,7 @@ def build_round_examples(
     slots = np.arange(1, n_negatives + 1, dtype=np.uint64)
     draws = counter_hash(round_key, client[:, None], _position_in_group(owner)[:, None], slots[None, :])
     negatives = (draws % np.uint64(n_items)).astype(np.int64)  # (E, n_neg); modulo bias < 1e-15
-    train_owner, train_of_clients = csr_gather(indptr, train_items, clients)
-    known = np.sort(clients[train_owner] * n_items + train_of_clients)  # (client, item) keys of real interactions
+    known = interaction_keys(indptr, train_items, clients, n_items) if known_keys is None else known_keys
     keys = clients[owner][:, None] * n_items + negatives
     found = np.searchsorted(known, keys)
     negative_ok = known[np.minimum(found, len(known) - 1)] != keys
@@ -122,6 +124,12 @@ def _position_in_group(owner: np.ndarray) -> np.ndarray:
     starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
     counts = np.diff(np.r_[starts, len(owner)])
     return (np.arange(len(owner)) - np.repeat(starts, counts)).astype(np.uint64)
+
+
+def interaction_keys(indptr: np.ndarray, train_items: np.ndarray, clients: np.ndarray, n_items: int) -> np.ndarray:
+    """Sorted (client * n_items + item) keys of the clients' training interactions."""
+    owner, items = csr_gather(indptr, train_items, clients)
+    return np.sort(clients[owner] * n_items + items)
 
 
 def csr_gather(indptr: np.ndarray, values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -59,7 +59,7 @@ def example_loss(scores: Tensor, mask: Tensor, kind: str) -> Tensor:
 
 def _optimizer(config: LocalConfig, params: list[Tensor]) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr)
+        return torch.optim.Adam(params, lr=config.lr, fused=True)
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr)
     raise ValueError(f"optimizer must be 'adam' or 'sgd', got {config.optimizer!r}")

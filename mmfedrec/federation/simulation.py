@@ -16,7 +16,13 @@ from torch import Tensor
 
 from mmfedrec.data.splits import Split
 from mmfedrec.federation.aggregation.sums import UpdateSums, update_sums
-from mmfedrec.federation.batches import build_round_examples, pad_chunks, round_key, single_client_chunks
+from mmfedrec.federation.batches import (
+    build_round_examples,
+    interaction_keys,
+    pad_chunks,
+    round_key,
+    single_client_chunks,
+)
 from mmfedrec.federation.comm import download_nbytes, upload_nbytes
 from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import LocalConfig, LocalResult, local_train
@@ -61,6 +67,7 @@ class Simulation:
         self.seed = seed
         self.rng = np.random.default_rng(seed)  # client sampling
         self.indptr, self.train_items = split.train_csr()
+        self.known_keys = interaction_keys(self.indptr, self.train_items, np.arange(split.n_users), split.n_items)
         self.server = ServerModel(self.shared, tower, config.server_optimizer, config.server_lr, config.content_lr)
         self.local_tables: Tensor | None = None
         if not config.federate:  # local-only: each client owns a copy of the starting item vectors
@@ -87,6 +94,7 @@ class Simulation:
             self.config.n_negatives,
             round_key(self.seed, round_index),
             self.pseudo,
+            self.known_keys,
         )
         chunks = (
             pad_chunks(examples, self.config.max_cells)

@@ -1,0 +1,129 @@
+"""Time one federated round: batched engine vs the per-client loop, same model, same examples.
+
+Every client trains (1 local epoch, 4 negatives per positive). ML-100K when --root is given,
+else synthetic data of the same shape (943 users, 1,682 items, ~100k events, long-tailed).
+Also times an ML-1M-sized synthetic round (6,040 users) and measures peak memory for a round
+of 100,000 synthetic clients.
+
+    python benchmarks/round_time.py --json [--root ../shared/data/ml-100k] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def random_split(n_users: int, n_items: int, mean_events: float, seed: int = 0):
+    from mmfedrec.data.splits import leave_one_out
+    from mmfedrec.data.types import make_interactions
+
+    rng = np.random.default_rng(seed)
+    counts = np.clip(rng.lognormal(np.log(mean_events) - 0.5, 1.0, n_users).astype(int), 20, n_items // 2)
+    popularity = rng.zipf(1.3, n_items).astype(float)
+    popularity /= popularity.sum()
+    users, items = [], []
+    for user, count in enumerate(counts):
+        users.append(np.full(count, user))
+        items.append(rng.choice(n_items, size=count, replace=False, p=popularity))
+    frame = pd.DataFrame({"user_id": np.concatenate(users), "item_id": np.concatenate(items)})
+    frame["timestamp"] = np.arange(len(frame))
+    frame["rating"] = 1.0
+    return leave_one_out(make_interactions(frame), seed=seed, n_negatives=99)
+
+
+def random_features(item_ids: np.ndarray, seed: int = 0):
+    from mmfedrec.encoders.features import ItemFeatures
+
+    rng = np.random.default_rng(seed)
+    text = rng.standard_normal((len(item_ids), 384)).astype(np.float32)
+    image = rng.standard_normal((len(item_ids), 64)).astype(np.float32)
+    mask = np.ones((len(item_ids), 2), dtype=bool)
+    return ItemFeatures(item_ids, text, image, mask, {"image_weights": "random-features (benchmark)"})
+
+
+def seconds_per_round(split, features, engine: str, rounds: int, method: str = "ours") -> float:
+    from mmfedrec.federation.methods import method_spec
+    from mmfedrec.federation.runner import TrainSettings, build_trainer
+    from mmfedrec.federation.simulation import FederatedConfig
+
+    settings = TrainSettings(federated=FederatedConfig(engine=engine, n_negatives=4))
+    trainer = build_trainer(method_spec(method), split, features, settings, seed=0)
+    trainer.run_round(0)  # warm-up: allocator, first-touch
+    started = time.perf_counter()
+    for round_index in range(1, rounds + 1):
+        trainer.run_round(round_index)
+    return (time.perf_counter() - started) / rounds
+
+
+def peak_memory_child(n_users: int, threads: int) -> dict:
+    """Run one round of `n_users` synthetic clients in a fresh process; report its peak RSS."""
+    code = (
+        "import sys, json, resource, time; sys.path.insert(0, 'benchmarks');"
+        f"from mmfedrec.runtime import configure_runtime; configure_runtime({threads});"
+        "from round_time import random_split, random_features, seconds_per_round;"
+        f"split = random_split({n_users}, 3706, 30.0);"
+        "features = random_features(split.item_ids);"
+        "t = seconds_per_round(split, features, 'batched', 1);"
+        "print(json.dumps({'sec_per_round': t, 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, help="ML-100K folder (else synthetic data of its shape)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--method", default="ours")
+    parser.add_argument("--skip-large", action="store_true", help="skip the 6,040 and 100,000 client runs")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    from mmfedrec.runtime import configure_runtime
+
+    configure_runtime(args.threads)
+    if args.root:
+        from mmfedrec.data.registry import prepare_split
+        from mmfedrec.data.spec import DatasetSpec
+
+        split = prepare_split(DatasetSpec("movielens-100k", root=args.root), 0, use_cache=False)
+    else:
+        split = random_split(943, 1682, 106.0)
+    features = random_features(split.item_ids)
+    batched = seconds_per_round(split, features, "batched", args.rounds, args.method)
+    loop = seconds_per_round(split, features, "loop", 1, args.method)
+    result = {
+        "data": "movielens-100k" if args.root else "synthetic (ML-100K shape)",
+        "method": args.method,
+        "threads": args.threads,
+        "clients": int(split.n_users),
+        "events": int(len(split.train_items)),
+        "batched_sec_per_round": round(batched, 4),
+        "loop_sec_per_round": round(loop, 4),
+        "ratio": round(loop / batched, 1),
+    }
+    if not args.skip_large:
+        ml1m = random_split(6040, 3706, 150.0)
+        result["ml1m_shape_clients"] = 6040
+        result["ml1m_shape_batched_sec_per_round"] = round(
+            seconds_per_round(ml1m, random_features(ml1m.item_ids), "batched", 1, args.method), 4
+        )
+        large = peak_memory_child(100_000, args.threads)
+        result["clients_100k_sec_per_round"] = round(large["sec_per_round"], 2)
+        result["clients_100k_peak_rss_mb"] = round(large["peak_rss_mb"])
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(json.dumps(result, indent=None if args.json else 2))
+
+
+if __name__ == "__main__":
+    main()
