@@ -107,7 +107,7 @@ def main() -> None:
         "method": args.method,
         "threads": args.threads,
         "clients": int(split.n_users),
-        "events": int(len(split.train_items)),
+        "events": len(split.train_items),
         "batched_sec_per_round": round(batched, 4),
         "loop_sec_per_round": round(loop, 4),
         "ratio": round(loop / batched, 1),
