@@ -29,6 +29,16 @@ class FeatureConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    name: str = "none"  # none | diffusion | popularity | item-knn
+    sparse_fraction: float = 0.0  # sparse-client protocol: fraction of evaluated clients cut (0 = off)
+    sparse_max: int = 5  # ... to their most recent `sparse_max` training events; also who gets augmented
+    n_pseudo: int = 10  # pseudo-interactions added per sparse client
+    weight: float = 0.5  # their weight in the local loss (a real interaction weighs 1)
+    min_confidence: float = 0.0  # drop pseudo-items the augmenter scores below this
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     method: str
     dataset: DatasetSpec
@@ -37,6 +47,7 @@ class ExperimentConfig:
     eval_negatives: int = 99
     train: TrainSettings = field(default_factory=TrainSettings)
     features: FeatureConfig = field(default_factory=FeatureConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     progress: bool = True
 
 
@@ -76,7 +87,7 @@ def run_experiment(config: ExperimentConfig) -> dict:
     write_json(out / "config.json", _config_dict(config))
     dataset = load_dataset(config.dataset)
     features = None
-    if method.modalities:
+    if method.modalities or config.augment.name == "item-knn":
         cache = None if config.dataset.cache_dir is None else Path(config.dataset.cache_dir) / "features"
         features = load_features(config, dataset.catalog, cache)
     metrics_path = out / "metrics.jsonl"
@@ -87,6 +98,8 @@ def run_experiment(config: ExperimentConfig) -> dict:
             split = prepare_split(
                 config.dataset, seed, config.eval_negatives, use_cache=config.dataset.cache_dir is not None
             )
+            split, groups = apply_sparse_protocol(split, config.augment, seed)
+            pseudo = augment(split, config.augment, features, out if seed == config.seeds[0] else None, config.progress)
 
             def on_round(entry: dict, seed: int = seed) -> None:
                 metrics_file.write(json.dumps({"method": method.name, **entry}) + "\n")
@@ -98,14 +111,17 @@ def run_experiment(config: ExperimentConfig) -> dict:
                     config.progress,
                 )
 
-            outcome = train_seed(method, split, features, config.train, seed, on_round=on_round)
+            outcome = train_seed(method, split, features, config.train, seed, groups, pseudo, on_round=on_round)
             outcomes.append(outcome)
             _log(
                 f"[{method.name} seed {seed}] best round {outcome.best_round}: test ndcg@10 {outcome.test['sampled']['ndcg@10']:.4f}",
                 config.progress,
             )
     summary = summarize(
-        method.name, config.dataset.name, outcomes, {"total_seconds": round(time.perf_counter() - started, 2)}
+        method.name,
+        config.dataset.name,
+        outcomes,
+        {"total_seconds": round(time.perf_counter() - started, 2), "augment": dataclasses.asdict(config.augment)},
     )
     if features is not None:
         summary["features"] = dict(features.metadata)
@@ -123,6 +139,99 @@ def run_experiment(config: ExperimentConfig) -> dict:
     return summary
 
 
+def apply_sparse_protocol(split, augment_config: AugmentConfig, seed: int):
+    """The sparse-client protocol: cut a seeded fraction of clients to their most recent events.
+
+    Returns the (possibly truncated) split and the groups reported beside the activity buckets:
+    {"sparse": clients made sparse, "dense": the other evaluated clients}, or None when off.
+    """
+    if augment_config.sparse_fraction <= 0:
+        return split, None
+    from mmfedrec.generators import make_sparse
+
+    split, made_sparse = make_sparse(split, augment_config.sparse_fraction, augment_config.sparse_max, seed)
+    dense = np.setdiff1d(split.evaluated_users("test"), made_sparse)
+    return split, {"sparse": made_sparse, "dense": dense}
+
+
+def item_embedding_matrix(features, item_ids: np.ndarray) -> np.ndarray:
+    """(I, Dt + Di) unit-norm text and image features side by side, rows in `item_ids` order."""
+    import pandas as pd
+
+    position = pd.Index(features.item_ids).get_indexer(item_ids)
+    parts = [m[position] for m in (features.text, features.image) if m is not None]
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def augment(split, augment_config: AugmentConfig, features, out: Path | None, progress: bool):
+    """Pseudo-interactions for sparse clients as (users, items, weights), or None.
+
+    With `out`, they are saved to `pseudo_interactions.safetensors` (and a diffusion denoiser to
+    `denoiser/`) so the app and `mmfedrec synth` can show what augmentation did.
+    """
+    if augment_config.name == "none":
+        return None
+    from mmfedrec.generators import AugmentationPolicy, augmenter_from_name
+
+    embeddings = item_embedding_matrix(features, split.item_ids) if augment_config.name == "item-knn" else None
+    augmenter = augmenter_from_name(augment_config.name, item_embeddings=embeddings)
+    policy = AugmentationPolicy(
+        augment_config.sparse_max, augment_config.n_pseudo, augment_config.weight, augment_config.min_confidence
+    )
+    started = time.perf_counter()
+    pseudo = augmenter.augment(split, policy)
+    _log(
+        f"augmentation {augment_config.name}: {len(pseudo)} pseudo-interactions for "
+        f"{len(np.unique(pseudo.users))} sparse clients ({time.perf_counter() - started:.1f} s)",
+        progress,
+    )
+    if out is not None:
+        from safetensors.numpy import save
+
+        from mmfedrec.evaluation.report import write_atomic
+
+        arrays = {
+            "users": pseudo.users.astype(np.int64),
+            "items": pseudo.items.astype(np.int64),
+            "weights": pseudo.weights,
+        }
+        write_atomic(out / "pseudo_interactions.safetensors", save(arrays, metadata={"augment": augment_config.name}))
+        synthesizer = getattr(augmenter, "synthesizer", None)
+        if synthesizer is not None:
+            synthesizer.denoiser.save_pretrained(out / "denoiser")
+    return pseudo.users, pseudo.items, pseudo.weights
+
+
+def rebuild_augmenter(config: ExperimentConfig, split, run_dir: Path):
+    """The run's fitted augmenter: the saved denoiser for diffusion, a fresh one for the others."""
+    from mmfedrec.generators import augmenter_from_name
+
+    name = config.augment.name
+    if name == "diffusion":
+        from mmfedrec.generators import (
+            ProfileDenoiser,
+            ProfileSpace,
+            ProfileSynthesizer,
+            sampling_scheduler,
+            training_scheduler,
+        )
+
+        denoiser = ProfileDenoiser.from_pretrained(Path(run_dir) / "denoiser").eval()
+        synthesizer = ProfileSynthesizer(
+            denoiser, sampling_scheduler(training_scheduler()), ProfileSpace(split.n_items)
+        )
+        return augmenter_from_name(name, synthesizer=synthesizer)
+    embeddings = None
+    if name == "item-knn":
+        from mmfedrec.data.registry import load_dataset
+
+        cache = None if config.dataset.cache_dir is None else Path(config.dataset.cache_dir) / "features"
+        embeddings = item_embedding_matrix(
+            load_features(config, load_dataset(config.dataset).catalog, cache), split.item_ids
+        )
+    return augmenter_from_name(name, item_embeddings=embeddings)
+
+
 def _config_dict(config: ExperimentConfig) -> dict:
     def plain(value: object) -> object:
         if dataclasses.is_dataclass(value):
@@ -136,3 +245,41 @@ def _config_dict(config: ExperimentConfig) -> dict:
         return value
 
     return plain(config)
+
+
+def load_experiment_config(run_dir: Path) -> ExperimentConfig:
+    """The `ExperimentConfig` a run folder's config.json was written from."""
+    import json as json_module
+
+    from mmfedrec.errors import MmfedrecError
+    from mmfedrec.federation.local import LocalConfig
+    from mmfedrec.federation.simulation import FederatedConfig
+
+    path = Path(run_dir) / "config.json"
+    try:
+        config = json_module.loads(path.read_text())
+        dataset = dict(config["dataset"])
+        for key, value in dataset.items():
+            if key in _PATH_FIELDS and value is not None:
+                dataset[key] = Path(value)
+        train = dict(config["train"])
+        federated = dict(train.pop("federated"))
+        federated["local"] = LocalConfig(**federated["local"])
+        return ExperimentConfig(
+            method=config["method"],
+            dataset=DatasetSpec(**dataset),
+            out=Path(run_dir),
+            seeds=tuple(config["seeds"]),
+            eval_negatives=int(config["eval_negatives"]),
+            train=TrainSettings(**train, federated=FederatedConfig(**federated)),
+            features=FeatureConfig(**config["features"]),
+            augment=AugmentConfig(**config.get("augment", {})),
+            progress=False,
+        )
+    except FileNotFoundError:
+        raise MmfedrecError(f"{path}: not found; expected a run folder written by `mmfedrec train`") from None
+    except (KeyError, TypeError, ValueError) as error:
+        raise MmfedrecError(f"{path}: not a run config this version can read ({error})") from None
+
+
+_PATH_FIELDS = ("root", "interactions_file", "items_file", "items_table", "image_dir", "image_audit", "cache_dir")

@@ -16,6 +16,8 @@ SUBCOMMAND_MODULES = (
     "mmfedrec.cli.data",
     "mmfedrec.cli.train",
     "mmfedrec.cli.run",
+    "mmfedrec.cli.encode",
+    "mmfedrec.cli.synth",
 )
 
 

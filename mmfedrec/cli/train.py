@@ -35,6 +35,13 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--preset", default="tiny", help="open_clip image preset")
     group.add_argument("--image-checkpoint", help="trained image tower (safetensors); default: seeded random init")
     group.add_argument("--quiet", action="store_true", help="no per-round progress")
+    augment = parser.add_argument_group("sparse clients and augmentation")
+    augment.add_argument("--augment", choices=("none", "diffusion", "popularity", "item-knn"), default="none")
+    augment.add_argument("--sparse-fraction", type=float, default=0.0, help="cut this fraction of clients (protocol)")
+    augment.add_argument("--sparse-max", type=int, default=5, help="... to this many most recent training events")
+    augment.add_argument("--n-pseudo", type=int, default=10, help="pseudo-interactions per sparse client")
+    augment.add_argument("--pseudo-weight", type=float, default=0.5, help="their weight in the local loss")
+    augment.add_argument("--min-confidence", type=float, default=0.0, help="drop pseudo-items scored below this")
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -48,7 +55,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 
 def experiment_config(args: argparse.Namespace, method: str, out: Path):
-    from mmfedrec.experiment import ExperimentConfig, FeatureConfig
+    from mmfedrec.experiment import AugmentConfig, ExperimentConfig, FeatureConfig
     from mmfedrec.federation.local import LocalConfig
     from mmfedrec.federation.runner import TrainSettings
     from mmfedrec.federation.simulation import FederatedConfig
@@ -74,7 +81,12 @@ def experiment_config(args: argparse.Namespace, method: str, out: Path):
         central_lr=args.central_lr,
         patience=args.patience,
     )
+    if not 0.0 <= args.sparse_fraction <= 1.0:
+        raise MmfedrecError(f"--sparse-fraction must be in [0, 1], got {args.sparse_fraction}")
     features = FeatureConfig(args.text_model, args.preset, args.image_checkpoint)
+    augment = AugmentConfig(
+        args.augment, args.sparse_fraction, args.sparse_max, args.n_pseudo, args.pseudo_weight, args.min_confidence
+    )
     return ExperimentConfig(
         method=method,
         dataset=dataset_spec(args),
@@ -83,6 +95,7 @@ def experiment_config(args: argparse.Namespace, method: str, out: Path):
         eval_negatives=args.eval_negatives,
         train=settings,
         features=features,
+        augment=augment,
         progress=not args.quiet,
     )
 

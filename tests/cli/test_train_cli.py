@@ -47,3 +47,32 @@ def test_run_compares_methods_in_one_report(tmp_path: Path, capsys: pytest.Captu
     for method in ("popularity", "central-mf", "ours-id-only"):
         assert f"| {method} |" in printed
     assert "| ours-id-only |" in (tmp_path / "main" / "report.md").read_text()
+
+
+def test_sparse_protocol_with_augmentation_and_synth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "aug"
+    argv = ["train", "--method", "fedavg-mf", "--rounds", "2", "--out", str(out), "--augment", "popularity"]
+    argv += ["--sparse-fraction", "0.5", "--sparse-max", "3", "--cache-dir", str(tmp_path / "cache"), *TINY]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"sparse", "dense"} <= set(summary["buckets"])
+    assert summary["augment"]["name"] == "popularity"
+    pseudo = load_file(out / "pseudo_interactions.safetensors")
+    assert len(pseudo["users"]) > 0 and float(pseudo["weights"].max()) == pytest.approx(0.5)
+    capsys.readouterr()
+
+    from mmfedrec.data.registry import prepare_split
+    from mmfedrec.experiment import apply_sparse_protocol, load_experiment_config
+
+    config = load_experiment_config(out)
+    split, groups = apply_sparse_protocol(prepare_split(config.dataset, 0, config.eval_negatives), config.augment, 0)
+    user_id = int(split.user_ids[groups["sparse"][0]])
+    assert main(["synth", "--run", str(out), "--client", str(user_id)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["client"]["user"] == groups["sparse"][0]
+    assert len(report["client_item_ids"]["history"]) <= 3
+    assert report["privacy"]["near_copies"] >= 0 and "jensen_shannon" in report["popularity"]
+    assert (out / "synth" / f"client-{user_id}" / "synth_report.json").exists()
+
+    assert main(["synth", "--run", str(out), "--client", "999999"]) == 2
+    assert "999999" in capsys.readouterr().err
