@@ -25,7 +25,7 @@ from mmfedrec.data.splits import NO_ITEM, Split
 from mmfedrec.evaluation import metrics
 from mmfedrec.evaluation.protocols import FULL_KS, SAMPLED_KS, Scorer, activity_buckets, rank_users
 from mmfedrec.federation.aggregation.sums import UpdateSums, update_sums
-from mmfedrec.federation.batches import build_round_examples, pad_chunks, round_key
+from mmfedrec.federation.batches import build_round_examples, counter_hash, pad_chunks, round_key
 from mmfedrec.federation.comm import upload_nbytes
 from mmfedrec.federation.flower_config import FlowerRunConfig
 from mmfedrec.federation.local import local_train
@@ -277,3 +277,78 @@ def evaluate(msg: Message, context: Context) -> Message:
     sums = rank_sums(silo_scorer(silo, private, shared, item_table), silo.split, silo.users, stage)
     reply = MetricRecord({"num-examples": int(sums["all/users"]), "stale-private": stale, **sums})
     return Message(content=RecordDict({"metrics": reply}), reply_to=msg)
+
+
+# ---- the denoiser of generative augmentation (mmfedrec.generators.federated) ----------------
+
+
+def denoiser_generator(seed: int, server_round: int, partition_id: int) -> torch.Generator:
+    """The draws (views, masks, noise, timesteps) of one silo in one denoiser round."""
+    return torch.Generator().manual_seed(int(counter_hash(seed, server_round, partition_id, 0x444E) >> np.uint64(1)))
+
+
+def denoiser_silo_update(
+    silo: Silo,
+    denoiser_state: dict[str, Tensor],
+    round_config: dict[str, object],
+    generator: torch.Generator,
+) -> tuple[dict[str, Tensor], float, float]:
+    """FedAvg sums of one denoiser round over this silo's users: (sum_c w_c u_c, sum_c w_c, sum_c w_c loss_c).
+
+    Each user noises only its own training profile (interaction vector) and contributes its local
+    update `u_c` (optionally clipped), weighted by its number of training interactions `w_c`:
+    the server divides the added sums and steps its optimizer, as `federated_round` does.
+    """
+    from mmfedrec.generators.denoiser import ProfileDenoiser
+    from mmfedrec.generators.federated import client_updates, clip_updates
+    from mmfedrec.generators.objective import completion_batch
+    from mmfedrec.generators.profiles import ProfileSpace, training_histories
+    from mmfedrec.generators.scheduling import training_scheduler
+
+    space = ProfileSpace(silo.split.n_items)
+    denoiser = ProfileDenoiser(
+        profile_dim=space.dim,
+        hidden_dim=int(round_config["hidden-dim"]),
+        time_embed_dim=int(round_config["time-embed-dim"]),
+    )
+    denoiser.load_state_dict(denoiser_state)
+    histories = training_histories(silo.split, silo.users)
+    histories = histories[histories.sum(1) > 0]  # (C, I) users with a training profile
+    weights = histories.sum(1)  # (C,)
+    scheduler = training_scheduler(int(round_config["num-train-timesteps"]))
+    keep_range = (float(round_config["keep-low"]), float(round_config["keep-high"]))
+    batch = completion_batch(histories, space, scheduler, int(round_config["views-per-client"]), keep_range, generator)
+    clip = float(round_config.get("clip-norm", 0.0))
+    chunk_size = int(round_config.get("chunk-size", 32))
+    weighted = {name: torch.zeros_like(param) for name, param in denoiser.named_parameters()}
+    loss_sum = 0.0
+    for start in range(0, len(weights), chunk_size):
+        chunk = slice(start, start + chunk_size)
+        updates, losses = client_updates(
+            denoiser, batch.select(chunk), int(round_config["local-steps"]), float(round_config["local-lr"])
+        )
+        if clip > 0:
+            updates = clip_updates(updates, clip)
+        for name, update in updates.items():  # (C_chunk, ...)
+            weighted[name] += torch.tensordot(weights[chunk], update, dims=1)
+        loss_sum += float((losses * weights[chunk]).sum())
+    return weighted, float(weights.sum()), loss_sum
+
+
+@app.train("denoiser")
+def train_denoiser(msg: Message, context: Context) -> Message:
+    """One round of federated denoiser training on this silo: reply with update sums, never profiles."""
+    config, silo = _node_silo(context)
+    round_config = dict(msg.content["config"])
+    partition_id = int(context.node_config.get("partition-id", 0))
+    generator = denoiser_generator(config.seed, int(round_config["server-round"]), partition_id)
+    weighted, weight, loss_sum = denoiser_silo_update(
+        silo, msg.content["arrays"].to_torch_state_dict(), round_config, generator
+    )
+    reply = RecordDict(
+        {
+            "sums": ArrayRecord({name: value.contiguous() for name, value in weighted.items()}),
+            "metrics": MetricRecord({"num-examples": int(weight), "weight": weight, "loss-sum": loss_sum}),
+        }
+    )
+    return Message(content=reply, reply_to=msg)

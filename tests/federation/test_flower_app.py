@@ -148,3 +148,61 @@ def test_a_dead_node_does_not_stop_the_run_and_a_rejoining_node_continues(tmp_pa
     assert rounds[3]["nodes"] == 2 and rounds[3]["clients"] == 60
     assert outcome.test["users"] == 60  # the rejoined node answers the test for its silo
     assert first in grid.contexts
+
+
+def test_denoiser_action_replies_the_fedavg_sums_of_its_silo(tmp_path) -> None:
+    """@app.train("denoiser"): sums whose ratio is FedAvg of the silo's client updates; no profile leaves."""
+    from flwr.app import Context, RecordDict
+
+    from mmfedrec.federation.client_app import app, denoiser_generator, load_silo
+    from mmfedrec.generators.denoiser import ProfileDenoiser
+    from mmfedrec.generators.federated import FederatedDenoiserConfig, fedavg_mean_update
+    from mmfedrec.generators.objective import completion_batch
+    from mmfedrec.generators.profiles import ProfileSpace, training_histories
+    from mmfedrec.generators.scheduling import training_scheduler
+
+    config = small_config(tmp_path)
+    silo = load_silo(config, 1, 2)
+    denoiser = ProfileDenoiser(profile_dim=silo.split.n_items, hidden_dim=16, time_embed_dim=8)
+    round_config = {
+        "server-round": 3,
+        "hidden-dim": 16,
+        "time-embed-dim": 8,
+        "num-train-timesteps": 50,
+        "views-per-client": 2,
+        "keep-low": 0.2,
+        "keep-high": 0.8,
+        "local-steps": 2,
+        "local-lr": 0.1,
+        "chunk-size": 7,
+    }
+    content = RecordDict({"arrays": ArrayRecord(denoiser.state_dict()), "config": ConfigRecord(round_config)})
+    message = grid_message(content, "train.denoiser")
+    context = Context(1, 7, {"partition-id": 1, "num-partitions": 2}, RecordDict(), config.to_run_config())
+    reply = app(message, context)
+    assert set(reply.content.keys()) == {"sums", "metrics"}
+    sums = reply.content["sums"].to_torch_state_dict()
+    assert set(sums) == {name for name, _ in denoiser.named_parameters()}
+    weight = reply.content["metrics"]["weight"]
+
+    histories = training_histories(silo.split, silo.users)
+    histories = histories[histories.sum(1) > 0]
+    batch = completion_batch(
+        histories, ProfileSpace(silo.split.n_items), training_scheduler(50), 2, (0.2, 0.8), denoiser_generator(0, 3, 1)
+    )
+    reference = FederatedDenoiserConfig(local_steps=2, local_lr=0.1, chunk_size=5)
+    mean, loss = fedavg_mean_update(denoiser, batch, histories.sum(1), reference)
+    assert weight == pytest.approx(float(histories.sum()))
+    for name, value in mean.items():
+        torch.testing.assert_close(sums[name] / weight, value, atol=1e-6, rtol=1e-4)
+    assert reply.content["metrics"]["loss-sum"] / weight == pytest.approx(loss, rel=1e-5)
+
+
+def grid_message(content, message_type: str):
+    """A message as the SuperLink would deliver it to a node."""
+    from flwr.app import Message
+
+    from mmfedrec.federation.flower_engine import in_process_grid
+
+    in_process_grid(FlowerRunConfig(), 1)  # sets the process's task identity for Message()
+    return Message(content, 7, message_type)
