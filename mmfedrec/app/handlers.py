@@ -42,7 +42,7 @@ def _clamp_k(k: object, default: int) -> int:
 
 
 def _scored(context: AppContext, items: np.ndarray, scores: np.ndarray) -> Gallery:
-    return context.tiles_for(items, [f"{context.titles[i]} · {scores[i]:.3f}" for i in items])
+    return context.tiles_for(items, [f"{scores[i]:.3f} · {context.titles[i]}" for i in items])
 
 
 def user_choices(context: AppContext) -> list[tuple[str, int]]:
@@ -277,7 +277,7 @@ def sparse_client(context: AppContext, user_id: object, augmenter: str = "item-k
     return SparseView(
         message=" ".join(message),
         history=context.tiles_for(history[::-1]),
-        pseudo=context.tiles_for(items, [f"{context.titles[i]} · {s:.2f}" for i, s in zip(items, pseudo_scores)]),
+        pseudo=context.tiles_for(items, [f"{s:.2f} · {context.titles[i]}" for i, s in zip(items, pseudo_scores)]),
         before=_scored(context, before, before_scores),
         after=_scored(context, after, after_scores),
         pseudo_items=[int(ids[i]) for i in items],

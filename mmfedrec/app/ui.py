@@ -51,7 +51,7 @@ def build_demo(context: AppContext, training_cache: Path | None = None) -> gr.Bl
         with gr.Tab("About the run"):
             about = handlers.about_run(context)
             gr.Markdown(about.report, elem_id="report")
-            gr.Gallery(about.plots, label="plots", columns=2, object_fit="contain", height="auto")
+            gr.Gallery(about.plots, label="plots", columns=2, object_fit="contain", height=420)
     return demo
 
 
@@ -166,11 +166,33 @@ def _training_tab(cache_dir: Path | None) -> None:
         button = gr.Button("Start training", variant="primary")
     status = gr.Markdown(elem_id="training-status")
     with gr.Row():
-        metrics = gr.LinePlot(x="round", y="value", color="metric", label="validation (sampled)", y_lim=[0, 1])
-        communication = gr.LinePlot(x="round", y="KB", color="direction", label="communication per client")
+        metrics = gr.Plot(label="validation (sampled)", format="png")
+        communication = gr.Plot(label="communication per client", format="png")
 
     def on_train(name: str, n_rounds: float, n_users: float, n_items: float) -> Iterator[tuple]:
         for update in train_live(name, n_rounds, n_users, n_items, cache_dir):
-            yield update.message, update.metrics, update.communication
+            yield (
+                update.message,
+                line_figure(update.metrics, "value", "metric", "validation (sampled)"),
+                line_figure(update.communication, "KB", "direction", "KB per client"),
+            )
 
     button.click(on_train, [method, rounds, users, items], [status, metrics, communication])
+
+
+def line_figure(frame, y: str, color: str, y_label: str):
+    """A matplotlib figure with one line per value of `color` over `round` (None when there is no data yet)."""
+    if frame.empty:
+        return None
+    from matplotlib.figure import Figure  # no pyplot: no global state, safe in server threads
+
+    figure = Figure(figsize=(6, 3.2), dpi=100)
+    axes = figure.subplots()
+    for name, part in frame.groupby(color, sort=False):
+        axes.plot(part["round"], part[y], marker="o", label=str(name))
+    axes.set_xlabel("round")
+    axes.set_ylabel(y_label)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best")
+    figure.tight_layout()
+    return figure

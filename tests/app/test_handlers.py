@@ -157,3 +157,18 @@ def test_user_choices_cover_every_user(context) -> None:
     choices = handlers.user_choices(context)
     assert [value for _, value in choices] == context.user_ids.tolist()
     assert isinstance(pd.DataFrame(choices), pd.DataFrame)
+
+
+def test_build_demo_wires_five_tabs(context) -> None:
+    import gradio as gr
+
+    from mmfedrec.app.ui import build_demo, launch_options
+
+    demo = build_demo(context)
+    assert isinstance(demo, gr.Blocks)
+    tabs = [block.label for block in demo.blocks.values() if isinstance(block, gr.Tab)]
+    assert tabs == ["Recommend", "Search", "Sparse clients", "Training", "About the run"]
+    wired = {fn.name for fn in demo.fns.values()}
+    assert {"on_recommend", "on_show", "on_train"} <= wired
+    options = launch_options(context)
+    assert str(context.tiles.folder.resolve()) in options["allowed_paths"]

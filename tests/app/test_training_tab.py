@@ -29,3 +29,12 @@ def test_default_run_is_trained_once(tmp_path: Path) -> None:
     stamp = (out / "model.safetensors").stat().st_mtime_ns
     ensure_default_run(out, **kwargs)
     assert (out / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_training_plots_draw_one_line_per_series(tmp_path: Path) -> None:
+    from mmfedrec.app.ui import line_figure
+
+    last = list(train_live("fedavg-mf", rounds=2, users=40, items=60, cache_dir=tmp_path / "cache"))[-1]
+    figure = line_figure(last.metrics, "value", "metric", "validation")
+    assert [len(line.get_xdata()) for line in figure.axes[0].get_lines()] == [2, 2]
+    assert line_figure(last.metrics.iloc[:0], "value", "metric", "validation") is None
