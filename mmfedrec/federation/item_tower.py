@@ -4,7 +4,8 @@ Item content (text, images) is public, so the server owns the tower. Clients tra
 vectors they touch and upload row updates; the server averages them into a target change dV
 (I, D+1) and moves the tower along it by the chain rule: a step on -<V(theta), dV>. The ID
 table moves by exactly dV (learning rate 1, so content-free models reduce to FedMF), while
-the fusion and projections take a step of `content_lr` in the direction that best explains dV.
+the fusion and projections take an Adam step of `content_lr` along the direction that best
+explains dV.
 """
 
 from __future__ import annotations
@@ -53,17 +54,26 @@ class ItemTower(nn.Module):
 
 
 class TowerUpdater:
-    """Moves the tower along an aggregated item-vector update (see the module docstring)."""
+    """Moves the tower along an aggregated item-vector update (see the module docstring).
+
+    The ID table takes the averaged update as is (SGD, learning rate 1: FedMF); the content
+    modules treat -J^T dV as a pseudo-gradient for Adam, whose scale-free steps suit a direction
+    whose size depends on how many clients touched each item.
+    """
 
     def __init__(self, tower: ItemTower, content_lr: float) -> None:
         self.tower = tower
-        groups = [{"params": [tower.id_table], "lr": 1.0}]
-        if tower.content is not None:
-            groups.append({"params": list(tower.content.parameters()), "lr": content_lr})
-        self.optimizer = torch.optim.SGD(groups)
+        self.id_optimizer = torch.optim.SGD([tower.id_table], lr=1.0)
+        self.content_optimizer = (
+            torch.optim.Adam(tower.content.parameters(), lr=content_lr) if tower.content is not None else None
+        )
 
     def step(self, row_update: Tensor) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
+        self.id_optimizer.zero_grad(set_to_none=True)
+        if self.content_optimizer is not None:
+            self.content_optimizer.zero_grad(set_to_none=True)
         (-(self.tower() * row_update).sum()).backward()
         self.tower.id_table.grad.mul_(self.tower.id_mask)
-        self.optimizer.step()
+        self.id_optimizer.step()
+        if self.content_optimizer is not None:
+            self.content_optimizer.step()
