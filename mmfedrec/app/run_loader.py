@@ -18,7 +18,7 @@ from mmfedrec.data.spec import DatasetSpec
 from mmfedrec.data.splits import Split
 from mmfedrec.data.types import Catalog
 from mmfedrec.errors import MmfedrecError
-from mmfedrec.experiment import ExperimentConfig, FeatureConfig
+from mmfedrec.experiment import AugmentConfig, ExperimentConfig, FeatureConfig
 from mmfedrec.federation.local import LocalConfig
 from mmfedrec.federation.methods import MethodSpec, method_spec
 from mmfedrec.federation.runner import TrainSettings
@@ -46,6 +46,7 @@ def experiment_config_from_dict(config: dict, out: Path, cache_dir: Path | None 
         eval_negatives=int(config.get("eval_negatives", 99)),
         train=TrainSettings(**train, federated=FederatedConfig(**federated)),
         features=FeatureConfig(**config.get("features", {})),
+        augment=AugmentConfig(**config.get("augment", {})),
         progress=False,
     )
 
@@ -177,7 +178,7 @@ def load_run(folder: Path, cache_dir: Path | None = None) -> LoadedRun:
     from safetensors.torch import load_file
 
     from mmfedrec.data.registry import load_dataset, prepare_split
-    from mmfedrec.experiment import load_features
+    from mmfedrec.experiment import apply_sparse_protocol, load_features
     from mmfedrec.federation.runner import build_trainer
 
     folder = Path(folder)
@@ -191,6 +192,7 @@ def load_run(folder: Path, cache_dir: Path | None = None) -> LoadedRun:
     dataset = load_dataset(config.dataset)
     seed = config.seeds[0]
     split = prepare_split(config.dataset, seed, config.eval_negatives, use_cache=config.dataset.cache_dir is not None)
+    split, _ = apply_sparse_protocol(split, config.augment, seed)  # the made-sparse split the run trained on
     features = None
     if method.modalities:
         cache = None if config.dataset.cache_dir is None else Path(config.dataset.cache_dir) / "features"
