@@ -393,12 +393,17 @@ def run_flower_experiment(config, engine: str, options: FlowerOptions | None = N
     model.safetensors) and returns the summary. The checkpoint holds the shared tensors and
     item tower only: private rows never leave the SuperNodes.
     """
+    import dataclasses
+
     from safetensors.torch import save
 
     from mmfedrec.data.registry import load_dataset
     from mmfedrec.evaluation.report import summarize, write_atomic, write_json, write_report
     from mmfedrec.experiment import _config_dict
 
+    augment = getattr(config, "augment", None)
+    if augment is not None and (augment.name != "none" or augment.sparse_fraction > 0):
+        raise MmfedrecError("augmentation and the sparse-client protocol run in-process only (--engine sim)")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", {**_config_dict(config), "engine": engine})
@@ -427,7 +432,9 @@ def run_flower_experiment(config, engine: str, options: FlowerOptions | None = N
                     f"[{config.method} seed {seed} {engine}] best round {outcome.best_round}: test ndcg@10 {ndcg:.4f}",
                     file=sys.stderr,
                 )
-    extra = {"total_seconds": round(time.perf_counter() - started, 2), "engine": engine}
+    extra: dict[str, object] = {"total_seconds": round(time.perf_counter() - started, 2)}
+    if augment is not None:
+        extra["augment"] = dataclasses.asdict(augment)  # the keys run_experiment writes
     summary = summarize(config.method, config.dataset.name, outcomes, extra)
     write_json(out / "summary.json", summary)
     title = f"{config.method} on {config.dataset.name} ({engine})"

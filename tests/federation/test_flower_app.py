@@ -206,3 +206,29 @@ def grid_message(content, message_type: str):
 
     in_process_grid(FlowerRunConfig(), 1)  # sets the process's task identity for Message()
     return Message(content, 7, message_type)
+
+
+def test_flower_experiment_writes_the_run_folder_of_run_experiment(tmp_path, monkeypatch) -> None:
+    """`run_flower_experiment` (the CLI's --engine flower-*) gives summary.json the in-process keys and values."""
+    from mmfedrec.data.spec import DatasetSpec
+    from mmfedrec.experiment import ExperimentConfig, run_experiment
+    from mmfedrec.federation import flower_engine
+    from mmfedrec.federation.local import LocalConfig
+    from mmfedrec.federation.runner import TrainSettings
+    from mmfedrec.federation.simulation import FederatedConfig
+
+    # the engine's processes are tested in test_flower_engines.py; here the same app runs in-process
+    monkeypatch.setattr(flower_engine, "run_flower", lambda config, engine, options=None: run_inprocess(config, 2)[0])
+    dataset = DatasetSpec(synthetic_users=60, synthetic_items=50, cache_dir=tmp_path / "cache")
+    settings = TrainSettings(rounds=2, dim=16, federated=FederatedConfig(local=LocalConfig(batch_size=16)))
+
+    def experiment(name: str) -> ExperimentConfig:
+        return ExperimentConfig("fedavg-mf", dataset, tmp_path / name, (0, 1), 20, settings, progress=False)
+
+    flower = flower_engine.run_flower_experiment(experiment("flower"), "flower-deploy")
+    reference = run_experiment(experiment("inprocess"))
+    assert set(flower) == set(reference)
+    assert flower["test"]["sampled"]["ndcg@10"] == pytest.approx(reference["test"]["sampled"]["ndcg@10"], abs=1e-9)
+    assert flower["best_round"] == reference["best_round"]
+    written = {p.name for p in (tmp_path / "flower").iterdir()}
+    assert {"config.json", "metrics.jsonl", "summary.json", "report.md", "model.safetensors"} <= written
