@@ -6,6 +6,7 @@ cache when present), so user and item indices mean what they meant in training.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,41 +15,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmfedrec.data.spec import DatasetSpec
 from mmfedrec.data.splits import Split
 from mmfedrec.data.types import Catalog
 from mmfedrec.errors import MmfedrecError
-from mmfedrec.experiment import AugmentConfig, ExperimentConfig, FeatureConfig
-from mmfedrec.federation.local import LocalConfig
+from mmfedrec.experiment import ExperimentConfig
 from mmfedrec.federation.methods import MethodSpec, method_spec
-from mmfedrec.federation.runner import TrainSettings
-from mmfedrec.federation.simulation import FederatedConfig
 
 PSEUDO_FILE = "pseudo_interactions.safetensors"  # optional: users, items (split indices), weights
-
-
-def experiment_config_from_dict(config: dict, out: Path, cache_dir: Path | None = None) -> ExperimentConfig:
-    """The `ExperimentConfig` a run's config.json was written from (paths relative to the working dir)."""
-    dataset = dict(config["dataset"])
-    for key in ("root", "interactions_file", "items_file", "items_table", "image_dir", "image_audit", "cache_dir"):
-        if dataset.get(key) is not None:
-            dataset[key] = Path(dataset[key])
-    if cache_dir is not None:
-        dataset["cache_dir"] = Path(cache_dir)
-    train = dict(config["train"])
-    federated = dict(train.pop("federated"))
-    federated["local"] = LocalConfig(**federated["local"])
-    return ExperimentConfig(
-        method=config["method"],
-        dataset=DatasetSpec(**dataset),
-        out=out,
-        seeds=tuple(config.get("seeds", [0])),
-        eval_negatives=int(config.get("eval_negatives", 99)),
-        train=TrainSettings(**train, federated=FederatedConfig(**federated)),
-        features=FeatureConfig(**config.get("features", {})),
-        augment=AugmentConfig(**config.get("augment", {})),
-        progress=False,
-    )
 
 
 class RunModel:
@@ -178,7 +151,7 @@ def load_run(folder: Path, cache_dir: Path | None = None) -> LoadedRun:
     from safetensors.torch import load_file
 
     from mmfedrec.data.registry import load_dataset, prepare_split
-    from mmfedrec.experiment import apply_sparse_protocol, load_features
+    from mmfedrec.experiment import apply_sparse_protocol, load_experiment_config, load_features
     from mmfedrec.federation.runner import build_trainer
 
     folder = Path(folder)
@@ -187,7 +160,9 @@ def load_run(folder: Path, cache_dir: Path | None = None) -> LoadedRun:
         raise MmfedrecError(f"{folder} is not a run folder (no config.json); train one with `mmfedrec train`")
     if not model_path.is_file():
         raise MmfedrecError(f"{folder} has no model.safetensors (popularity runs have no model to serve)")
-    config = experiment_config_from_dict(json.loads(config_path.read_text()), folder, cache_dir)
+    config = load_experiment_config(folder)
+    if cache_dir is not None:
+        config = dataclasses.replace(config, dataset=dataclasses.replace(config.dataset, cache_dir=Path(cache_dir)))
     method = method_spec(config.method)
     dataset = load_dataset(config.dataset)
     seed = config.seeds[0]

@@ -18,6 +18,7 @@ SUBCOMMAND_MODULES = (
     "mmfedrec.cli.run",
     "mmfedrec.cli.encode",
     "mmfedrec.cli.synth",
+    "mmfedrec.cli.app",
 )
 
 
