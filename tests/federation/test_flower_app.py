@@ -34,9 +34,11 @@ def small_config(tmp_path, **changes) -> FlowerRunConfig:
     return FlowerRunConfig(**(values | changes))
 
 
-@pytest.mark.parametrize("method", ["ours-id-only", "fedavg-mf"])
-def test_flower_rounds_match_the_inprocess_engine(tmp_path, method: str) -> None:
-    config = small_config(tmp_path, method=method)
+@pytest.mark.parametrize(
+    ("method", "fraction"), [("ours-id-only", 1.0), ("ours-id-only", 0.5), ("fedavg-mf", 1.0), ("pfedrec", 1.0)]
+)
+def test_flower_rounds_match_the_inprocess_engine(tmp_path, method: str, fraction: float) -> None:
+    config = small_config(tmp_path, method=method, client_fraction=fraction)
     split = config.split()
     torch.manual_seed(config.seed)
     reference = build_trainer(config.method_spec(), split, None, config.train_settings(), config.seed)
@@ -59,7 +61,7 @@ def test_flower_rounds_match_the_inprocess_engine(tmp_path, method: str) -> None
     for protocol in ("sampled", "full"):
         for metric, value in valid[protocol].items():
             assert outcome.curve[-1]["valid"][protocol][metric] == pytest.approx(value, abs=1e-9), metric
-    assert outcome.curve[-1]["clients"] == split.n_users
+    assert outcome.curve[-1]["clients"] == round(fraction * split.n_users)
 
 
 def test_flower_outcome_matches_train_seed(tmp_path) -> None:
