@@ -257,3 +257,41 @@ def main(grid: Grid, context: Context) -> None:
     log(INFO, "best round %d: test sampled ndcg@10 %.4f", outcome.best_round, outcome.test["sampled"]["ndcg@10"])
     if config.out_dir:
         log(INFO, "wrote %s", write_outcome(outcome, Path(config.out_dir)))
+
+
+def train_denoiser_rounds(
+    grid: Grid,
+    denoiser: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    round_config: dict[str, int | float],
+    rounds: int,
+    timeout: float = 600.0,
+) -> list[float]:
+    """Federated denoiser training over the connected silos (`train.denoiser` messages).
+
+    Each round sends the denoiser's weights, adds the silos' FedAvg sums, and steps `optimizer`
+    on the negative mean update, as `mmfedrec.generators.federated.federated_round` does
+    (without its DP noise). `round_config` carries the ClientApp action's keys (hidden-dim,
+    time-embed-dim, num-train-timesteps, views-per-client, keep-low, keep-high, local-steps,
+    local-lr, optional clip-norm, chunk-size). Returns each round's mean loss.
+    """
+    losses = []
+    for server_round in range(1, rounds + 1):
+        arrays = ArrayRecord({k: v.detach().contiguous() for k, v in denoiser.state_dict().items()})
+        config = ConfigRecord({**round_config, "server-round": server_round})
+        record = RecordDict({"arrays": arrays, "config": config})
+        messages = [Message(record, node, f"{MessageType.TRAIN}.denoiser") for node in grid.get_node_ids()]
+        replies = list(grid.send_and_receive(messages, timeout=timeout))
+        valid = [reply for reply in replies if not reply.has_error()]
+        if len(valid) < len(replies):
+            log(WARNING, "denoiser round %d: %d node(s) failed", server_round, len(replies) - len(valid))
+        if not valid:
+            raise MmfedrecError(f"denoiser round {server_round}: no silo replied")
+        weight = sum(float(r.content["metrics"]["weight"]) for r in valid)
+        sums = [r.content["sums"].to_torch_state_dict() for r in valid]
+        optimizer.zero_grad()
+        for name, param in denoiser.named_parameters():
+            param.grad = -sum(s[name] for s in sums) / weight
+        optimizer.step()
+        losses.append(sum(float(r.content["metrics"]["loss-sum"]) for r in valid) / weight)
+    return losses

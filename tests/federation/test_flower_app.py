@@ -234,3 +234,28 @@ def test_flower_experiment_writes_the_run_folder_of_run_experiment(tmp_path, mon
     assert flower["best_round"] == reference["best_round"]
     written = {p.name for p in (tmp_path / "flower").iterdir()}
     assert {"config.json", "metrics.jsonl", "summary.json", "report.md", "model.safetensors"} <= written
+
+
+def test_denoiser_rounds_over_silos_lower_the_loss(tmp_path) -> None:
+    from mmfedrec.federation.server_app import train_denoiser_rounds
+    from mmfedrec.generators.denoiser import ProfileDenoiser
+
+    config = small_config(tmp_path)
+    grid = in_process_grid(config, num_partitions=2)
+    torch.manual_seed(0)
+    denoiser = ProfileDenoiser(profile_dim=config.split().n_items, hidden_dim=32, time_embed_dim=16)
+    optimizer = torch.optim.Adam(denoiser.parameters(), lr=3e-3)
+    round_config = {
+        "hidden-dim": 32,
+        "time-embed-dim": 16,
+        "num-train-timesteps": 50,
+        "views-per-client": 2,
+        "keep-low": 0.2,
+        "keep-high": 0.8,
+        "local-steps": 1,
+        "local-lr": 0.1,
+    }
+    losses = train_denoiser_rounds(grid, denoiser, optimizer, round_config, rounds=30)
+    assert all(np.isfinite(losses))
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    assert all(set(reply.content.keys()) == {"sums", "metrics"} for reply in grid.replies)
