@@ -19,7 +19,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--engine", choices=("sim", "loop"), default="sim", help="sim: batched in-process engine")
     group.add_argument("--client-fraction", type=float, default=1.0, help="fraction of clients per round")
     group.add_argument("--local-epochs", type=int, default=1)
-    group.add_argument("--lr", type=float, default=0.01, help="client step size")
+    group.add_argument("--lr", type=float, default=0.3, help="client step size")
     group.add_argument("--local-optimizer", choices=("adam", "sgd"), default="adam")
     group.add_argument("--batch-size", type=int, default=64, help="examples per local step")
     group.add_argument("--negatives", type=int, default=4, help="training negatives per positive")

@@ -2,10 +2,8 @@
 
 Item content (text, images) is public, so the server owns the tower. Clients train the item
 vectors they touch and upload row updates; the server averages them into a target change dV
-(I, D+1) and moves the tower along it by the chain rule: a step on -<V(theta), dV>. The ID
-table moves by exactly dV (learning rate 1, so content-free models reduce to FedMF), while
-the fusion and projections take an Adam step of `content_lr` along the direction that best
-explains dV.
+(I, D+1) and moves the tower towards V + dV (see `TowerUpdater`); content-free models
+reduce exactly to FedMF.
 """
 
 from __future__ import annotations
@@ -54,26 +52,31 @@ class ItemTower(nn.Module):
 
 
 class TowerUpdater:
-    """Moves the tower along an aggregated item-vector update (see the module docstring).
+    """Moves the tower to where the clients moved the items.
 
-    The ID table takes the averaged update as is (SGD, learning rate 1: FedMF); the content
-    modules treat -J^T dV as a pseudo-gradient for Adam, whose scale-free steps suit a direction
-    whose size depends on how many clients touched each item.
+    The averaged row update dV says where the clients want each item vector: target = V + dV.
+    The ID table takes dV as is (FedMF's step) and then shrinks by `id_shrink`, handing that
+    share to the content modules, which take `content_steps` Adam steps towards the target. Over
+    rounds the content (text, image) carries what items share and the ID table keeps the
+    residual, so an item few clients touched still sits where its content says. Without content
+    the update is exactly FedMF's.
     """
 
-    def __init__(self, tower: ItemTower, content_lr: float) -> None:
+    def __init__(self, tower: ItemTower, content_lr: float, content_steps: int = 5, id_shrink: float = 0.05) -> None:
         self.tower = tower
-        self.id_optimizer = torch.optim.SGD([tower.id_table], lr=1.0)
+        self.content_steps = content_steps
+        self.id_shrink = id_shrink if tower.content is not None else 0.0
         self.content_optimizer = (
             torch.optim.Adam(tower.content.parameters(), lr=content_lr) if tower.content is not None else None
         )
 
     def step(self, row_update: Tensor) -> None:
-        self.id_optimizer.zero_grad(set_to_none=True)
-        if self.content_optimizer is not None:
+        with torch.no_grad():
+            target = self.tower() + row_update  # (I, D + 1)
+            self.tower.id_table.add_(row_update * self.tower.id_mask).mul_(1.0 - self.id_shrink)
+        if self.content_optimizer is None:
+            return
+        for _ in range(self.content_steps):
             self.content_optimizer.zero_grad(set_to_none=True)
-        (-(self.tower() * row_update).sum()).backward()
-        self.tower.id_table.grad.mul_(self.tower.id_mask)
-        self.id_optimizer.step()
-        if self.content_optimizer is not None:
+            (0.5 * (self.tower() - target).pow(2).sum(-1).mean()).backward()
             self.content_optimizer.step()

@@ -20,7 +20,7 @@ from mmfedrec.federation.batches import PaddedChunk
 
 @dataclass(frozen=True)
 class LocalConfig:
-    lr: float = 0.01  # client step size
+    lr: float = 0.3  # client Adam step: one round is few local steps, so they are large
     optimizer: str = "adam"  # "adam" (fresh state each round) or "sgd"
     local_epochs: int = 1  # passes over the client's examples per round
     batch_size: int = 64  # examples (positive + its negatives) per local step

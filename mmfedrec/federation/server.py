@@ -18,7 +18,7 @@ class ServerModel:
         tower: ItemTower,
         optimizer: str = "fedavg",
         lr: float = 1.0,
-        content_lr: float = 0.001,
+        content_lr: float = 0.005,
     ) -> None:
         self.shared = shared
         self.tower = tower

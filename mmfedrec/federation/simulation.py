@@ -37,7 +37,7 @@ class FederatedConfig:
     n_negatives: int = 4  # negatives per positive
     server_optimizer: str = "fedavg"  # "fedavg" or "fedadam"
     server_lr: float = 1.0  # on the dense shared tensors
-    content_lr: float = 0.001  # server Adam step on the item tower's content modules (fusion)
+    content_lr: float = 0.005  # server Adam step on the item tower's content modules (fusion)
     expertwise: bool = True  # weight expert updates by routed mass (else by examples)
     federate: bool = True  # False: local-only baseline, every client keeps its own item vectors
     max_cells: int = 1 << 15  # padded examples per batched chunk (bounds memory)
