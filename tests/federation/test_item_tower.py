@@ -28,7 +28,7 @@ def test_content_moves_towards_where_clients_put_the_items() -> None:
     update = torch.randn(20, 5)
     target = tower().detach() + update
     content_before = torch.nn.functional.pad(tower.content().detach(), (0, 1))
-    TowerUpdater(tower, content_lr=0.05, content_steps=5, id_shrink=0.5).step(update)
+    TowerUpdater(tower, content_lr=0.05, content_steps=50, id_shrink=0.5).step(update)
     id_after = tower.id_table.detach() * tower.id_mask
     without_content_steps = (content_before + id_after - target).norm()
     with_content_steps = (tower().detach() - target).norm()
