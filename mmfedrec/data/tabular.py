@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import NoReturn
 
@@ -21,6 +22,7 @@ INTEGER, NUMBER, TEXT = "integer", "number", "text"
 PANDAS_DTYPES = {INTEGER: "int64", NUMBER: "float64", TEXT: str}
 INTERACTION_ALIASES = {"user_id": ("user_id", "user"), "item_id": ("item_id", "item")}
 PARQUET_SUFFIXES = (".parquet", ".pq")
+INT64_LIMIT = 2**63  # ids and timestamps are int64: larger values would wrap or lose digits
 
 
 def read_text(path: Path, encoding: str) -> str:
@@ -60,9 +62,14 @@ def read_delimited(path: Path, columns: dict[str, str], sep: str, encoding: str 
             keep_default_na=False,
             skip_blank_lines=False,
         )
-    except (ValueError, pd.errors.ParserError):
+    except (ValueError, OverflowError, pd.errors.ParserError):
         frame = None
-    if frame is None or text.count(sep) != len(frame) * (len(names) - 1):
+    numbers = [name for name, kind in columns.items() if kind == NUMBER]
+    if (
+        frame is None
+        or text.count(sep) != len(frame) * (len(names) - 1)
+        or not np.isfinite(frame[numbers].to_numpy(dtype=np.float64)).all()
+    ):
         _raise_first_bad_line(path, text, columns, sep)
     return frame
 
@@ -85,10 +92,9 @@ def _parses(value: str, kind: str) -> bool:
     if kind == TEXT:
         return True
     try:
-        int(value) if kind == INTEGER else float(value)
+        return -INT64_LIMIT <= int(value) < INT64_LIMIT if kind == INTEGER else math.isfinite(float(value))
     except ValueError:
         return False
-    return True
 
 
 def _article(kind: str) -> str:
@@ -104,13 +110,15 @@ def read_table(path: Path) -> pd.DataFrame:
         try:
             frame = pd.read_parquet(path)
         except Exception as error:  # pyarrow raises several types for a corrupt file
-            raise DataError(path, f"not a readable Parquet file ({error})") from None
+            raise DataError(path, f"not a readable Parquet file ({' '.join(str(error).split())})") from None
     else:
         text = read_text(path, "utf-8")
         try:
             frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
         except pd.errors.ParserError as error:
-            raise DataError(path, f"malformed CSV ({error})") from None
+            raise DataError(path, f"malformed CSV ({' '.join(str(error).split())})") from None
+        if not isinstance(frame.index, pd.RangeIndex):  # pandas makes a 1st column the index when rows are longer
+            raise DataError(path, f"rows have more fields than the {len(frame.columns)} header names", line=2)
     if frame.empty:
         raise DataError(path, "table has no rows")
     return frame
@@ -138,9 +146,9 @@ def where(path: Path, row: int) -> tuple[str, int | None]:
 def numeric_column(frame: pd.DataFrame, column: str, path: Path, kind: str) -> np.ndarray:
     """`frame[column]` as int64/float64; the first non-numeric value is a `DataError` with its line."""
     values = pd.to_numeric(frame[column], errors="coerce")
-    bad = values.isna().to_numpy()
+    bad = ~np.isfinite(values.to_numpy(dtype=np.float64))
     if kind == INTEGER and not bad.any():
-        bad = (values % 1 != 0).to_numpy()
+        bad = ((values % 1 != 0) | ~(values.abs() < INT64_LIMIT)).to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         prefix, line = where(path, row)
