@@ -25,7 +25,7 @@ from mmfedrec.data.splits import NO_ITEM, Split
 from mmfedrec.evaluation import metrics
 from mmfedrec.evaluation.protocols import FULL_KS, SAMPLED_KS, Scorer, activity_buckets, rank_users
 from mmfedrec.federation.aggregation.sums import UpdateSums, update_sums
-from mmfedrec.federation.batches import build_round_examples, counter_hash, pad_chunks, round_key
+from mmfedrec.federation.batches import build_round_examples, counter_hash, interaction_keys, pad_chunks, round_key
 from mmfedrec.federation.comm import upload_nbytes
 from mmfedrec.federation.flower_config import FlowerRunConfig
 from mmfedrec.federation.local import local_train
@@ -51,6 +51,7 @@ class Silo:
     train_items: np.ndarray
     federated: FederatedConfig
     seed: int
+    known_keys: np.ndarray  # sorted (user * n_items + item) keys of the silo's training interactions
 
     def local_index(self, users: np.ndarray | Tensor) -> Tensor:
         """Rows in this node's private tensors of the global user indices `users`."""
@@ -78,7 +79,8 @@ def load_silo(config: FlowerRunConfig, partition_id: int, num_partitions: int) -
     users = np.array_split(np.arange(split.n_users), num_partitions)[partition_id]
     model = build_model(method.model, config.dim, method.n_experts, method.personalized_gate)
     indptr, train_items = split.train_csr()
-    return Silo(split, users, model, indptr, train_items, config.train_settings().federated, config.seed)
+    known = interaction_keys(indptr, train_items, users, split.n_items)
+    return Silo(split, users, model, indptr, train_items, config.train_settings().federated, config.seed, known)
 
 
 def initial_private(silo: Silo) -> dict[str, Tensor]:
@@ -111,6 +113,7 @@ def train_silo(
         silo.split.n_items,
         config.n_negatives,
         round_key(silo.seed, server_round),
+        known_keys=silo.known_keys,
     )
     sums: UpdateSums | None = None
     upload, n_examples, routed = 0.0, 0.0, None

@@ -28,7 +28,7 @@ class FlowerRunConfig:
 
     method: str = "ours-id-only"  # a name from mmfedrec.federation.methods.METHODS (federated kind)
     seed: int = 0  # seeds model init, client sampling and every round's example draws
-    num_server_rounds: int = 30
+    num_server_rounds: int = TrainSettings.rounds
     eval_every: int = 1  # validation every k rounds (and at the last round)
     eval_negatives: int = 99  # sampled-protocol negatives per user (part of the split's cache key)
     # dataset (DatasetSpec; "" = None)
@@ -46,23 +46,23 @@ class FlowerRunConfig:
     synthetic_items: int = 400
     data_seed: int = 0
     cache_dir: str = ""  # absolute path: every process (server, nodes) reads the same cache
-    # model and federated training (TrainSettings / FederatedConfig / LocalConfig)
-    dim: int = 32
+    # model and federated training: the engine's own defaults (TrainSettings / FederatedConfig / LocalConfig)
+    dim: int = TrainSettings.dim
     experts: int = 0  # experts of the MoE; 0 = the method's own number
     client_fraction: float = 1.0  # users sampled per round, over all silos (the server draws them)
-    negatives: int = 4
-    server_optimizer: str = "fedavg"
-    server_lr: float = 1.0
-    content_lr: float = 0.05
-    expertwise: bool = True
-    max_cells: int = 1 << 15  # padded examples per batched chunk on a node
-    lr: float = 0.01
-    local_optimizer: str = "adam"
-    local_epochs: int = 1
-    batch_size: int = 64
-    loss: str = "bce"
-    fedprox_mu: float = 0.0
-    weight_decay: float = 0.0
+    negatives: int = FederatedConfig.n_negatives
+    server_optimizer: str = FederatedConfig.server_optimizer
+    server_lr: float = FederatedConfig.server_lr
+    content_lr: float = FederatedConfig.content_lr
+    expertwise: bool = FederatedConfig.expertwise
+    max_cells: int = FederatedConfig.max_cells  # padded examples per batched chunk on a node
+    lr: float = LocalConfig.lr
+    local_optimizer: str = LocalConfig.optimizer
+    local_epochs: int = LocalConfig.local_epochs
+    batch_size: int = LocalConfig.batch_size
+    loss: str = LocalConfig.loss
+    fedprox_mu: float = LocalConfig.proximal_mu
+    weight_decay: float = LocalConfig.weight_decay
     # item features for content methods (server side only: nodes receive the item table)
     text_model: str = ""
     image_preset: str = "tiny"

@@ -259,3 +259,13 @@ def test_denoiser_rounds_over_silos_lower_the_loss(tmp_path) -> None:
     assert all(np.isfinite(losses))
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
     assert all(set(reply.content.keys()) == {"sums", "metrics"} for reply in grid.replies)
+
+
+def test_pyproject_run_config_declares_every_key_with_its_default() -> None:
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    declared = pyproject["tool"]["flwr"]["app"]["config"]
+    assert declared == FlowerRunConfig().to_run_config()
+    assert FlowerRunConfig.from_run_config(declared) == FlowerRunConfig()
