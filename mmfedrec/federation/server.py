@@ -32,6 +32,9 @@ class ServerModel:
 
     def apply(self, sums: UpdateSums) -> None:
         """Average the clients' updates and step the shared tensors and the item tower."""
-        delta, row_update = finalize(sums)
+        self.apply_delta(*finalize(sums))
+
+    def apply_delta(self, delta: dict[str, Tensor], row_update: Tensor) -> None:
+        """Step the shared tensors by the aggregated `delta` and the tower by the row update (I, D+1)."""
         self.optimizer.step(self.shared, delta)
         self.tower_updater.step(row_update)

@@ -24,6 +24,8 @@ from mmfedrec.federation.batches import (
     single_client_chunks,
 )
 from mmfedrec.federation.comm import download_nbytes, upload_nbytes
+from mmfedrec.federation.defended import DefenseConfig, aggregate_defended, attack, collect_uploads, reject_non_finite
+from mmfedrec.federation.faults import byzantine_clients, dropped_clients
 from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import LocalConfig, LocalResult, local_train
 from mmfedrec.federation.server import ServerModel
@@ -42,6 +44,7 @@ class FederatedConfig:
     federate: bool = True  # False: local-only baseline, every client keeps its own item vectors
     max_cells: int = 1 << 15  # padded examples per batched chunk (bounds memory)
     local: LocalConfig = field(default_factory=LocalConfig)
+    defense: DefenseConfig = field(default_factory=DefenseConfig)  # DP, robust aggregation, attacks, faults
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class RoundStats:
     clients: int
     upload_bytes_per_client: float
     download_bytes_per_client: float
+    dropped: int = 0  # selected clients that never replied
+    rejected: int = 0  # uploads the server refused (NaN/Inf)
 
 
 class Simulation:
@@ -74,6 +79,8 @@ class Simulation:
             with torch.no_grad():
                 self.local_tables = tower().detach().unsqueeze(0).repeat(split.n_users, 1, 1)
         self.pseudo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.attackers = torch.from_numpy(byzantine_clients(split.n_users, config.defense.byzantine, seed))
+        self.noise = torch.Generator().manual_seed(seed + 1)  # DP noise and random attacks
 
     def select_clients(self) -> np.ndarray:
         n_users = self.split.n_users
@@ -86,13 +93,16 @@ class Simulation:
         started = time.perf_counter()
         clients = self.select_clients()
         clients = clients[self.indptr[clients + 1] > self.indptr[clients]]  # nothing to train on: not selected
+        key = round_key(self.seed, round_index)
+        silent = dropped_clients(len(clients), self.config.defense.dropout, key)
+        clients = clients[~silent]  # they never reply: the round goes on without them
         examples = build_round_examples(
             clients,
             self.indptr,
             self.train_items,
             self.split.n_items,
             self.config.n_negatives,
-            round_key(self.seed, round_index),
+            key,
             self.pseudo,
             self.known_keys,
         )
@@ -103,6 +113,7 @@ class Simulation:
         )
         item_table = self.server.item_table()
         sums: UpdateSums | None = None
+        per_client: list[tuple[Tensor, LocalResult]] = []
         upload = torch.zeros(len(clients), dtype=torch.float64)
         for chunk in chunks:
             private = {k: v[chunk.clients] for k, v in self.private.items()}
@@ -114,13 +125,18 @@ class Simulation:
             for name, value in result.private.items():
                 self.private[name][chunk.clients] = value
             upload[torch.from_numpy(chunk.rows)] = upload_nbytes(result, self.split.n_items).double()
-            if self.local_tables is None:
+            if self.local_tables is not None:
+                self._apply_locally(chunk.clients, result)
+            elif self.config.defense.per_client:
+                per_client.append((chunk.clients, result))
+            else:
                 chunk_sums = update_sums(result, chunk.clients, self.split.n_items, self.config.expertwise)
                 sums = chunk_sums if sums is None else sums + chunk_sums
-            else:
-                self._apply_locally(chunk.clients, result)
+        rejected = 0
         if sums is not None:
             self.server.apply(sums)
+        elif per_client:
+            rejected = self._aggregate_defended(per_client, round_index, key)
         download = download_nbytes(self.shared, item_table) if self.config.federate else 0
         return RoundStats(
             round=round_index,
@@ -128,7 +144,23 @@ class Simulation:
             clients=len(clients),
             upload_bytes_per_client=float(upload.mean()) if self.config.federate else 0.0,
             download_bytes_per_client=float(download),
+            dropped=int(silent.sum()),
+            rejected=rejected,
         )
+
+    def _aggregate_defended(self, parts: list[tuple[Tensor, LocalResult]], round_index: int, key: int) -> int:
+        """Attacks, validation and the defended aggregation; returns how many uploads were rejected."""
+        defense = self.config.defense
+        uploads = collect_uploads(parts, self.split.n_items)
+        if defense.byzantine > 0:
+            uploads = attack(uploads, self.attackers[uploads.clients], defense.byzantine_mode, self.noise)
+        uploads, rejected = reject_non_finite(uploads, round_index)
+        if len(uploads.clients) == 0:
+            return rejected
+        expected = max(1.0, self.config.client_fraction * self.split.n_users)
+        delta, row_update = aggregate_defended(uploads, defense, self.split.n_items, expected, self.noise, key)
+        self.server.apply_delta(delta, row_update)
+        return rejected
 
     def _apply_locally(self, clients: Tensor, result: LocalResult) -> None:
         owners = clients.view(-1, 1, 1).expand_as(result.row_items)
