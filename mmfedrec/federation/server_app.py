@@ -74,7 +74,7 @@ class MmfedrecStrategy(FedAvg):
         self.best_value, self.best_round, self.best_valid = -np.inf, 0, {}
         self.best_state = self.server_state()
         self.best_arrays = self.global_arrays()
-        self._round_started = 0.0
+        self._round_started = self._eval_started = 0.0
         self._download = 0.0
 
     def global_arrays(self) -> ArrayRecord:
