@@ -75,16 +75,21 @@ def load_features(config: ExperimentConfig, catalog, cache_dir: Path | None):
     return features
 
 
-def run_experiment(config: ExperimentConfig) -> dict:
-    """Train `config.method` for every seed and write the run folder; returns the summary."""
+def run_experiment(config: ExperimentConfig, resume: bool = False) -> dict:
+    """Train `config.method` for every seed and write the run folder; returns the summary.
+
+    With `resume`, seeds already finished in `config.out` are read back, not trained again, and
+    an unfinished seed continues from its last checkpoint (`--checkpoint-every`).
+    """
     from mmfedrec.data.registry import load_dataset, prepare_split
-    from mmfedrec.evaluation.report import summarize, write_atomic, write_json, write_report
+    from mmfedrec.evaluation.report import summarize, write_json, write_report
     from mmfedrec.federation.runner import train_seed
 
     method = method_spec(config.method)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", _config_dict(config))
+    if not resume:
+        write_json(out / "config.json", _config_dict(config))
     dataset = load_dataset(config.dataset)
     features = None
     if method.modalities or config.augment.name == "item-knn":
@@ -95,6 +100,14 @@ def run_experiment(config: ExperimentConfig) -> dict:
     started = time.perf_counter()
     with metrics_path.open("w") as metrics_file:
         for seed in config.seeds:
+            finished = out / f"seed-{seed}.json"
+            if resume and finished.exists():
+                outcome = _finished_outcome(finished, out / "model.safetensors" if seed == config.seeds[0] else None)
+                for entry in outcome.curve:
+                    metrics_file.write(json.dumps({"method": method.name, **entry}) + "\n")
+                outcomes.append(outcome)
+                _log(f"[{method.name} seed {seed}] already finished (resumed run)", config.progress)
+                continue
             split = prepare_split(
                 config.dataset, seed, config.eval_negatives, use_cache=config.dataset.cache_dir is not None
             )
@@ -111,8 +124,16 @@ def run_experiment(config: ExperimentConfig) -> dict:
                     config.progress,
                 )
 
-            outcome = train_seed(method, split, features, config.train, seed, groups, pseudo, on_round=on_round)
+            checkpoint = out / f"checkpoint-seed{seed}.safetensors"
+            if not resume:
+                checkpoint.unlink(missing_ok=True)
+            outcome = train_seed(
+                method, split, features, config.train, seed, groups, pseudo, on_round=on_round, checkpoint=checkpoint
+            )
             outcomes.append(outcome)
+            if seed == config.seeds[0] and outcome.best_state:
+                _save_model(out / "model.safetensors", outcome, method.name)
+            write_json(finished, outcome.to_json())
             _log(
                 f"[{method.name} seed {seed}] best round {outcome.best_round}: test ndcg@10 {outcome.test['sampled']['ndcg@10']:.4f}",
                 config.progress,
@@ -125,18 +146,41 @@ def run_experiment(config: ExperimentConfig) -> dict:
     )
     if features is not None:
         summary["features"] = dict(features.metadata)
+    summary["faults"] = {
+        "dropped": float(np.mean([o.dropped for o in outcomes])),
+        "rejected_updates": float(np.mean([o.rejected_updates for o in outcomes])),
+    }
+    if config.train.dp_epsilon > 0:
+        summary["privacy"] = {
+            "epsilon": float(np.mean([o.epsilon for o in outcomes])),
+            "delta": config.train.dp_delta,
+            "target_epsilon": config.train.dp_epsilon,
+        }
     write_json(out / "summary.json", summary)
     write_report(
         out, [summary], {method.name: [e for o in outcomes for e in o.curve]}, f"{method.name} on {config.dataset.name}"
     )
-    if outcomes[0].best_state:
-        from safetensors.torch import save
-
-        state = {k: v.contiguous() for k, v in outcomes[0].best_state.items()}
-        write_atomic(
-            out / "model.safetensors", save(state, metadata={"method": method.name, "seed": str(outcomes[0].seed)})
-        )
     return summary
+
+
+def _save_model(path: Path, outcome: SeedOutcome, method: str) -> None:
+    """The best model of a seed, for the app and `--resume`."""
+    from safetensors.torch import save
+
+    from mmfedrec.evaluation.report import write_atomic
+
+    state = {k: v.contiguous() for k, v in outcome.best_state.items()}
+    write_atomic(path, save(state, metadata={"method": method, "seed": str(outcome.seed)}))
+
+
+def _finished_outcome(path: Path, model_path: Path | None) -> SeedOutcome:
+    """A seed's outcome as written when it finished (with its model when it is the first seed)."""
+    best_state = {}
+    if model_path is not None and model_path.exists():
+        from safetensors.torch import load_file
+
+        best_state = load_file(str(model_path))
+    return SeedOutcome(**json.loads(path.read_text()), best_state=best_state)
 
 
 def apply_sparse_protocol(split, augment_config: AugmentConfig, seed: int):
@@ -252,6 +296,7 @@ def load_experiment_config(run_dir: Path) -> ExperimentConfig:
     import json as json_module
 
     from mmfedrec.errors import MmfedrecError
+    from mmfedrec.federation.defended import DefenseConfig
     from mmfedrec.federation.local import LocalConfig
     from mmfedrec.federation.simulation import FederatedConfig
 
@@ -265,6 +310,7 @@ def load_experiment_config(run_dir: Path) -> ExperimentConfig:
         train = dict(config["train"])
         federated = dict(train.pop("federated"))
         federated["local"] = LocalConfig(**federated["local"])
+        federated["defense"] = DefenseConfig(**federated.get("defense", {}))
         return ExperimentConfig(
             method=config["method"],
             dataset=DatasetSpec(**dataset),

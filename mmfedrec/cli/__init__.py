@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from mmfedrec.errors import MmfedrecError
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from mmfedrec.runtime import configure_runtime
 
     configure_runtime(args.threads)
+    logging.basicConfig(level=logging.WARNING, format="mmfedrec: %(message)s")
     try:
         return int(args.func(args) or 0)
     except MmfedrecError as error:

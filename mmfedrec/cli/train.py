@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -35,6 +36,18 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--preset", default="tiny", help="open_clip image preset")
     group.add_argument("--image-checkpoint", help="trained image tower (safetensors); default: seeded random init")
     group.add_argument("--quiet", action="store_true", help="no per-round progress")
+    robust = parser.add_argument_group("privacy and robustness")
+    robust.add_argument("--dp-epsilon", type=float, default=0.0, help="client-level DP budget over the run (0 = off)")
+    robust.add_argument("--dp-delta", type=float, default=1e-5)
+    robust.add_argument("--dp-clip", type=float, default=1.0, help="per-client L2 clip of the whole update")
+    robust.add_argument("--secure-agg", action="store_true", help="pairwise-masked dense uploads (small runs)")
+    robust.add_argument("--aggregator", choices=("fedavg", "median", "trimmed-mean"), default="fedavg")
+    robust.add_argument("--trim", type=float, default=0.1, help="trimmed mean: fraction cut from each side")
+    robust.add_argument("--norm-bound", type=float, default=0.0, help="scale updates to at most this norm (0 = off)")
+    robust.add_argument("--byzantine", type=float, default=0.0, help="fraction of clients that attack")
+    robust.add_argument("--byzantine-mode", choices=("scale", "random", "sign-flip"), default="scale")
+    robust.add_argument("--dropout", type=float, default=0.0, help="fraction of selected clients that never reply")
+    robust.add_argument("--checkpoint-every", type=int, default=0, help="resumable checkpoint every N rounds")
     augment = parser.add_argument_group("sparse clients and augmentation")
     augment.add_argument("--augment", choices=("none", "diffusion", "popularity", "item-knn"), default="none")
     augment.add_argument("--sparse-fraction", type=float, default=0.0, help="cut this fraction of clients (protocol)")
@@ -56,6 +69,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 def experiment_config(args: argparse.Namespace, method: str, out: Path):
     from mmfedrec.experiment import AugmentConfig, ExperimentConfig, FeatureConfig
+    from mmfedrec.federation.defended import DefenseConfig
     from mmfedrec.federation.local import LocalConfig
     from mmfedrec.federation.runner import TrainSettings
     from mmfedrec.federation.simulation import FederatedConfig
@@ -64,6 +78,20 @@ def experiment_config(args: argparse.Namespace, method: str, out: Path):
         raise MmfedrecError(f"--rounds must be >= 1, got {args.rounds}")
     if not 0.0 < args.client_fraction <= 1.0:
         raise MmfedrecError(f"--client-fraction must be in (0, 1], got {args.client_fraction}")
+    if args.dp_epsilon < 0 or args.checkpoint_every < 0:
+        raise MmfedrecError("--dp-epsilon and --checkpoint-every must be >= 0")
+    if args.dp_epsilon > 0 and not 0.0 < args.dp_delta < 1.0:
+        raise MmfedrecError(f"--dp-delta must be in (0, 1), got {args.dp_delta}")
+    defense = DefenseConfig(
+        aggregator=args.aggregator,
+        trim=args.trim,
+        norm_bound=args.norm_bound,
+        dp_clip=args.dp_clip,
+        secure_agg=args.secure_agg,
+        byzantine=args.byzantine,
+        byzantine_mode=args.byzantine_mode,
+        dropout=args.dropout,
+    )
     local = LocalConfig(args.lr, args.local_optimizer, args.local_epochs, args.batch_size, args.loss, args.fedprox_mu)
     federated = FederatedConfig(
         client_fraction=args.client_fraction,
@@ -72,6 +100,7 @@ def experiment_config(args: argparse.Namespace, method: str, out: Path):
         server_optimizer=args.server_optimizer,
         server_lr=args.server_lr,
         local=local,
+        defense=defense,
     )
     settings = TrainSettings(
         rounds=args.rounds,
@@ -80,6 +109,9 @@ def experiment_config(args: argparse.Namespace, method: str, out: Path):
         federated=federated,
         central_lr=args.central_lr,
         patience=args.patience,
+        dp_epsilon=args.dp_epsilon,
+        dp_delta=args.dp_delta,
+        checkpoint_every=args.checkpoint_every,
     )
     if not 0.0 <= args.sparse_fraction <= 1.0:
         raise MmfedrecError(f"--sparse-fraction must be in [0, 1], got {args.sparse_fraction}")
@@ -107,6 +139,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--method", choices=list(METHODS), default="ours")
     parser.add_argument("--out", type=Path, help="run folder (default: runs/<method>)")
     parser.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    parser.add_argument("--resume", type=Path, help="continue the run in this folder from its last checkpoint")
     add_dataset_options(parser)
     add_training_options(parser)
     parser.set_defaults(func=run)
@@ -116,8 +149,15 @@ def run(args: argparse.Namespace) -> int:
     from mmfedrec.evaluation.report import markdown_table
     from mmfedrec.experiment import run_experiment
 
-    out = args.out or Path("runs") / args.method
-    summary = run_experiment(experiment_config(args, args.method, out))
+    if args.resume is not None:
+        from mmfedrec.experiment import load_experiment_config
+
+        config = load_experiment_config(args.resume)
+        out = args.resume
+        summary = run_experiment(dataclasses.replace(config, progress=not args.quiet), resume=True)
+    else:
+        out = args.out or Path("runs") / args.method
+        summary = run_experiment(experiment_config(args, args.method, out))
     print(json.dumps(summary, indent=2) if args.json else markdown_table([summary]))
     if not args.json:
         print(f"\nwrote {out}/summary.json and {out}/report.md")

@@ -16,6 +16,7 @@ from mmfedrec.data.splits import Split
 from mmfedrec.federation.batches import build_round_examples, round_key
 from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import example_loss
+from mmfedrec.federation.resumable import generator_state, load_optimizer_tensors, optimizer_tensors, restore_generator
 from mmfedrec.federation.simulation import RoundStats
 
 
@@ -94,6 +95,14 @@ class CentralTrainer:
         snapshot.update({f"private.{k}": v.detach().clone() for k, v in self.private.items()})
         snapshot.update({f"tower.{k}": v.detach().clone() for k, v in self.tower.state_dict().items()})
         return snapshot
+
+    def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        return self.state() | optimizer_tensors(self.optimizer, "optim.central"), {"rng": generator_state(self.rng)}
+
+    def restore_checkpoint_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        self.load_state(tensors)
+        load_optimizer_tensors(self.optimizer, tensors, "optim.central")
+        restore_generator(self.rng, meta["rng"])
 
     def load_state(self, snapshot: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from mmfedrec.checkpoint import load_checkpoint, save_checkpoint
 from mmfedrec.data.splits import Split
 from mmfedrec.encoders.features import ItemFeatures
+from mmfedrec.errors import MmfedrecError
 from mmfedrec.evaluation.protocols import evaluate
 from mmfedrec.federation.central import CentralTrainer
 from mmfedrec.federation.content import ItemContent
@@ -22,6 +25,7 @@ from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.methods import MethodSpec
 from mmfedrec.federation.models import build_model
 from mmfedrec.federation.popularity import popularity_scorer
+from mmfedrec.federation.privacy.dp import PrivacyAccountant
 from mmfedrec.federation.simulation import FederatedConfig, Simulation
 
 SELECTION_METRIC = ("sampled", "ndcg@10")
@@ -36,6 +40,9 @@ class TrainSettings:
     central_lr: float = 0.005
     central_batch_size: int = 1024
     patience: int = 0  # stop after this many evaluations without improvement (0 = never)
+    dp_epsilon: float = 0.0  # client-level DP: the epsilon to spend over all rounds (0 = no DP)
+    dp_delta: float = 1e-5
+    checkpoint_every: int = 0  # write a resumable checkpoint every N rounds (0 = never)
 
 
 @dataclass
@@ -49,6 +56,30 @@ class SeedOutcome:
     upload_bytes_per_client_round: float
     download_bytes_per_client_round: float
     best_state: dict[str, torch.Tensor]
+    dropped: int = 0  # client replies that never came, over all rounds
+    rejected_updates: int = 0  # uploads refused by the server (NaN/Inf)
+    epsilon: float | None = None  # DP budget spent (at TrainSettings.dp_delta); None without DP
+
+    def to_json(self) -> dict[str, object]:
+        """Everything but the model state, for a run folder (a finished seed is not trained again)."""
+        return {k: v for k, v in self.__dict__.items() if k != "best_state"}
+
+
+@dataclass
+class Progress:
+    """Where a seed's training stands; saved in checkpoints."""
+
+    round: int = 0
+    best_value: float = -float("inf")
+    best_round: int = 0
+    best_valid: dict[str, object] = field(default_factory=dict)
+    stale: int = 0
+    seconds: float = 0.0
+    upload: float = 0.0
+    download: float = 0.0
+    dropped: int = 0
+    rejected: int = 0
+    curve: list[dict[str, object]] = field(default_factory=list)
 
 
 RoundCallback = Callable[[dict[str, object]], None]
@@ -79,7 +110,12 @@ def build_trainer(
         )
     config = settings.federated
     if not method.federate:
-        config = FederatedConfig(**{**config.__dict__, "federate": False})
+        config = replace(config, federate=False)
+    if settings.dp_epsilon > 0:
+        from mmfedrec.federation.privacy.dp import noise_multiplier_for
+
+        noise = noise_multiplier_for(settings.dp_epsilon, settings.dp_delta, config.client_fraction, settings.rounds)
+        config = replace(config, defense=replace(config.defense, dp_noise_multiplier=noise))
     return Simulation(model, tower, split, config, seed)
 
 
@@ -92,8 +128,14 @@ def train_seed(
     groups: dict[str, np.ndarray] | None = None,
     pseudo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     on_round: RoundCallback | None = None,
+    checkpoint: Path | None = None,
 ) -> SeedOutcome:
-    """Run `method` for `settings.rounds` rounds and return its validation-selected result."""
+    """Run `method` for `settings.rounds` rounds and return its validation-selected result.
+
+    Args:
+        checkpoint: where to write a checkpoint every `settings.checkpoint_every` rounds; when the
+            file exists, training continues from it (its rounds are replayed to `on_round`).
+    """
     if method.kind == "popularity":
         scorer = popularity_scorer(split)
         valid = evaluate(scorer, split, "valid", groups)
@@ -102,14 +144,24 @@ def train_seed(
     torch.manual_seed(seed)
     trainer = build_trainer(method, split, features, settings, seed)
     trainer.pseudo = pseudo
-    best_value, best_round, best_valid, best_state = -np.inf, 0, {}, trainer.state()
-    curve: list[dict[str, object]] = []
-    seconds, upload, download, stale = 0.0, 0.0, 0.0, 0
-    for round_index in range(1, settings.rounds + 1):
+    noise = trainer.config.defense.dp_noise_multiplier if isinstance(trainer, Simulation) else 0.0
+    accountant = PrivacyAccountant() if noise > 0 else None
+    progress, best_state = Progress(), trainer.state()
+    if checkpoint is not None and checkpoint.exists():
+        progress, best_state, accountant = _resume(trainer, checkpoint, seed, accountant)
+        for entry in progress.curve:
+            if on_round is not None:
+                on_round(entry)
+    for round_index in range(progress.round + 1, settings.rounds + 1):
+        if settings.patience and progress.stale >= settings.patience:
+            break
         stats = trainer.run_round(round_index)
-        seconds += stats.seconds
-        upload += stats.upload_bytes_per_client
-        download += stats.download_bytes_per_client
+        progress.round = round_index
+        progress.seconds += stats.seconds
+        progress.upload += stats.upload_bytes_per_client
+        progress.download += stats.download_bytes_per_client
+        progress.dropped += stats.dropped
+        progress.rejected += stats.rejected
         entry: dict[str, object] = {
             "seed": seed,
             "round": round_index,
@@ -117,33 +169,66 @@ def train_seed(
             "clients": stats.clients,
             "upload_bytes_per_client": stats.upload_bytes_per_client,
             "download_bytes_per_client": stats.download_bytes_per_client,
+            "dropped": progress.dropped,
+            "rejected_updates": progress.rejected,
         }
+        if accountant is not None:
+            accountant.step(noise, trainer.config.client_fraction)
+            entry["epsilon"] = accountant.epsilon(settings.dp_delta)
+            entry["delta"] = settings.dp_delta
         if round_index % settings.eval_every == 0 or round_index == settings.rounds:
             started = time.perf_counter()
             valid = evaluate(trainer.scorer(), split, "valid", groups)
             entry["valid"] = {"sampled": valid["sampled"], "full": valid["full"]}
             entry["eval_seconds"] = round(time.perf_counter() - started, 4)
             value = valid[SELECTION_METRIC[0]][SELECTION_METRIC[1]]
-            if value > best_value:
-                best_value, best_round, best_valid, best_state, stale = value, round_index, valid, trainer.state(), 0
+            if value > progress.best_value:
+                progress.best_value, progress.best_round, progress.best_valid = value, round_index, valid
+                best_state, progress.stale = trainer.state(), 0
             else:
-                stale += 1
-        curve.append(entry)
+                progress.stale += 1
+        progress.curve.append(entry)
         if on_round is not None:
             on_round(entry)
-        if settings.patience and stale >= settings.patience:
-            break
+        if checkpoint is not None and settings.checkpoint_every and round_index % settings.checkpoint_every == 0:
+            _save(trainer, checkpoint, seed, progress, best_state, accountant)
     trainer.load_state(best_state)
     test = evaluate(trainer.scorer(), split, "test", groups)
-    n_rounds = len(curve)
+    n_rounds = max(1, len(progress.curve))
     return SeedOutcome(
         seed,
-        best_round,
-        best_valid,
+        progress.best_round,
+        progress.best_valid,
         test,
-        curve,
-        seconds / n_rounds,
-        upload / n_rounds,
-        download / n_rounds,
+        progress.curve,
+        progress.seconds / n_rounds,
+        progress.upload / n_rounds,
+        progress.download / n_rounds,
         best_state,
+        dropped=progress.dropped,
+        rejected_updates=progress.rejected,
+        epsilon=None if accountant is None else accountant.epsilon(settings.dp_delta),
     )
+
+
+def _save(trainer, path: Path, seed: int, progress: Progress, best_state: dict, accountant) -> None:
+    tensors, trainer_meta = trainer.checkpoint_state()
+    tensors |= {f"best.{k}": v for k, v in best_state.items()}
+    meta = {
+        "seed": seed,
+        "progress": progress.__dict__,
+        "trainer": trainer_meta,
+        "accountant": None if accountant is None else accountant.state(),
+    }
+    save_checkpoint(path, tensors, meta)
+
+
+def _resume(trainer, path: Path, seed: int, accountant):
+    tensors, meta = load_checkpoint(path)
+    if meta.get("seed") != seed:
+        raise MmfedrecError(f"{path}: checkpoint of seed {meta.get('seed')}, expected seed {seed}")
+    trainer.restore_checkpoint_state({k: v for k, v in tensors.items() if not k.startswith("best.")}, meta["trainer"])
+    best_state = {k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")}
+    if meta["accountant"] is not None:
+        accountant = PrivacyAccountant.from_state(meta["accountant"])
+    return Progress(**meta["progress"]), best_state, accountant

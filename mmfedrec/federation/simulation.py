@@ -28,6 +28,7 @@ from mmfedrec.federation.defended import DefenseConfig, aggregate_defended, atta
 from mmfedrec.federation.faults import byzantine_clients, dropped_clients
 from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import LocalConfig, LocalResult, local_train
+from mmfedrec.federation.resumable import generator_state, load_optimizer_tensors, optimizer_tensors, restore_generator
 from mmfedrec.federation.server import ServerModel
 
 
@@ -189,6 +190,21 @@ class Simulation:
         if self.local_tables is not None:
             snapshot["local_tables"] = self.local_tables.clone()
         return snapshot
+
+    def checkpoint_state(self) -> tuple[dict[str, Tensor], dict]:
+        """Model state plus optimizer and generator state: enough to continue exactly."""
+        tensors = self.state()
+        tensors |= optimizer_tensors(self.server.optimizer.adam, "optim.server")
+        tensors |= optimizer_tensors(self.server.tower_updater.content_optimizer, "optim.content")
+        tensors["rng.noise"] = self.noise.get_state()
+        return tensors, {"rng": generator_state(self.rng)}
+
+    def restore_checkpoint_state(self, tensors: dict[str, Tensor], meta: dict) -> None:
+        self.load_state(tensors)
+        load_optimizer_tensors(self.server.optimizer.adam, tensors, "optim.server")
+        load_optimizer_tensors(self.server.tower_updater.content_optimizer, tensors, "optim.content")
+        self.noise.set_state(tensors["rng.noise"])
+        restore_generator(self.rng, meta["rng"])
 
     def load_state(self, snapshot: dict[str, Tensor]) -> None:
         for k in self.shared:
