@@ -28,9 +28,9 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path: Path) -> Non
         deadline = time.monotonic() + 120
         metrics = killed / "metrics.jsonl"
         while time.monotonic() < deadline and process.poll() is None:
-            if (killed / "checkpoint-seed0.safetensors").exists() and metrics.exists():
-                if len(metrics.read_text().splitlines()) >= 5:
-                    break
+            checkpointed = (killed / "checkpoint-seed0.safetensors").exists() and metrics.exists()
+            if checkpointed and len(metrics.read_text().splitlines()) >= 5:
+                break
             time.sleep(0.05)
         assert process.poll() is None, "the run ended before it could be killed"
         process.send_signal(signal.SIGKILL)
