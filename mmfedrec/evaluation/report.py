@@ -148,6 +148,23 @@ def plot_curves(path: Path, curves: dict[str, list[dict]], metric: tuple[str, st
     return drawn
 
 
+def _privacy_and_faults(summaries: Sequence[dict]) -> list[str]:
+    """Lines stating the DP budget spent and the faults met, for runs that had any."""
+    lines = []
+    for s in summaries:
+        privacy, faults = s.get("privacy"), s.get("faults", {})
+        if privacy:
+            lines.append(
+                f"- {s['method']}: client-level DP, epsilon = {privacy['epsilon']:.3f} at delta = {privacy['delta']:g}"
+            )
+        if faults.get("dropped") or faults.get("rejected_updates"):
+            lines.append(
+                f"- {s['method']}: {faults['dropped']:.0f} client replies never came, "
+                f"{faults['rejected_updates']:.0f} uploads rejected (per seed)"
+            )
+    return [*lines, ""] if lines else []
+
+
 def write_report(
     out_dir: Path,
     summaries: Sequence[dict],
@@ -162,6 +179,7 @@ def write_report(
     parts += [markdown_table(summaries, commands), ""]
     if has_plot:
         parts += ["![validation NDCG@10 per round](valid_curve.png)", ""]
+    parts += _privacy_and_faults(summaries)
     for s in summaries:
         parts += [f"## {s['method']}: by client activity (test)", "", bucket_table(s), ""]
     path = out_dir / "report.md"
