@@ -9,10 +9,9 @@ Prints a Markdown table (test NDCG@10 / HR@10 sampled, epsilon, faults) and writ
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 from pathlib import Path
+
+from train_runs import cell, dataset_args, train
 
 SETTINGS = {
     "no DP": [],
@@ -36,34 +35,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-privacy"))
     args = parser.parse_args()
 
-    data = ["--dataset", "movielens-100k", "--root", str(args.root)] if args.root else []
     rows = [
         "| setting | test ndcg@10 | test hr@10 | epsilon (delta 1e-5) | dropped / rejected | command |",
         "|---|---|---|---|---|---|",
     ]
     for name, flags in SETTINGS.items():
         out = args.out / name.replace(" ", "-").replace(",", "").replace("%", "pct").replace("=", "")
-        command = ["mmfedrec", "--threads", str(args.threads), "train", "--method", args.method, *data]
-        command += [
-            "--rounds",
-            str(args.rounds),
-            "--eval-every",
-            "5",
-            "--seeds",
-            args.seeds,
-            "--quiet",
-            "--out",
-            str(out),
-            *flags,
-        ]
-        subprocess.run([sys.executable, "-m", *command], check=True, stdout=subprocess.DEVNULL)
-        summary = json.loads((out / "summary.json").read_text())
-        test = summary["test"]["sampled"]
+        run = ["--method", args.method, *dataset_args(args.root, None), "--rounds", str(args.rounds)]
+        summary, command = train([*run, "--eval-every", "5", "--seeds", args.seeds, *flags], out, args.threads)
         epsilon = summary.get("privacy", {}).get("epsilon", float("inf"))
         faults = summary["faults"]
         rows.append(
-            f"| {name} | {test['ndcg@10']:.4f} | {test['hr@10']:.4f} | {epsilon:.2f} | "
-            f"{faults['dropped']:.0f} / {faults['rejected_updates']:.0f} | `{' '.join(command)}` |"
+            f"| {name} | {cell(summary, 'sampled', 'ndcg@10')} | {cell(summary, 'sampled', 'hr@10')} | {epsilon:.2f} | "
+            f"{faults['dropped']:.0f} / {faults['rejected_updates']:.0f} | `{command}` |"
         )
         print(rows[-1], flush=True)
     table = "\n".join(rows)

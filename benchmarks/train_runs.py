@@ -1,0 +1,33 @@
+"""Run `mmfedrec train` as a subprocess and read back its summary: the shared step of the
+table-making benchmarks (quality_table.py, augmentation_table.py, privacy_robustness.py)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+
+def train(args: list[str], out: Path, threads: int) -> tuple[dict, str]:
+    """(summary.json, the command as a reader would type it) of one training run into `out`."""
+    command = ["mmfedrec", "--threads", str(threads), "train", *args, "--quiet", "--out", str(out)]
+    subprocess.run([sys.executable, "-m", *command], check=True, stdout=subprocess.DEVNULL)
+    return json.loads((out / "summary.json").read_text()), shlex.join(command)
+
+
+def dataset_args(root: Path | None, posters: Path | None) -> list[str]:
+    """ML-100K (optionally with TMDB overviews and posters) when given, else the synthetic default."""
+    if root is None:
+        return []
+    args = ["--dataset", "movielens-100k", "--root", str(root)]
+    if posters is not None:
+        args += ["--items-table", str(posters / "items.csv"), "--image-dir", str(posters / "posters")]
+    return args
+
+
+def cell(summary: dict, protocol: str, metric: str) -> str:
+    mean = summary["test"][protocol][metric]
+    std = summary.get("test_std", {}).get(protocol, {}).get(metric, 0.0)
+    return f"{mean:.4f} ± {std:.4f}" if std else f"{mean:.4f}"
