@@ -17,7 +17,12 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rounds", type=int, default=30, help="federated rounds (central: epochs)")
     group.add_argument("--eval-every", type=int, default=1)
     group.add_argument("--patience", type=int, default=0, help="stop after N evaluations without improvement")
-    group.add_argument("--engine", choices=("sim", "loop"), default="sim", help="sim: batched in-process engine")
+    group.add_argument(
+        "--engine",
+        choices=("sim", "loop", "flower-sim", "flower-deploy"),
+        default="sim",
+        help="sim: batched in-process engine; loop: per-client reference; flower-*: Flower Simulation/Deployment",
+    )
     group.add_argument("--client-fraction", type=float, default=1.0, help="fraction of clients per round")
     group.add_argument("--local-epochs", type=int, default=1)
     group.add_argument("--lr", type=float, default=0.3, help="client step size")
@@ -95,7 +100,7 @@ def experiment_config(args: argparse.Namespace, method: str, out: Path):
     local = LocalConfig(args.lr, args.local_optimizer, args.local_epochs, args.batch_size, args.loss, args.fedprox_mu)
     federated = FederatedConfig(
         client_fraction=args.client_fraction,
-        engine="batched" if args.engine == "sim" else "loop",
+        engine="loop" if args.engine == "loop" else "batched",
         n_negatives=args.negatives,
         server_optimizer=args.server_optimizer,
         server_lr=args.server_lr,
@@ -155,6 +160,11 @@ def run(args: argparse.Namespace) -> int:
         config = load_experiment_config(args.resume)
         out = args.resume
         summary = run_experiment(dataclasses.replace(config, progress=not args.quiet), resume=True)
+    elif args.engine.startswith("flower"):
+        from mmfedrec.federation.flower_engine import run_flower_experiment
+
+        out = args.out or Path("runs") / args.method
+        summary = run_flower_experiment(experiment_config(args, args.method, out), args.engine)
     else:
         out = args.out or Path("runs") / args.method
         summary = run_experiment(experiment_config(args, args.method, out))
