@@ -82,7 +82,7 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> dict:
     an unfinished seed continues from its last checkpoint (`--checkpoint-every`).
     """
     from mmfedrec.data.registry import load_dataset, prepare_split
-    from mmfedrec.evaluation.report import summarize, write_json, write_report
+    from mmfedrec.evaluation.report import write_json
     from mmfedrec.federation.runner import train_seed
 
     method = method_spec(config.method)
@@ -138,12 +138,17 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> dict:
                 f"[{method.name} seed {seed}] best round {outcome.best_round}: test ndcg@10 {outcome.test['sampled']['ndcg@10']:.4f}",
                 config.progress,
             )
-    summary = summarize(
-        method.name,
-        config.dataset.name,
-        outcomes,
-        {"total_seconds": round(time.perf_counter() - started, 2), "augment": dataclasses.asdict(config.augment)},
-    )
+    return write_summary(config, outcomes, time.perf_counter() - started, features)
+
+
+def write_summary(
+    config: ExperimentConfig, outcomes: list[SeedOutcome], seconds: float, features=None, engine: str = "sim"
+) -> dict:
+    """summary.json and report.md of a finished run, whichever engine trained it."""
+    from mmfedrec.evaluation.report import summarize, write_json, write_report
+
+    extra = {"total_seconds": round(seconds, 2), "augment": dataclasses.asdict(config.augment)}
+    summary = summarize(config.method, config.dataset.name, outcomes, extra)
     if features is not None:
         summary["features"] = dict(features.metadata)
     summary["faults"] = {
@@ -156,10 +161,10 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> dict:
             "delta": config.train.dp_delta,
             "target_epsilon": config.train.dp_epsilon,
         }
+    out = Path(config.out)
     write_json(out / "summary.json", summary)
-    write_report(
-        out, [summary], {method.name: [e for o in outcomes for e in o.curve]}, f"{method.name} on {config.dataset.name}"
-    )
+    title = f"{config.method} on {config.dataset.name}" + ("" if engine == "sim" else f" ({engine})")
+    write_report(out, [summary], {config.method: [e for o in outcomes for e in o.curve]}, title)
     return summary
 
 

@@ -393,17 +393,21 @@ def run_flower_experiment(config, engine: str, options: FlowerOptions | None = N
     model.safetensors) and returns the summary. The checkpoint holds the shared tensors and
     item tower only: private rows never leave the SuperNodes.
     """
-    import dataclasses
-
     from safetensors.torch import save
 
     from mmfedrec.data.registry import load_dataset
-    from mmfedrec.evaluation.report import summarize, write_atomic, write_json, write_report
-    from mmfedrec.experiment import _config_dict
+    from mmfedrec.evaluation.report import write_atomic, write_json
+    from mmfedrec.experiment import _config_dict, write_summary
 
     augment = getattr(config, "augment", None)
     if augment is not None and (augment.name != "none" or augment.sparse_fraction > 0):
         raise MmfedrecError("augmentation and the sparse-client protocol run in-process only (--engine sim)")
+    defense = config.train.federated.defense
+    if config.train.dp_epsilon > 0 or defense.per_client or defense.dropout > 0 or config.train.checkpoint_every:
+        raise MmfedrecError(
+            "DP, robust aggregation, attacks, dropout and checkpoints run in-process only (--engine sim); "
+            "on Flower, failures are real node failures"
+        )
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", {**_config_dict(config), "engine": engine})
@@ -432,13 +436,7 @@ def run_flower_experiment(config, engine: str, options: FlowerOptions | None = N
                     f"[{config.method} seed {seed} {engine}] best round {outcome.best_round}: test ndcg@10 {ndcg:.4f}",
                     file=sys.stderr,
                 )
-    extra: dict[str, object] = {"total_seconds": round(time.perf_counter() - started, 2)}
-    if augment is not None:
-        extra["augment"] = dataclasses.asdict(augment)  # the keys run_experiment writes
-    summary = summarize(config.method, config.dataset.name, outcomes, extra)
-    write_json(out / "summary.json", summary)
-    title = f"{config.method} on {config.dataset.name} ({engine})"
-    write_report(out, [summary], {config.method: [e for o in outcomes for e in o.curve]}, title)
+    summary = write_summary(config, outcomes, time.perf_counter() - started, engine=engine)
     state = {k: v.contiguous() for k, v in outcomes[0].best_state.items()}
     meta = {"method": config.method, "seed": str(outcomes[0].seed), "engine": engine}
     write_atomic(out / "model.safetensors", save(state, metadata=meta))
