@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mmfedrec.data.types import Dataset, make_catalog, make_interactions
+from mmfedrec.errors import MmfedrecError
 
 VERSION = 1  # bump when the generator changes, so cached images are redrawn
 IMAGE_SIZE = 64
@@ -53,6 +54,10 @@ KEYWORD_RATE = 0.6  # share of items whose text names a keyword of their categor
 
 def generate_synthetic(n_users: int = 600, n_items: int = 400, seed: int = 0, *, image_dir: Path) -> Dataset:
     """The synthetic dataset; item images are written to `image_dir` (reused when already drawn)."""
+    if n_users < 1 or n_items < 1:
+        raise MmfedrecError(f"the synthetic set needs at least 1 user and 1 item, got {n_users} and {n_items}")
+    if seed < 0:
+        raise MmfedrecError(f"the data seed must be a non-negative integer, got {seed}")
     items = _items(n_items, np.random.default_rng([seed, 0]))
     _draw_images(items, Path(image_dir), seed)
     users, frame = _users_and_events(items, n_users, np.random.default_rng([seed, 1]))
