@@ -11,6 +11,7 @@ import importlib
 import logging
 import sys
 
+from mmfedrec.cli.options import int_in
 from mmfedrec.errors import MmfedrecError
 
 SUBCOMMAND_MODULES = (
@@ -25,7 +26,9 @@ SUBCOMMAND_MODULES = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmfedrec", description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: 1 under CI, else all cores)")
+    parser.add_argument(
+        "--threads", type=int_in(1, 1024), default=None, help="torch threads (default: 1 under CI, else all cores)"
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module_name in SUBCOMMAND_MODULES:
         importlib.import_module(module_name).add_parser(subparsers)

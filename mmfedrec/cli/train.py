@@ -7,16 +7,18 @@ import dataclasses
 import json
 from pathlib import Path
 
-from mmfedrec.cli.options import add_dataset_options, dataset_spec
+from mmfedrec.cli.options import add_dataset_options, dataset_spec, int_in, positive_float
 from mmfedrec.errors import MmfedrecError
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training")
     group.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
-    group.add_argument("--rounds", type=int, default=30, help="federated rounds (central: epochs)")
-    group.add_argument("--eval-every", type=int, default=1)
-    group.add_argument("--patience", type=int, default=0, help="stop after N evaluations without improvement")
+    group.add_argument("--rounds", type=int_in(1, 10**6), default=30, help="federated rounds (central: epochs)")
+    group.add_argument("--eval-every", type=int_in(1, 10**6), default=1)
+    group.add_argument(
+        "--patience", type=int_in(0, 10**6), default=0, help="stop after N evaluations without improvement"
+    )
     group.add_argument(
         "--engine",
         choices=("sim", "loop", "flower-sim", "flower-deploy"),
@@ -24,19 +26,21 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         help="sim: batched in-process engine; loop: per-client reference; flower-*: Flower Simulation/Deployment",
     )
     group.add_argument("--client-fraction", type=float, default=1.0, help="fraction of clients per round")
-    group.add_argument("--local-epochs", type=int, default=1)
-    group.add_argument("--lr", type=float, default=0.3, help="client step size")
+    group.add_argument("--local-epochs", type=int_in(1, 1000), default=1)
+    group.add_argument("--lr", type=positive_float, default=0.3, help="client step size")
     group.add_argument("--local-optimizer", choices=("adam", "sgd"), default="adam")
-    group.add_argument("--batch-size", type=int, default=64, help="examples per local step")
-    group.add_argument("--negatives", type=int, default=4, help="training negatives per positive")
-    group.add_argument("--eval-negatives", type=int, default=99, help="sampled-protocol negatives per user")
-    group.add_argument("--dim", type=int, default=32)
-    group.add_argument("--experts", type=int, default=4)
+    group.add_argument("--batch-size", type=int_in(1, 10**7), default=64, help="examples per local step")
+    group.add_argument("--negatives", type=int_in(1, 1000), default=4, help="training negatives per positive")
+    group.add_argument(
+        "--eval-negatives", type=int_in(1, 100_000), default=99, help="sampled-protocol negatives per user"
+    )
+    group.add_argument("--dim", type=int_in(1, 4096), default=32)
+    group.add_argument("--experts", type=int_in(1, 256), default=4)
     group.add_argument("--loss", choices=("bce", "bpr"), default="bce")
     group.add_argument("--fedprox-mu", type=float, default=0.0)
     group.add_argument("--server-optimizer", choices=("fedavg", "fedadam"), default="fedavg")
-    group.add_argument("--server-lr", type=float, default=1.0)
-    group.add_argument("--central-lr", type=float, default=0.005)
+    group.add_argument("--server-lr", type=positive_float, default=1.0)
+    group.add_argument("--central-lr", type=positive_float, default=0.005)
     group.add_argument("--text-model", help="local model folder (default: packaged all-MiniLM-L6-v2)")
     group.add_argument("--preset", default="tiny", help="open_clip image preset")
     group.add_argument("--image-checkpoint", help="trained image tower (safetensors); default: seeded random init")
@@ -44,7 +48,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     robust = parser.add_argument_group("privacy and robustness")
     robust.add_argument("--dp-epsilon", type=float, default=0.0, help="client-level DP budget over the run (0 = off)")
     robust.add_argument("--dp-delta", type=float, default=1e-5)
-    robust.add_argument("--dp-clip", type=float, default=1.0, help="per-client L2 clip of the whole update")
+    robust.add_argument("--dp-clip", type=positive_float, default=1.0, help="per-client L2 clip of the whole update")
     robust.add_argument("--secure-agg", action="store_true", help="pairwise-masked dense uploads (small runs)")
     robust.add_argument("--aggregator", choices=("fedavg", "median", "trimmed-mean"), default="fedavg")
     robust.add_argument("--trim", type=float, default=0.1, help="trimmed mean: fraction cut from each side")
@@ -52,12 +56,16 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     robust.add_argument("--byzantine", type=float, default=0.0, help="fraction of clients that attack")
     robust.add_argument("--byzantine-mode", choices=("scale", "random", "sign-flip"), default="scale")
     robust.add_argument("--dropout", type=float, default=0.0, help="fraction of selected clients that never reply")
-    robust.add_argument("--checkpoint-every", type=int, default=0, help="resumable checkpoint every N rounds")
+    robust.add_argument(
+        "--checkpoint-every", type=int_in(0, 10**6), default=0, help="resumable checkpoint every N rounds"
+    )
     augment = parser.add_argument_group("sparse clients and augmentation")
     augment.add_argument("--augment", choices=("none", "diffusion", "popularity", "item-knn"), default="none")
     augment.add_argument("--sparse-fraction", type=float, default=0.0, help="cut this fraction of clients (protocol)")
-    augment.add_argument("--sparse-max", type=int, default=5, help="... to this many most recent training events")
-    augment.add_argument("--n-pseudo", type=int, default=10, help="pseudo-interactions per sparse client")
+    augment.add_argument(
+        "--sparse-max", type=int_in(0, 10**6), default=5, help="... to this many most recent training events"
+    )
+    augment.add_argument("--n-pseudo", type=int_in(0, 10**4), default=10, help="pseudo-interactions per sparse client")
     augment.add_argument("--pseudo-weight", type=float, default=0.5, help="their weight in the local loss")
     augment.add_argument("--min-confidence", type=float, default=0.0, help="drop pseudo-items scored below this")
 
@@ -69,6 +77,8 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         raise MmfedrecError(f"--seeds expects comma-separated integers, got {text!r}") from None
     if not seeds:
         raise MmfedrecError("--seeds is empty")
+    if not all(0 <= seed < 2**32 for seed in seeds):
+        raise MmfedrecError(f"--seeds must lie in [0, 2**32), got {text!r}")
     return seeds
 
 

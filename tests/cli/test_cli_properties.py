@@ -101,7 +101,7 @@ def test_train_never_shows_a_traceback(workdir: Path, extra: list[str]) -> None:
     assert_clean_exit([*argv, "--cache-dir", str(workdir / "cache"), *TINY, *extra])
 
 
-KNOWN_CRASHES = {  # options cli/train.py does not validate yet: each ends in a traceback today
+OUT_OF_RANGE = {  # each once ended in a traceback; now a one-line usage error
     "negative dim": ["--dim", "-3"],
     "zero batch size": ["--batch-size", "0"],
     "negative eval negatives": ["--eval-negatives", "-2"],
@@ -112,11 +112,16 @@ KNOWN_CRASHES = {  # options cli/train.py does not validate yet: each ends in a 
     "negative seed": ["--seeds", "-1"],
     "seed beyond int64": ["--seeds", str(2**66)],
 }
-# also `mmfedrec --threads 0 ...` (cli/__init__.py): torch's set_num_threads raises RuntimeError
 
 
-@pytest.mark.xfail(strict=True, reason="cli/train.py lacks range checks for these options (reported)")
-@pytest.mark.parametrize("extra", KNOWN_CRASHES.values(), ids=list(KNOWN_CRASHES))
-def test_unvalidated_training_options(workdir: Path, extra: list[str]) -> None:
+@pytest.mark.parametrize("extra", OUT_OF_RANGE.values(), ids=list(OUT_OF_RANGE))
+def test_out_of_range_training_options_are_usage_errors(workdir: Path, extra: list[str]) -> None:
     argv = ["train", "--method", "fedavg-mf", "--rounds", "1", "--out", str(workdir / "run")]
-    assert_clean_exit([*argv, "--cache-dir", str(workdir / "cache"), *TINY, *extra])
+    code, stderr, _ = run_cli([*argv, "--cache-dir", str(workdir / "cache"), *TINY, *extra])
+    last = stderr.strip().splitlines()[-1]
+    assert code == 2 and "error:" in last and extra[0] in last, stderr  # argparse's usage, then one error line
+
+
+def test_zero_threads_is_a_usage_error() -> None:
+    code, stderr, by_argparse = run_cli(["--threads", "0", "data", "stats"])
+    assert by_argparse and code == 2 and "--threads" in stderr
