@@ -105,20 +105,24 @@ def local_train(
             scores = model.scores(local_private, local_shared, flat).view(batch_rows.shape[:-1])  # (C, B, 1 + n_neg)
             per_example = example_loss(scores, item_mask[:, step], config.loss) * chunk.weights[:, step]
             n_real = real[:, step].sum(-1)  # (C,)
-            active = (n_real > 0).float()
+            active = n_real > 0  # (C,) clients with an example in this step
+            is_active = active.float()
             loss = per_example.sum(-1) / n_real.clamp_min(1)
-            loss = loss + active * model.auxiliary_loss(local_private, local_shared)
+            loss = loss + is_active * model.auxiliary_loss(local_private, local_shared)
             if config.weight_decay:
-                loss = loss + active * config.weight_decay * (local_private["user"] ** 2).sum(-1)
+                loss = loss + is_active * config.weight_decay * (local_private["user"] ** 2).sum(-1)
             if config.proximal_mu:
                 for name, tensor in local_shared.items():
                     drift = (tensor - shared[name]).pow(2).flatten(1).sum(-1)
-                    loss = loss + active * 0.5 * config.proximal_mu * drift
+                    loss = loss + is_active * 0.5 * config.proximal_mu * drift
             optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()
-            before = [p.detach().clone() for p in client_params]
-            optimizer.step()
-            _keep_inactive(client_params, before, n_real > 0)
+            if bool(active.all()):
+                optimizer.step()
+            else:  # some clients have run out of examples: keep them where they are
+                before = [p.detach().clone() for p in client_params]
+                optimizer.step()
+                _keep_inactive(client_params, before, active)
     with torch.no_grad():
         final_private = {k: v.detach() for k, v in local_private.items()}
         final_shared = {k: v.detach() for k, v in local_shared.items()}
