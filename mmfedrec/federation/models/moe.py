@@ -1,10 +1,13 @@
 """mmfedrec's federated mixture-of-experts recommender (DESIGN.md, "The federated model").
 
 K shared experts each map the client's private user state to a preference vector; a router
-(gate) mixes them per client. The router's logits are a shared global part, aggregated like
-the experts, plus a private residual that each client fine-tunes and never uploads, so every
-client starts from the global routing and personalises it. Items come as vectors from the
-server-side item tower (multimodal content + ID), last column = bias.
+(gate) mixes them per client. The personalised router is private as a whole: every client
+starts from the same global initialisation (drawn from the run seed) and fine-tunes its own copy,
+which is never uploaded. A shared router part trained beside a private residual would leak it:
+both receive the same gradient, so the shared part's update equals the residual's (measured:
+the first round's upload contained the private gate exactly), hence no such split. The
+"shared-gate" ablation trains one router that is aggregated like the experts. Items come as
+vectors from the server-side item tower (multimodal content + ID), last column = bias.
 """
 
 from __future__ import annotations
@@ -24,27 +27,35 @@ class MixtureOfExperts:
 
     def init_shared(self, generator: torch.Generator) -> dict[str, Tensor]:
         eye = torch.eye(self.dim).expand(self.n_experts, self.dim, self.dim)
-        return {
+        shared = {
             "experts.weight": eye + 0.05 * torch.randn(self.n_experts, self.dim, self.dim, generator=generator),
             "experts.bias": torch.zeros(self.n_experts, self.dim),
-            "router.shared.weight": 0.1 * torch.randn(self.n_experts, self.dim, generator=generator),
-            "router.shared.bias": torch.zeros(self.n_experts),
         }
+        router_init = self._router_init(generator)  # drawn either way: both variants share user inits
+        if not self.personalized_gate:
+            shared |= {f"router.shared.{k}": v for k, v in router_init.items()}
+        return shared
 
     def init_private(self, n_clients: int, generator: torch.Generator) -> dict[str, Tensor]:
         private = {"user": 0.1 * torch.randn(n_clients, self.dim, generator=generator)}
-        if self.personalized_gate:
-            private["router.private.weight"] = torch.zeros(n_clients, self.n_experts, self.dim)
-            private["router.private.bias"] = torch.zeros(n_clients, self.n_experts)
+        if self.personalized_gate:  # every client starts from the same global router
+            router_init = self._router_init(torch.Generator().manual_seed(int(generator.initial_seed())))
+            for name, value in router_init.items():
+                private[f"router.private.{name}"] = value.unsqueeze(0).repeat(n_clients, *[1] * value.dim())
         return private
+
+    def _router_init(self, generator: torch.Generator) -> dict[str, Tensor]:
+        return {
+            "weight": 0.1 * torch.randn(self.n_experts, self.dim, generator=generator),
+            "bias": torch.zeros(self.n_experts),
+        }
 
     def gate(self, private: dict[str, Tensor], shared: dict[str, Tensor]) -> Tensor:
         """(C, K) expert weights of each client."""
+        router = "router.private" if self.personalized_gate else "router.shared"
+        params = private if self.personalized_gate else shared
         user = private["user"].unsqueeze(1)  # (C, 1, D)
-        gate_logits = (user * shared["router.shared.weight"]).sum(-1) + shared["router.shared.bias"]  # (C, K)
-        if self.personalized_gate:
-            gate_logits = gate_logits + (user * private["router.private.weight"]).sum(-1)
-            gate_logits = gate_logits + private["router.private.bias"]
+        gate_logits = (user * params[f"{router}.weight"]).sum(-1) + params[f"{router}.bias"]  # (C, K)
         return torch.softmax(gate_logits, dim=-1)
 
     def preference(self, private: dict[str, Tensor], shared: dict[str, Tensor]) -> Tensor:
