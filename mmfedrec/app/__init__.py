@@ -7,8 +7,7 @@ Gradio loads only with `build_demo`; nothing here imports flwr.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from mmfedrec._lazy import lazy_exports
 
 _EXPORTS = {
     "AppContext": "mmfedrec.app.context",
@@ -21,10 +20,4 @@ _EXPORTS = {
     "ensure_default_run": "mmfedrec.app.training",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -5,21 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mmfedrec.cli.options import int_in
 from mmfedrec.errors import MmfedrecError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("app", help="serve a trained run as a Gradio app", description=__doc__)
-    add_options(parser)
-
-
-def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run", type=Path, help="run folder (default: train the embedded default into runs/app-default)"
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--k", type=int, default=10, help="recommendations shown by default")
+    parser.add_argument("--port", type=int_in(1, 65535), default=7860)
+    parser.add_argument("--k", type=int_in(1, 50), default=10, help="recommendations shown by default")
     parser.add_argument("--cache-dir", type=Path, help="dataset/feature cache (default: the run's own)")
     default = parser.add_argument_group("default run (without --run)")
     default.add_argument("--default-method", default="ours-id-only", choices=("ours-id-only", "ours"))
@@ -33,10 +30,6 @@ def run(args: argparse.Namespace) -> int:
 
     from mmfedrec.app.training import DEFAULT_RUN, ensure_default_run
 
-    if not 1 <= args.port <= 65535:
-        raise MmfedrecError(f"--port must lie in 1..65535, got {args.port}")
-    if not 1 <= args.k <= 50:
-        raise MmfedrecError(f"--k must lie in 1..50, got {args.k}")
     cache_dir = args.cache_dir
     folder = args.run
     if folder is None:
@@ -72,27 +65,3 @@ def run(args: argparse.Namespace) -> int:
     finally:
         demo.close(verbose=False)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m mmfedrec.cli.app ...`: the subcommand on its own (same runtime setup and errors as `mmfedrec`)."""
-    import sys
-
-    from mmfedrec.runtime import configure_runtime
-
-    parser = argparse.ArgumentParser(prog="python -m mmfedrec.cli.app", description=__doc__)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
-    add_options(parser)
-    args = parser.parse_args(argv)
-    configure_runtime(args.threads)
-    try:
-        return int(args.func(args) or 0)
-    except MmfedrecError as error:
-        print(f"mmfedrec: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -6,8 +6,7 @@ open_clip) on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mmfedrec._lazy import lazy_exports
 
 _EXPORTS = {
     "AlignmentConfig": "alignment",
@@ -27,10 +26,4 @@ _EXPORTS = {
     "packaged_text_model": "text",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__, __all__ = lazy_exports(__name__, {name: f"{__name__}.{module}" for name, module in _EXPORTS.items()})

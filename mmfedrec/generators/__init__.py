@@ -7,8 +7,7 @@ stays light.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from mmfedrec._lazy import lazy_exports
 
 _EXPORTS = {
     "AugmentationPolicy": "mmfedrec.generators.policy",
@@ -36,10 +35,4 @@ _EXPORTS = {
     "write_synth_report": "mmfedrec.generators.inspection",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -35,12 +35,8 @@ def _free_port() -> int:
 
 
 def _app_command(run: Path, port: int) -> list[str]:
-    from mmfedrec.cli import SUBCOMMAND_MODULES
-
     options = ["app", "--run", str(run), "--host", "127.0.0.1", "--port", str(port)]
-    if "mmfedrec.cli.app" in SUBCOMMAND_MODULES:
-        return [sys.executable, "-m", "mmfedrec", "--threads", "1", *options]
-    return [sys.executable, "-m", "mmfedrec.cli.app", "--threads", "1", *options[1:]]  # not registered yet
+    return [sys.executable, "-m", "mmfedrec", "--threads", "1", *options]
 
 
 @pytest.fixture

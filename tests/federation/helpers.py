@@ -24,3 +24,20 @@ def planted_split(
             rows.append((user, int(item), t, 5.0))
     frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "rating"])
     return leave_one_out(make_interactions(frame), seed=seed, n_negatives=n_negatives)
+
+
+def small_flower_config(tmp_path, **changes):
+    """A 2-round Flower run on 60 synthetic users: the shared setting of the Flower tests."""
+    from mmfedrec.federation.flower_config import FlowerRunConfig
+
+    values = {
+        "method": "ours-id-only",
+        "synthetic_users": 60,
+        "synthetic_items": 50,
+        "cache_dir": str(tmp_path / "cache"),
+        "num_server_rounds": 2,
+        "dim": 16,
+        "batch_size": 16,
+        "eval_negatives": 20,
+    }
+    return FlowerRunConfig(**(values | changes))

@@ -14,24 +14,16 @@ from mmfedrec.federation.flower_config import FlowerRunConfig
 from mmfedrec.federation.flower_engine import in_process_grid, run_inprocess
 from mmfedrec.federation.runner import build_trainer, train_seed
 from mmfedrec.federation.server_app import build_server_trainer
+from tests.federation.helpers import small_flower_config
 
 ALLOWED_ARRAYS = ("weighted.", "weights.", "row_sum", "row_senders")
 ALLOWED_TRAIN_METRICS = {"num-examples", "num-clients", "upload-bytes", "routed-mass"}
 
 
 def small_config(tmp_path, **changes) -> FlowerRunConfig:
-    values = {
-        "method": "ours-id-only",
-        "synthetic_users": 60,
-        "synthetic_items": 50,
-        "cache_dir": str(tmp_path / "cache"),
-        "num_server_rounds": 2,
-        "dim": 16,
-        "batch_size": 16,
-        "eval_negatives": 20,
-        "max_cells": 256,  # several chunks per node: chunking must not matter either
-    }
-    return FlowerRunConfig(**(values | changes))
+    return small_flower_config(
+        tmp_path, **({"max_cells": 256} | changes)
+    )  # several chunks per node: chunking must not matter either
 
 
 @pytest.mark.parametrize(

@@ -12,21 +12,11 @@ import pytest
 from mmfedrec.federation.flower_config import FlowerRunConfig
 from mmfedrec.federation.flower_engine import FlowerOptions, ProcessGroup, run_flower
 from mmfedrec.federation.runner import train_seed
+from tests.federation.helpers import small_flower_config
 
 
 def small_config(tmp_path, **changes) -> FlowerRunConfig:
-    values = {
-        "method": "ours-id-only",
-        "synthetic_users": 60,
-        "synthetic_items": 50,
-        "cache_dir": str(tmp_path / "cache"),
-        "num_server_rounds": 2,
-        "dim": 16,
-        "batch_size": 16,
-        "eval_negatives": 20,
-        "round_timeout": 120.0,
-    }
-    return FlowerRunConfig(**(values | changes))
+    return small_flower_config(tmp_path, **({"round_timeout": 120.0} | changes))
 
 
 @pytest.fixture
