@@ -27,7 +27,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--client-fraction", type=float, default=1.0, help="fraction of clients per round")
     group.add_argument("--local-epochs", type=int_in(1, 1000), default=1)
-    group.add_argument("--lr", type=positive_float, default=0.3, help="client step size")
+    group.add_argument("--lr", type=positive_float, default=0.3, help="client step on user state and item vectors")
+    group.add_argument("--shared-lr", type=positive_float, default=0.05, help="client step on shared tensors")
     group.add_argument("--local-optimizer", choices=("adam", "sgd"), default="adam")
     group.add_argument("--batch-size", type=int_in(1, 10**7), default=64, help="examples per local step")
     group.add_argument("--negatives", type=int_in(1, 1000), default=4, help="training negatives per positive")
@@ -107,7 +108,15 @@ def experiment_config(args: argparse.Namespace, method: str, out: Path):
         byzantine_mode=args.byzantine_mode,
         dropout=args.dropout,
     )
-    local = LocalConfig(args.lr, args.local_optimizer, args.local_epochs, args.batch_size, args.loss, args.fedprox_mu)
+    local = LocalConfig(
+        lr=args.lr,
+        shared_lr=args.shared_lr,
+        optimizer=args.local_optimizer,
+        local_epochs=args.local_epochs,
+        batch_size=args.batch_size,
+        loss=args.loss,
+        proximal_mu=args.fedprox_mu,
+    )
     federated = FederatedConfig(
         client_fraction=args.client_fraction,
         engine="loop" if args.engine == "loop" else "batched",

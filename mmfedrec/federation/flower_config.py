@@ -57,6 +57,7 @@ class FlowerRunConfig:
     expertwise: bool = FederatedConfig.expertwise
     max_cells: int = FederatedConfig.max_cells  # padded examples per batched chunk on a node
     lr: float = LocalConfig.lr
+    shared_lr: float = LocalConfig.shared_lr
     local_optimizer: str = LocalConfig.optimizer
     local_epochs: int = LocalConfig.local_epochs
     batch_size: int = LocalConfig.batch_size
@@ -111,13 +112,14 @@ class FlowerRunConfig:
 
     def train_settings(self) -> TrainSettings:
         local = LocalConfig(
-            self.lr,
-            self.local_optimizer,
-            self.local_epochs,
-            self.batch_size,
-            self.loss,
-            self.fedprox_mu,
-            self.weight_decay,
+            lr=self.lr,
+            shared_lr=self.shared_lr,
+            optimizer=self.local_optimizer,
+            local_epochs=self.local_epochs,
+            batch_size=self.batch_size,
+            loss=self.loss,
+            proximal_mu=self.fedprox_mu,
+            weight_decay=self.weight_decay,
         )
         federated = FederatedConfig(
             rounds=self.num_server_rounds,
@@ -194,6 +196,7 @@ class FlowerRunConfig:
             expertwise=federated.expertwise,
             max_cells=federated.max_cells,
             lr=local.lr,
+            shared_lr=local.shared_lr,
             local_optimizer=local.optimizer,
             local_epochs=local.local_epochs,
             batch_size=local.batch_size,
