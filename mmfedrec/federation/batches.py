@@ -172,14 +172,15 @@ def _pad(examples: RoundExamples, rows: np.ndarray, offsets: np.ndarray) -> Padd
     items = np.zeros((len(rows), length, 1 + n_neg), dtype=np.int64)
     item_mask = np.zeros((len(rows), length, 1 + n_neg), dtype=bool)
     weights = np.zeros((len(rows), length), dtype=np.float32)
-    for k, row in enumerate(rows):
-        span = slice(offsets[row], offsets[row + 1])
-        n = offsets[row + 1] - offsets[row]
-        items[k, :n, 0] = examples.positives[span]
-        items[k, :n, 1:] = examples.negatives[span]
-        item_mask[k, :n, 0] = True
-        item_mask[k, :n, 1:] = examples.negative_ok[span]
-        weights[k, :n] = examples.weights[span]
+    counts = examples.counts[rows]
+    slot = np.repeat(np.arange(len(rows)), counts)  # (E_chunk,) the padded row of each example
+    _, source = csr_gather(offsets, np.arange(offsets[-1]), rows)  # (E_chunk,) its index in `examples`
+    position = np.arange(len(source)) - np.repeat(np.cumsum(counts) - counts, counts)
+    items[slot, position, 0] = examples.positives[source]
+    items[slot, position, 1:] = examples.negatives[source]
+    item_mask[slot, position, 0] = True
+    item_mask[slot, position, 1:] = examples.negative_ok[source]
+    weights[slot, position] = examples.weights[source]
     return PaddedChunk(
         rows=rows,
         clients=torch.from_numpy(examples.clients[rows]),

@@ -123,12 +123,13 @@ def train_silo(
         result = local_train(silo.model, shared, chunk_private, item_table[chunk.items], chunk, config.local)
         for name, value in result.private.items():
             private[name][rows] = value
-        upload += float(upload_nbytes(result, silo.split.n_items).double().sum())
+        touched = result.touched_pairs(silo.split.n_items)
+        upload += float(upload_nbytes(result, touched, silo.split.n_items).double().sum())
         n_examples += float(result.n_examples.sum())
         if result.routed_mass is not None:
             mass = result.routed_mass.sum(0)
             routed = mass if routed is None else routed + mass
-        chunk_sums = update_sums(result, chunk.clients, silo.split.n_items, config.expertwise)
+        chunk_sums = update_sums(result, touched, silo.split.n_items, config.expertwise)
         sums = chunk_sums if sums is None else sums + chunk_sums
     return SiloUpdate(sums, len(clients), n_examples, upload, routed)
 

@@ -29,17 +29,15 @@ def message_nbytes(message: dict[str, Tensor]) -> int:
     return sum(t.numel() * t.element_size() for t in message.values())
 
 
-def upload_nbytes(result: LocalResult, n_items: int) -> Tensor:
+def upload_nbytes(result: LocalResult, touched: Tensor, n_items: int) -> Tensor:
     """(C,) bytes each client of the chunk uploads; equals `message_nbytes(client_upload(...))`,
-    computed without building the messages."""
+    computed without building the messages (`touched`: `result.touched_pairs(n_items)`)."""
     n_clients = result.n_examples.shape[0]
     dense = sum(d[0].numel() * d.element_size() for d in result.shared_delta.values())
     if result.routed_mass is not None:
         dense += result.routed_mass[0].numel() * result.routed_mass.element_size()
     dense += 8  # n_examples as int64
-    owners = torch.arange(n_clients).view(-1, 1, 1).expand_as(result.row_items)
-    keys = torch.unique(owners[result.row_mask] * n_items + result.row_items[result.row_mask])
-    unique_rows = torch.bincount(keys // n_items, minlength=n_clients)
+    unique_rows = torch.bincount(touched // n_items, minlength=n_clients)
     row_bytes = 8 + result.row_delta.shape[-1] * result.row_delta.element_size()  # int64 index + vector
     return dense + unique_rows * row_bytes
 

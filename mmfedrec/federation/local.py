@@ -43,6 +43,12 @@ class LocalResult:
     routed_mass: Tensor | None  # (C, K) examples routed to each expert
     n_examples: Tensor  # (C,) number of real examples
 
+    def touched_pairs(self, n_items: int) -> Tensor:
+        """Sorted keys `row * n_items + item` of the distinct (client, item) pairs of the chunk,
+        `row` being the client's row in the chunk: one uploaded item vector each."""
+        rows = torch.arange(len(self.n_examples)).view(-1, 1, 1).expand_as(self.row_items)
+        return torch.unique(rows[self.row_mask] * n_items + self.row_items[self.row_mask])
+
 
 def example_loss(scores: Tensor, mask: Tensor, kind: str) -> Tensor:
     """(C, B) loss per example from scores (C, B, 1 + n_neg) whose first column is the positive."""

@@ -125,13 +125,14 @@ class Simulation:
             result = local_train(self.model, self.shared, private, rows, chunk, self.config.local)
             for name, value in result.private.items():
                 self.private[name][chunk.clients] = value
-            upload[torch.from_numpy(chunk.rows)] = upload_nbytes(result, self.split.n_items).double()
+            touched = result.touched_pairs(self.split.n_items)
+            upload[torch.from_numpy(chunk.rows)] = upload_nbytes(result, touched, self.split.n_items).double()
             if self.local_tables is not None:
                 self._apply_locally(chunk.clients, result)
             elif self.config.defense.per_client:
                 per_client.append((chunk.clients, result))
             else:
-                chunk_sums = update_sums(result, chunk.clients, self.split.n_items, self.config.expertwise)
+                chunk_sums = update_sums(result, touched, self.split.n_items, self.config.expertwise)
                 sums = chunk_sums if sums is None else sums + chunk_sums
         rejected = 0
         if sums is not None:

@@ -45,8 +45,9 @@ class UpdateSums:
         return cls(group("weighted."), group("weights."), flat["row_sum"], flat["row_senders"])
 
 
-def update_sums(result: LocalResult, clients: Tensor, n_items: int, expertwise: bool) -> UpdateSums:
-    """Sums for one chunk of clients (`clients`: their global ids, to count item senders once)."""
+def update_sums(result: LocalResult, touched: Tensor, n_items: int, expertwise: bool) -> UpdateSums:
+    """Sums for one chunk of clients (`touched`: `result.touched_pairs(n_items)`, to count each
+    client once per item it sent)."""
     weighted, weights = {}, {}
     for name, delta in result.shared_delta.items():  # (C, ...)
         if expertwise and name.startswith("experts.") and result.routed_mass is not None:
@@ -59,9 +60,7 @@ def update_sums(result: LocalResult, clients: Tensor, n_items: int, expertwise: 
     mask = result.row_mask
     items = result.row_items[mask]
     row_sum = torch.zeros(n_items, result.row_delta.shape[-1]).index_add_(0, items, result.row_delta[mask])
-    owners = clients.view(-1, 1, 1).expand_as(result.row_items)[mask]
-    pairs = torch.unique(owners * n_items + items)
-    row_senders = torch.bincount(pairs % n_items, minlength=n_items).float()
+    row_senders = torch.bincount(touched % n_items, minlength=n_items).float()
     return UpdateSums(weighted, weights, row_sum, row_senders)
 
 
