@@ -4,12 +4,11 @@ half-written file where a good one was, and read without pickle (loading cannot 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from torch import Tensor
 
+from mmfedrec.atomic import write_atomic
 from mmfedrec.errors import MmfedrecError
 
 META_KEY = "mmfedrec"  # the safetensors metadata entry holding the JSON-encoded `meta`
@@ -24,23 +23,10 @@ def save_checkpoint(path: Path, tensors: dict[str, Tensor], meta: dict[str, obje
     """
     from safetensors.torch import save
 
-    path = Path(path)
     payload = save(
         {name: tensor.detach().contiguous() for name, tensor in tensors.items()}, {META_KEY: json.dumps(meta)}
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(handle, 0o644)  # mkstemp's 0600 would make checkpoints private to this user
-        with os.fdopen(handle, "wb") as file:
-            file.write(payload)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
+    write_atomic(path, payload, durable=True)
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, object]]:
@@ -61,12 +47,3 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, object]]:
     except Exception as error:  # safetensors raises its own error type, or ValueError/UnicodeError on garbage
         problem = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise MmfedrecError(f"{path}: not a readable safetensors checkpoint ({problem})") from None
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable."""
-    handle = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)

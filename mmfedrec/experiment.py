@@ -172,7 +172,7 @@ def _save_model(path: Path, outcome: SeedOutcome, method: str) -> None:
     """The best model of a seed, for the app and `--resume`."""
     from safetensors.torch import save
 
-    from mmfedrec.evaluation.report import write_atomic
+    from mmfedrec.atomic import write_atomic
 
     state = {k: v.contiguous() for k, v in outcome.best_state.items()}
     write_atomic(path, save(state, metadata={"method": method, "seed": str(outcome.seed)}))
@@ -237,7 +237,7 @@ def augment(split, augment_config: AugmentConfig, features, out: Path | None, pr
     if out is not None:
         from safetensors.numpy import save
 
-        from mmfedrec.evaluation.report import write_atomic
+        from mmfedrec.atomic import write_atomic
 
         arrays = {
             "users": pseudo.users.astype(np.int64),

@@ -51,7 +51,7 @@ def test_a_crash_mid_write_leaves_the_old_checkpoint(tmp_path, monkeypatch) -> N
     def crash(*args: object) -> None:
         raise OSError("simulated crash after the temp file was written")
 
-    monkeypatch.setattr("mmfedrec.checkpoint.os.replace", crash)
+    monkeypatch.setattr("mmfedrec.atomic.os.replace", crash)  # the rename every atomic write ends with
     with pytest.raises(OSError, match="simulated crash"):
         save_checkpoint(path, tensors(1), {"round": 2})
     monkeypatch.undo()

@@ -7,6 +7,8 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmfedrec.atomic import atomic_path
+
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # uploads above this are refused before decoding
 MAX_UPLOAD_SIDE = 4096  # pixels, either side
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
@@ -43,9 +45,8 @@ class PlaceholderTiles:
             draw.text((18, y), line, fill=(250, 250, 250))
             y += 16
         draw.text((18, TILE_SIZE[1] - 30), "no image", fill=(220, 220, 220))
-        partial = path.with_suffix(".tmp")
-        image.save(partial, format="PNG")
-        partial.replace(path)
+        with atomic_path(path) as partial:
+            image.save(partial, format="PNG")
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from mmfedrec.atomic import atomic_path, write_atomic
 from mmfedrec.data.spec import DatasetSpec
 from mmfedrec.data.types import Catalog, Dataset, Interactions
 
@@ -93,16 +93,9 @@ def load_cached(folder: Path) -> Dataset | None:
     return Dataset(meta["name"], catalog, interactions, users=users, notes=meta["notes"])
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_parquet(tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp)
 
 
 def _plain(value: object) -> object:

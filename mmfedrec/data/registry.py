@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from mmfedrec.atomic import write_atomic
 from mmfedrec.data import cache
 from mmfedrec.data.enrich import enrich_catalog
 from mmfedrec.data.feedback import kcore, to_implicit
@@ -99,5 +100,5 @@ def prepare_split(spec: DatasetSpec, seed: int, n_negatives: int = 99, use_cache
     split = leave_one_out(dataset.interactions, seed=seed, n_negatives=n_negatives, by_time=by_time)
     if path is not None:
         split.save(path)
-        cache.write_atomic(path.with_suffix(".json"), split_manifest(split, seed, n_negatives, by_time))
+        write_atomic(path.with_suffix(".json"), split_manifest(split, seed, n_negatives, by_time))
     return split

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mmfedrec.atomic import atomic_path
 from mmfedrec.data.types import Interactions
 from mmfedrec.errors import DataError
 
@@ -76,11 +77,8 @@ class Split:
         """Write all arrays as safetensors (no pickle), atomically."""
         from safetensors.numpy import save_file
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        save_file({f.name: np.ascontiguousarray(getattr(self, f.name)) for f in fields(self)}, str(tmp))
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            save_file({f.name: np.ascontiguousarray(getattr(self, f.name)) for f in fields(self)}, str(tmp))
 
     @classmethod
     def load(cls, path: Path) -> Split:
@@ -99,9 +97,7 @@ class Split:
         return digest.hexdigest()[:16]
 
 
-def leave_one_out(
-    interactions: Interactions, seed: int = 0, n_negatives: int = 99, by_time: bool = True
-) -> Split:
+def leave_one_out(interactions: Interactions, seed: int = 0, n_negatives: int = 99, by_time: bool = True) -> Split:
     """Hold out each user's last event for test and the one before for valid.
 
     Args:
@@ -162,8 +158,9 @@ def sample_negatives(
         free = n_items - len(seen)
         if free < n_negatives:
             raise DataError(
-                "interactions", f"user index {user} touched {len(seen)} of {n_items} items; "
-                f"cannot draw {n_negatives} negatives (lower --negatives)"
+                "interactions",
+                f"user index {user} touched {len(seen)} of {n_items} items; "
+                f"cannot draw {n_negatives} negatives (lower --negatives)",
             )
         chosen: list[int] = []
         chosen_set: set[int] = set()

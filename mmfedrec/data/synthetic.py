@@ -13,12 +13,12 @@ events are drawn from preference x item popularity, in increasing time with no d
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from mmfedrec.atomic import atomic_path, write_atomic
 from mmfedrec.data.types import Dataset, make_catalog, make_interactions
 from mmfedrec.errors import MmfedrecError
 
@@ -142,12 +142,9 @@ def _draw_images(items: pd.DataFrame, image_dir: Path, seed: int) -> None:
     rng = np.random.default_rng([seed, 2])
     for name, item in zip(names, items.itertuples(), strict=True):
         pixels = _render(int(item.category) % len(SHAPES), int(item.colour), int(item.pattern), int(item.size), rng)
-        tmp = image_dir / f".{name}.{os.getpid()}.tmp"
-        Image.fromarray(pixels).save(tmp, format="PNG")
-        tmp.replace(image_dir / name)
-    tmp = image_dir / f".manifest.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(config))
-    tmp.replace(manifest)
+        with atomic_path(image_dir / name) as tmp:
+            Image.fromarray(pixels).save(tmp, format="PNG")
+    write_atomic(manifest, json.dumps(config))
 
 
 def _render(shape: int, colour: int, pattern: int, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmfedrec.atomic import atomic_path
 from mmfedrec.data.types import Catalog
 
 CACHE_FORMAT = "mmfedrec-item-features-v1"  # bump when the key or file layout changes
@@ -48,10 +49,8 @@ class ItemFeatures:
             tensors["text"] = self.text
         if self.image is not None:
             tensors["image"] = self.image
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        save_file(tensors, str(partial), metadata={"format": CACHE_FORMAT, **self.metadata})
-        partial.replace(path)
+        with atomic_path(path) as partial:
+            save_file(tensors, str(partial), metadata={"format": CACHE_FORMAT, **self.metadata})
 
     @classmethod
     def load(cls, path: Path) -> ItemFeatures:

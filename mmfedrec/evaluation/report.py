@@ -7,21 +7,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from mmfedrec.atomic import atomic_path, write_atomic
+
 HEADLINE = (("sampled", "hr@10"), ("sampled", "ndcg@10"), ("full", "recall@20"), ("full", "ndcg@20"))
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_bytes(data.encode() if isinstance(data, str) else data)
-    partial.replace(path)
 
 
 def write_json(path: Path, payload: object) -> None:
@@ -140,10 +133,8 @@ def plot_curves(path: Path, curves: dict[str, list[dict]], metric: tuple[str, st
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
         figure.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.tmp.png")
-        figure.savefig(partial, dpi=110)
-        partial.replace(path)
+        with atomic_path(path) as partial:
+            figure.savefig(partial, dpi=110)
     plt.close(figure)
     return drawn
 

@@ -395,8 +395,9 @@ def run_flower_experiment(config, engine: str, options: FlowerOptions | None = N
     """
     from safetensors.torch import save
 
+    from mmfedrec.atomic import write_atomic
     from mmfedrec.data.registry import load_dataset
-    from mmfedrec.evaluation.report import write_atomic, write_json
+    from mmfedrec.evaluation.report import write_json
     from mmfedrec.experiment import _config_dict, write_summary
 
     augment = getattr(config, "augment", None)

@@ -228,7 +228,8 @@ def write_outcome(outcome: SeedOutcome, folder: Path) -> Path:
     """outcome-seed<s>.json (everything but the tensors) + best-seed<s>.safetensors, atomically."""
     from safetensors.torch import save
 
-    from mmfedrec.evaluation.report import write_atomic, write_json
+    from mmfedrec.atomic import write_atomic
+    from mmfedrec.evaluation.report import write_json
 
     folder = Path(folder)
     state = {k: v.contiguous() for k, v in outcome.best_state.items()}

@@ -8,12 +8,12 @@ real profile of any other user; values near 1 would mean the generator copies us
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from mmfedrec.atomic import write_atomic
 from mmfedrec.data.splits import Split
 from mmfedrec.generators.augmenters.base import Augmenter
 from mmfedrec.generators.policy import AugmentationPolicy, PseudoInteractions, select_pseudo
@@ -160,14 +160,7 @@ def _quantiles(values: np.ndarray) -> dict[str, float]:
 
 def write_synth_report(out_dir: Path, report: dict[str, object], synthesis: ClientSynthesis | None = None) -> Path:
     """Write `synth_report.json` (with the client's synthesis when given) atomically; return its path."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "synth_report.json"
+    path = Path(out_dir) / "synth_report.json"
     payload = {**report, **({"client": asdict(synthesis)} if synthesis is not None else {})}
-    tmp = path.with_suffix(".json.tmp")
-    with open(tmp, "w") as handle:
-        json.dump(payload, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    write_atomic(path, json.dumps(payload, indent=2), durable=True)
     return path
