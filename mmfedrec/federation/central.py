@@ -16,6 +16,7 @@ from mmfedrec.data.splits import Split
 from mmfedrec.federation.batches import build_round_examples, round_key
 from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import example_loss
+from mmfedrec.federation.models import initial_state
 from mmfedrec.federation.resumable import generator_state, load_optimizer_tensors, optimizer_tensors, restore_generator
 from mmfedrec.federation.simulation import RoundStats
 
@@ -35,10 +36,10 @@ class CentralTrainer:
         loss: str = "bce",
         weight_decay: float = 1e-6,
     ) -> None:
-        generator = torch.Generator().manual_seed(seed)
         self.model, self.tower, self.split = model, tower, split
-        self.shared = {k: v.requires_grad_() for k, v in model.init_shared(generator).items()}
-        self.private = {k: v.requires_grad_() for k, v in model.init_private(split.n_users, generator).items()}
+        shared, private = initial_state(model, split.n_users, seed)
+        self.shared = {k: v.requires_grad_() for k, v in shared.items()}
+        self.private = {k: v.requires_grad_() for k, v in private.items()}
         self.seed = seed
         self.rng = np.random.default_rng(seed)  # minibatch order
         self.indptr, self.train_items = split.train_csr()

@@ -29,7 +29,7 @@ from mmfedrec.federation.batches import build_round_examples, counter_hash, inte
 from mmfedrec.federation.comm import upload_nbytes
 from mmfedrec.federation.flower_config import FlowerRunConfig
 from mmfedrec.federation.local import local_train
-from mmfedrec.federation.models import build_model
+from mmfedrec.federation.models import build_model, initial_state
 from mmfedrec.federation.simulation import FederatedConfig
 from mmfedrec.runtime import configure_runtime
 
@@ -84,10 +84,8 @@ def load_silo(config: FlowerRunConfig, partition_id: int, num_partitions: int) -
 
 
 def initial_private(silo: Silo) -> dict[str, Tensor]:
-    """This silo's rows of the initial private state, drawn exactly as `Simulation.__init__` draws it."""
-    generator = torch.Generator().manual_seed(silo.seed)
-    silo.model.init_shared(generator)  # advances the generator like the engine does
-    private = silo.model.init_private(silo.split.n_users, generator)
+    """This silo's rows of the initial private state, drawn exactly as every engine draws it."""
+    _, private = initial_state(silo.model, silo.split.n_users, silo.seed)
     index = torch.from_numpy(silo.users)
     return {name: value[index].clone() for name, value in private.items()}
 

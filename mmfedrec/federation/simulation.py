@@ -28,6 +28,7 @@ from mmfedrec.federation.defended import DefenseConfig, aggregate_defended, atta
 from mmfedrec.federation.faults import byzantine_clients, dropped_clients
 from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import LocalConfig, LocalResult, local_train
+from mmfedrec.federation.models import initial_state
 from mmfedrec.federation.resumable import generator_state, load_optimizer_tensors, optimizer_tensors, restore_generator
 from mmfedrec.federation.server import ServerModel
 
@@ -67,9 +68,7 @@ class Simulation:
         self.tower = tower
         self.split = split
         self.config = config
-        generator = torch.Generator().manual_seed(seed)
-        self.shared = model.init_shared(generator)
-        self.private = model.init_private(split.n_users, generator)
+        self.shared, self.private = initial_state(model, split.n_users, seed)
         self.seed = seed
         self.rng = np.random.default_rng(seed)  # client sampling
         self.indptr, self.train_items = split.train_csr()

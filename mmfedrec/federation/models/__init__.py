@@ -13,6 +13,6 @@ A model exposes:
 - `auxiliary_loss(private, shared) -> (C,)` and `routed_mass(private, shared) -> (C, K) | None`.
 """
 
-from mmfedrec.federation.models.registry import MODEL_NAMES, build_model
+from mmfedrec.federation.models.registry import MODEL_NAMES, build_model, initial_state
 
-__all__ = ["MODEL_NAMES", "build_model"]
+__all__ = ["MODEL_NAMES", "build_model", "initial_state"]

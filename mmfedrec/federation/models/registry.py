@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import torch
+from torch import Tensor
+
 from mmfedrec.errors import MmfedrecError
 from mmfedrec.federation.models.mf import MatrixFactorization
 from mmfedrec.federation.models.moe import MixtureOfExperts
@@ -23,3 +26,13 @@ def build_model(
     if name == "pfedrec":
         return PersonalizedScoreFunction(dim)
     raise MmfedrecError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
+
+
+def initial_state(model: object, n_users: int, seed: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """(shared, private (n_users, ...)) initial tensors of a run: one generator, shared first.
+
+    Every engine (batched, loop, central, each Flower silo) draws them here, so they all start
+    from the same model for a seed."""
+    generator = torch.Generator().manual_seed(seed)
+    shared = model.init_shared(generator)
+    return shared, model.init_private(n_users, generator)
