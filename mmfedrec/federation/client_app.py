@@ -25,7 +25,7 @@ from mmfedrec.data.splits import NO_ITEM, Split
 from mmfedrec.evaluation import metrics
 from mmfedrec.evaluation.protocols import FULL_KS, SAMPLED_KS, Scorer, activity_buckets, rank_users
 from mmfedrec.federation.aggregation.sums import UpdateSums, update_sums
-from mmfedrec.federation.batches import build_round_examples, counter_hash, interaction_keys, pad_chunks, round_key
+from mmfedrec.federation.batches import KnownPairs, build_round_examples, counter_hash, pad_chunks, round_key
 from mmfedrec.federation.comm import upload_nbytes
 from mmfedrec.federation.flower_config import FlowerRunConfig
 from mmfedrec.federation.local import local_train
@@ -51,7 +51,7 @@ class Silo:
     train_items: np.ndarray
     federated: FederatedConfig
     seed: int
-    known_keys: np.ndarray  # sorted (user * n_items + item) keys of the silo's training interactions
+    known: KnownPairs  # the silo's (user, training item) pairs, which negatives avoid
 
     def local_index(self, users: np.ndarray | Tensor) -> Tensor:
         """Rows in this node's private tensors of the global user indices `users`."""
@@ -79,7 +79,7 @@ def load_silo(config: FlowerRunConfig, partition_id: int, num_partitions: int) -
     users = np.array_split(np.arange(split.n_users), num_partitions)[partition_id]
     model = build_model(method.model, config.dim, method.n_experts, method.personalized_gate)
     indptr, train_items = split.train_csr()
-    known = interaction_keys(indptr, train_items, users, split.n_items)
+    known = KnownPairs.from_csr(indptr, train_items, users, split.n_items, split.n_users)
     return Silo(split, users, model, indptr, train_items, config.train_settings().federated, config.seed, known)
 
 
@@ -111,14 +111,14 @@ def train_silo(
         silo.split.n_items,
         config.n_negatives,
         round_key(silo.seed, server_round),
-        known_keys=silo.known_keys,
+        known=silo.known,
     )
     sums: UpdateSums | None = None
     upload, n_examples, routed = 0.0, 0.0, None
     for chunk in pad_chunks(examples, config.max_cells):
         rows = silo.local_index(chunk.clients)
         chunk_private = {name: value[rows] for name, value in private.items()}
-        result = local_train(silo.model, shared, chunk_private, item_table[chunk.items], chunk, config.local)
+        result = local_train(silo.model, shared, chunk_private, item_table, chunk, config.local)
         for name, value in result.private.items():
             private[name][rows] = value
         touched = result.touched_pairs(silo.split.n_items)

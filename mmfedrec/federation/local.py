@@ -5,6 +5,12 @@ calls it on one client at a time (C = 1). Each client gets its own copy of the s
 and of the item vectors it touches. Padding sits at the end of each client's examples and a
 step in which a client has no example is undone for it, so both engines compute the same thing
 (optimizer state is elementwise, hence per client, and starts fresh each round).
+
+Every example carries its own copy of its item vectors, so each copy takes one step per epoch.
+Under Adam that is Adam's first step, lr * g / (|g| + eps): applied directly, it needs no
+optimizer state (Adam moments for ~16M floats a round on ML-100K). For models whose score is a
+dot product with a client vector (MF, ours) the rows' gradient is an outer product, so the step
+is formed from its two factors and the per-row gradient is never computed.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmfedrec.federation.batches import PaddedChunk
+from mmfedrec.federation.models.scoring import row_dot
+
+ADAM_EPS = 1e-8  # torch.optim.Adam's default, also in the item-vector steps
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,36 @@ def _optimizer(config: LocalConfig, shared: list[Tensor], own: list[Tensor]) -> 
     raise ValueError(f"optimizer must be 'adam' or 'sgd', got {config.optimizer!r}")
 
 
+def _gather_rows(item_table: Tensor, items: Tensor, owners: Tensor | None) -> Tensor:
+    """(C, ...) item indices -> (C, ..., D + 1) vectors, from one table or from each client's own."""
+    if owners is None:
+        return item_table[items]
+    return item_table[owners.view(-1, *[1] * (items.dim() - 1)), items]
+
+
+@torch.no_grad()
+def _add_row_step(row_delta: Tensor, grad: Tensor, config: LocalConfig) -> None:
+    """Add the step of item-vector copies that each serve one example: under Adam, Adam's first
+    step lr * g / (|g| + eps) (moments g and g^2 after bias correction); under SGD, lr * g."""
+    if config.optimizer == "adam":
+        row_delta.addcdiv_(grad, grad.abs().add_(ADAM_EPS), value=-config.lr)
+    else:
+        row_delta.add_(grad, alpha=-config.lr)
+
+
+@torch.no_grad()
+def _add_bilinear_row_step(row_delta: Tensor, score_grad: Tensor, vector: Tensor, config: LocalConfig) -> None:
+    """`_add_row_step` for grad = score_grad (C, B, 1 + n_neg) x vector (C, D + 1), never formed.
+
+    Under Adam each factor is normalised on its own, a / (|a| + eps) x b / (|b| + eps): one
+    broadcast product, equal to Adam's first step wherever |a| and |b| exceed eps, and like it
+    continuous at zero (so float noise cannot flip a step, as sign(g) would)."""
+    if config.optimizer == "adam":
+        score_grad = score_grad / (score_grad.abs() + ADAM_EPS)
+        vector = vector / (vector.abs() + ADAM_EPS)
+    row_delta.addcmul_(score_grad.unsqueeze(-1), vector[:, None, None, :], value=-config.lr)
+
+
 @torch.no_grad()
 def _keep_inactive(params: list[Tensor], before: list[Tensor], active: Tensor) -> None:
     """Undo a step for clients with no example in it: Adam's momentum would move them anyway,
@@ -88,9 +127,10 @@ def local_train(
     model: object,
     shared: dict[str, Tensor],
     private: dict[str, Tensor],
-    item_rows: Tensor,
+    item_table: Tensor,
     chunk: PaddedChunk,
     config: LocalConfig,
+    owners: Tensor | None = None,
 ) -> LocalResult:
     """Train each client of `chunk` on its examples, starting from the global `shared` tensors.
 
@@ -98,22 +138,34 @@ def local_train(
         model: a client model (see `mmfedrec.federation.models`).
         shared: global shared tensors, no client dim.
         private: this chunk's private state, (C, ...).
-        item_rows: starting item vectors for the chunk's items, (C, L, 1 + n_neg, D + 1).
+        item_table: starting item vectors, (I, D + 1) for every client, or (U, I, D + 1) when
+            each client has its own table (local-only), read at rows `owners` (C,).
     """
     n_clients, length = chunk.weights.shape
     local_shared = {k: v.unsqueeze(0).repeat(n_clients, *[1] * v.dim()).requires_grad_() for k, v in shared.items()}
     local_private = {k: v.clone().requires_grad_() for k, v in private.items()}
-    # One leaf per step slice: a step's backward then only touches the item vectors it used.
     steps = [slice(start, start + config.batch_size) for start in range(0, length, config.batch_size)]
-    step_rows = [item_rows[:, step].clone().requires_grad_() for step in steps]
+    row_delta = item_table.new_zeros((*chunk.items.shape, item_table.shape[-1]))  # (C, L, 1 + n_neg, D + 1)
     client_params = [*local_shared.values(), *local_private.values()]
-    optimizer = _optimizer(config, list(local_shared.values()), [*local_private.values(), *step_rows])
+    optimizer = _optimizer(config, list(local_shared.values()), list(local_private.values()))
     item_mask = chunk.item_mask.float()
     real = chunk.weights > 0  # (C, L)
-    for _ in range(config.local_epochs):
-        for step, batch_rows in zip(steps, step_rows, strict=True):  # batch_rows: (C, B, 1 + n_neg, D + 1)
-            flat = batch_rows.reshape(n_clients, -1, batch_rows.shape[-1])  # (C, B * (1 + n_neg), D + 1)
-            scores = model.scores(local_private, local_shared, flat).view(batch_rows.shape[:-1])  # (C, B, 1 + n_neg)
+    bilinear = hasattr(model, "client_vector")  # scores = row_dot(rows, client_vector): MF, ours
+    for epoch in range(config.local_epochs):
+        for step in steps:
+            batch_rows = _gather_rows(item_table, chunk.items[:, step], owners)  # (C, B, 1 + n_neg, D + 1)
+            if epoch > 0:
+                batch_rows += row_delta[:, step]
+            if not bilinear:  # a fresh leaf per step: its backward only touches the item vectors the step used
+                batch_rows.requires_grad_()
+            flat = batch_rows.view(n_clients, -1, batch_rows.shape[-1])  # (C, B * (1 + n_neg), D + 1)
+            if bilinear:  # the rows' gradient is score gradient x client vector: never formed
+                vector = model.client_vector(local_private, local_shared)  # (C, D + 1)
+                flat_scores = row_dot(flat, vector)
+                flat_scores.retain_grad()
+            else:
+                flat_scores = model.scores(local_private, local_shared, flat)
+            scores = flat_scores.view(batch_rows.shape[:-1])  # (C, B, 1 + n_neg)
             per_example = example_loss(scores, item_mask[:, step], config.loss) * chunk.weights[:, step]
             n_real = real[:, step].sum(-1)  # (C,)
             active = n_real > 0  # (C,) clients with an example in this step
@@ -128,6 +180,12 @@ def local_train(
                     loss = loss + is_active * 0.5 * config.proximal_mu * drift
             optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()
+            # Padding and collided negatives have zero gradient, hence no step.
+            if bilinear:
+                score_grad = flat_scores.grad.view(scores.shape)
+                _add_bilinear_row_step(row_delta[:, step], score_grad, vector.detach(), config)
+            else:
+                _add_row_step(row_delta[:, step], batch_rows.grad, config)
             if bool(active.all()):
                 optimizer.step()
             else:  # some clients have run out of examples: keep them where they are
@@ -144,7 +202,7 @@ def local_train(
             shared_delta={k: final_shared[k] - shared[k] for k in shared},
             row_items=chunk.items,
             row_mask=chunk.item_mask,
-            row_delta=torch.cat([r.detach() for r in step_rows], dim=1) - item_rows,
+            row_delta=row_delta,
             routed_mass=None if gate is None else gate * n_examples.unsqueeze(-1),
             n_examples=n_examples,
         )

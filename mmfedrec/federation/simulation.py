@@ -17,8 +17,8 @@ from torch import Tensor
 from mmfedrec.data.splits import Split
 from mmfedrec.federation.aggregation.sums import UpdateSums, update_sums
 from mmfedrec.federation.batches import (
+    KnownPairs,
     build_round_examples,
-    interaction_keys,
     pad_chunks,
     round_key,
     single_client_chunks,
@@ -72,7 +72,8 @@ class Simulation:
         self.seed = seed
         self.rng = np.random.default_rng(seed)  # client sampling
         self.indptr, self.train_items = split.train_csr()
-        self.known_keys = interaction_keys(self.indptr, self.train_items, np.arange(split.n_users), split.n_items)
+        users = np.arange(split.n_users)
+        self.known = KnownPairs.from_csr(self.indptr, self.train_items, users, split.n_items, split.n_users)
         self.server = ServerModel(self.shared, tower, config.server_optimizer, config.server_lr, config.content_lr)
         self.local_tables: Tensor | None = None
         if not config.federate:  # local-only: each client owns a copy of the starting item vectors
@@ -104,7 +105,7 @@ class Simulation:
             self.config.n_negatives,
             key,
             self.pseudo,
-            self.known_keys,
+            self.known,
         )
         chunks = (
             pad_chunks(examples, self.config.max_cells)
@@ -118,10 +119,11 @@ class Simulation:
         for chunk in chunks:
             private = {k: v[chunk.clients] for k, v in self.private.items()}
             if self.local_tables is None:
-                rows = item_table[chunk.items]
+                result = local_train(self.model, self.shared, private, item_table, chunk, self.config.local)
             else:
-                rows = self.local_tables[chunk.clients.view(-1, 1, 1), chunk.items]
-            result = local_train(self.model, self.shared, private, rows, chunk, self.config.local)
+                result = local_train(
+                    self.model, self.shared, private, self.local_tables, chunk, self.config.local, chunk.clients
+                )
             for name, value in result.private.items():
                 self.private[name][chunk.clients] = value
             touched = result.touched_pairs(self.split.n_items)

@@ -21,8 +21,9 @@ def test_an_upload_holds_no_private_state_and_its_bytes_are_counted() -> None:
     indptr, items = split.train_csr()
     examples = build_round_examples(np.arange(split.n_users), indptr, items, split.n_items, 4, round_key(0, 1))
     chunk = pad_chunks(examples, max_cells=512)[0]
-    rows = tower().detach()[chunk.items]
-    result = local_train(model, shared, {k: v[chunk.clients] for k, v in private.items()}, rows, chunk, LocalConfig())
+    result = local_train(
+        model, shared, {k: v[chunk.clients] for k, v in private.items()}, tower().detach(), chunk, LocalConfig()
+    )
     bytes_per_client = upload_nbytes(result, result.touched_pairs(split.n_items), split.n_items)
     for k, client in enumerate(chunk.clients.tolist()):
         message = client_upload(result, k)

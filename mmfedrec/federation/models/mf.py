@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from mmfedrec.federation.models.scoring import row_dot
+
 
 class MatrixFactorization:
     """score(u, i) = <user_u, item_i> + bias_i."""
@@ -20,9 +22,12 @@ class MatrixFactorization:
     def init_private(self, n_clients: int, generator: torch.Generator) -> dict[str, Tensor]:
         return {"user": 0.1 * torch.randn(n_clients, self.dim, generator=generator)}
 
+    def client_vector(self, private: dict[str, Tensor], shared: dict[str, Tensor]) -> Tensor:
+        """(C, D+1) user vectors with a trailing 1 that meets the item bias."""
+        return torch.nn.functional.pad(private["user"], (0, 1), value=1.0)
+
     def scores(self, private: dict[str, Tensor], shared: dict[str, Tensor], rows: Tensor) -> Tensor:
-        user = torch.nn.functional.pad(private["user"], (0, 1), value=1.0)  # (C, D+1): 1 meets the bias
-        return torch.matmul(rows, user.unsqueeze(-1)).squeeze(-1)  # (C, L)
+        return row_dot(rows, self.client_vector(private, shared))  # (C, L)
 
     def auxiliary_loss(self, private: dict[str, Tensor], shared: dict[str, Tensor]) -> Tensor:
         return private["user"].new_zeros(private["user"].shape[0])

