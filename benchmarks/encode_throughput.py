@@ -1,5 +1,8 @@
 """Items per second of the text tower (MiniLM) and the image tower (decode + preprocess + forward).
 
+When the text precision resolves to bf16, the same run also times fp32 and reports the min cosine
+between the two embeddings, so the speed-up and its accuracy cost come from one measurement.
+
 Example: .venv/bin/python benchmarks/encode_throughput.py --dataset movielens-100k --root ... --threads 2 --json
 """
 
@@ -19,7 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--text-model", help="default: the packaged MiniLM")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--max-length", type=int, default=128, help="text truncation, in tokens")
+    parser.add_argument("--max-length", type=int, default=None, help="text truncation (default: the model's own)")
+    parser.add_argument("--text-precision", choices=("auto", "fp32", "bf16"), default="auto")
+    parser.add_argument("--repeats", type=int, default=1, help="timed text passes per precision (best is kept)")
     parser.add_argument("--limit", type=int, default=None, help="first N items only")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true")
@@ -38,11 +43,23 @@ def main(argv: list[str] | None = None) -> int:
     texts = [t for t in item_texts(catalog) if t is not None][: args.limit]
     paths = catalog.items["image_path"].dropna().astype(str).tolist()[: args.limit]
 
-    text_encoder = TextEncoder.from_pretrained(args.text_model, max_length=args.max_length)
-    text_encoder.encode(texts[: args.batch_size])  # warm-up: first-call allocations are not throughput
-    start = time.perf_counter()
-    text_encoder.encode(texts, batch_size=args.batch_size)
-    text_rate = len(texts) / (time.perf_counter() - start)
+    text_encoder = TextEncoder.from_pretrained(
+        args.text_model, max_length=args.max_length, precision=args.text_precision
+    )
+    encoders = {text_encoder.precision: text_encoder}
+    if text_encoder.precision == "bf16":  # the fp32 baseline shares the weights
+        encoders["fp32"] = TextEncoder(
+            text_encoder.transformer, text_encoder.tokenizer, text_encoder.max_length, "fp32"
+        )
+    rates: dict[str, float] = {}
+    embeddings = {}
+    for encoder in encoders.values():
+        encoder.encode(texts[: args.batch_size])  # warm-up: first-call allocations are not throughput
+    for _ in range(args.repeats):  # alternate precisions so a load change hits both alike
+        for precision, encoder in encoders.items():
+            start = time.perf_counter()
+            embeddings[precision] = encoder.encode(texts, batch_size=args.batch_size)
+            rates[precision] = max(rates.get(precision, 0.0), len(texts) / (time.perf_counter() - start))
 
     image_encoder = create_encoder(args.preset)
     encode_images(image_encoder, paths[: args.batch_size])
@@ -53,13 +70,21 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "threads": threads,
         "texts": len(texts),
-        "text_items_per_s": round(text_rate, 1),
+        "text_precision": text_encoder.precision,
+        "text_items_per_s": round(rates[text_encoder.precision], 1),
         "images": len(paths),
         "image_items_per_s": round(image_rate, 1),
         "preset": args.preset,
         "batch_size": args.batch_size,
-        "max_length": args.max_length,
+        "max_length": text_encoder.max_length,
+        "repeats": args.repeats,
     }
+    if "fp32" in rates and text_encoder.precision != "fp32":
+        cosine = (embeddings["bf16"] * embeddings["fp32"]).sum(axis=1)  # rows are unit-norm
+        result["text_items_per_s_fp32"] = round(rates["fp32"], 1)
+        result["text_bf16_speedup"] = round(rates["bf16"] / rates["fp32"], 2)
+        result["text_bf16_min_cosine"] = round(float(cosine.min()), 6)
+        result["text_bf16_mean_cosine"] = round(float(cosine.mean()), 6)
     print(json.dumps(result) if args.json else "\n".join(f"{k:<20}{v}" for k, v in result.items()))
     return 0
 

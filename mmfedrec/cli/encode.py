@@ -19,6 +19,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument(
         "--image-checkpoint", help="image tower weights: .safetensors / open_clip file, or an open_clip tag"
     )
+    group.add_argument(
+        "--text-precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="text tower arithmetic; auto = bf16 autocast on CPUs with native bf16 (~1.8x faster), else fp32",
+    )
     group.add_argument("--no-image", action="store_true", help="text features only")
     group.add_argument("--batch-size", type=int, default=64)
     group.add_argument("--feature-cache", type=Path, help="feature cache folder (default: <cache-dir>/features)")
@@ -91,6 +97,7 @@ def run_encode(args: argparse.Namespace) -> int:
         cache_dir=args.feature_cache or cache_root / "features",
         batch_size=args.batch_size,
         progress=not args.no_progress,
+        text_precision=args.text_precision,
     )
     missing = features.items_without_features.tolist()
     meta = features.metadata
@@ -103,6 +110,7 @@ def run_encode(args: argparse.Namespace) -> int:
         "text_dim": None if features.text is None else int(features.text.shape[1]),
         "image_dim": None if features.image is None else int(features.image.shape[1]),
         "image_weights": meta.get("image_weights"),
+        "text_precision": meta.get("text_precision"),
         "text_items_per_s": None if cache_hit or "text_items_per_s" not in meta else float(meta["text_items_per_s"]),
         "image_items_per_s": None if cache_hit or "image_items_per_s" not in meta else float(meta["image_items_per_s"]),
         "cache_hit": cache_hit,

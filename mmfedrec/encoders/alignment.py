@@ -32,7 +32,7 @@ class AlignmentConfig:
     text_lora_rank: int = 0  # 0 locks the text tower; > 0 LoRA-tunes it (slower: the text tower runs each step)
     augment: bool = True  # random shift + horizontal flip: the catalogue is small
     seed: int = 0
-    text_max_length: int = 128
+    text_max_length: int | None = None  # the model's own limit, as the item features use
 
 
 @dataclass

@@ -99,14 +99,28 @@ def _files_fingerprint(path: str | Path) -> str:
 
 
 def encoder_config(
-    text_model: str | None, text_max_length: int, image_preset: str | None, image_checkpoint: str | None
+    text_model: str | None,
+    text_max_length: int | None,
+    image_preset: str | None,
+    image_checkpoint: str | None,
+    text_precision: str = "auto",
 ) -> dict[str, object]:
-    """What determines the features, read from files only (no model is built), so a cache check is fast."""
+    """What determines the features, read from files only (no model is built), so a cache check is fast.
+
+    Max length and precision enter resolved, so None/"auto" and their values share an entry and
+    fp32 and bf16 features never do.
+    """
     from mmfedrec.encoders.factory import RANDOM_INIT, load_preset
+    from mmfedrec.encoders.text import model_max_length, resolve_text_precision
 
     config: dict[str, object] = {"format": CACHE_FORMAT}
     if text_model is not None:
-        config["text"] = {"model": text_model, "weights": _files_fingerprint(text_model), "max_length": text_max_length}
+        config["text"] = {
+            "model": text_model,
+            "weights": _files_fingerprint(text_model),
+            "max_length": model_max_length(text_model) if text_max_length is None else int(text_max_length),
+            "precision": resolve_text_precision(text_precision),
+        }
     if image_preset is not None:
         if image_checkpoint is None:
             checkpoint: dict[str, object] = {"init": RANDOM_INIT, "seed": RANDOM_INIT_SEED}
@@ -126,20 +140,22 @@ def compute_item_features(
     progress: bool = True,
     *,
     use_text: bool = True,
-    text_max_length: int = 128,
+    text_max_length: int | None = None,
+    text_precision: str = "auto",
 ) -> tuple[ItemFeatures, bool]:
     """Encode every item (or load the cached result); returns (features, cache_hit).
 
     `text_model` None is the packaged MiniLM; `image_preset` None skips images; without
     `image_checkpoint` the image tower is random-init (seeded) and `metadata["image_weights"]`
     says so. `metadata` also holds encode throughput, and items with neither modality are in
-    `features.items_without_features` rather than hidden behind zero rows.
+    `features.items_without_features` rather than hidden behind zero rows. `text_max_length` None
+    is the model's own limit; `text_precision` "auto" is bf16 autocast on CPUs with native bf16.
     """
     from mmfedrec.encoders.text import resolve_text_model
 
     text_source = resolve_text_model(text_model) if use_text else None
     checkpoint = str(image_checkpoint) if image_checkpoint is not None else None
-    config = encoder_config(text_source, text_max_length, image_preset, checkpoint)
+    config = encoder_config(text_source, text_max_length, image_preset, checkpoint, text_precision)
     key = hashlib.blake2b(json.dumps(config, sort_keys=True, default=str).encode(), digest_size=16)
     key.update(catalog_fingerprint(catalog).encode())
     cache_path = None if cache_dir is None else Path(cache_dir) / f"item-features-{key.hexdigest()}.safetensors"
@@ -151,8 +167,11 @@ def compute_item_features(
     metadata = {"n_items": str(n_items), "text_model": str(text_source), "image_preset": str(image_preset)}
     text = image = None
     if text_source is not None:
+        text_config = config["text"]
+        metadata["text_precision"] = text_config["precision"]
+        metadata["text_max_length"] = str(text_config["max_length"])
         text, mask[:, 0], metadata["text_items_per_s"] = _encode_texts(
-            catalog, text_source, text_max_length, batch_size, progress
+            catalog, text_source, text_config["max_length"], text_config["precision"], batch_size, progress
         )
     if image_preset is not None:
         image, mask[:, 1], metadata["image_items_per_s"], metadata["image_weights"] = _encode_image_column(
@@ -165,11 +184,11 @@ def compute_item_features(
 
 
 def _encode_texts(
-    catalog: Catalog, text_source: str, max_length: int, batch_size: int, progress: bool
+    catalog: Catalog, text_source: str, max_length: int, precision: str, batch_size: int, progress: bool
 ) -> tuple[np.ndarray, np.ndarray, str]:
     from mmfedrec.encoders.text import TextEncoder
 
-    encoder = TextEncoder.from_pretrained(text_source, max_length=max_length)
+    encoder = TextEncoder.from_pretrained(text_source, max_length=max_length, precision=precision)
     texts = item_texts(catalog)
     present = np.array([t is not None for t in texts], dtype=bool)
     out = np.zeros((len(texts), encoder.dim), dtype=np.float32)

@@ -34,6 +34,7 @@ def test_encode_trains_then_hits_the_cache(tmp_path, capsys) -> None:
         "items_with_text",
         "items_with_image",
         "text_items_per_s",
+        "text_precision",
         "image_items_per_s",
         "cache_hit",
         "heldout_items",
@@ -42,6 +43,7 @@ def test_encode_trains_then_hits_the_cache(tmp_path, capsys) -> None:
     } <= set(trained)
     assert trained["items"] == 30 and trained["cache_hit"] is False
     assert trained["image_weights"] == trained["checkpoint"]
+    assert trained["text_precision"] in ("fp32", "bf16")
 
     again = run([*argv, "--image-checkpoint", trained["checkpoint"]], capsys)
     assert again["cache_hit"] is True

@@ -58,3 +58,29 @@ def test_save_load_without_a_modality(tmp_path) -> None:
     features.save(tmp_path / "f.safetensors")
     loaded = ItemFeatures.load(tmp_path / "f.safetensors")
     assert loaded.image is None and loaded.metadata == {"k": "v"}
+
+
+def test_cache_key_separates_precisions_and_resolves_defaults(poster_catalog, tmp_path) -> None:
+    from mmfedrec.encoders.features import encoder_config
+    from mmfedrec.encoders.text import packaged_text_model
+
+    model = str(packaged_text_model())
+    fp32 = encoder_config(model, None, None, None, "fp32")
+    bf16 = encoder_config(model, None, None, None, "bf16")
+    assert fp32 != bf16 and fp32["text"]["precision"] == "fp32" and bf16["text"]["precision"] == "bf16"
+    assert fp32["text"]["max_length"] == 256 == encoder_config(model, 256, None, None, "fp32")["text"]["max_length"]
+
+    catalog = poster_catalog.select(poster_catalog.item_ids[:2])
+    first, hit = compute_item_features(
+        catalog, image_preset=None, cache_dir=tmp_path, progress=False, text_precision="fp32"
+    )
+    assert not hit and first.metadata["text_precision"] == "fp32" and first.metadata["text_max_length"] == "256"
+    second, hit = compute_item_features(
+        catalog, image_preset=None, cache_dir=tmp_path, progress=False, text_precision="bf16"
+    )
+    assert not hit and second.metadata["text_precision"] == "bf16"
+    assert (first.text * second.text).sum(axis=1).min() > 0.999
+    _, hit = compute_item_features(
+        catalog, image_preset=None, cache_dir=tmp_path, progress=False, text_precision="fp32"
+    )
+    assert hit
