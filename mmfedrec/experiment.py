@@ -301,6 +301,7 @@ def load_experiment_config(run_dir: Path) -> ExperimentConfig:
     import json as json_module
 
     from mmfedrec.errors import MmfedrecError
+    from mmfedrec.federation.compression import CompressionConfig
     from mmfedrec.federation.defended import DefenseConfig
     from mmfedrec.federation.local import LocalConfig
     from mmfedrec.federation.simulation import FederatedConfig
@@ -316,6 +317,7 @@ def load_experiment_config(run_dir: Path) -> ExperimentConfig:
         federated = dict(train.pop("federated"))
         federated["local"] = LocalConfig(**federated["local"])
         federated["defense"] = DefenseConfig(**federated.get("defense", {}))
+        federated["compression"] = CompressionConfig(**federated.get("compression", {}))
         return ExperimentConfig(
             method=config["method"],
             dataset=DatasetSpec(**dataset),

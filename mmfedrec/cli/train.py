@@ -33,6 +33,12 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=int_in(1, 10**7), default=64, help="examples per local step")
     group.add_argument("--negatives", type=int_in(1, 1000), default=4, help="training negatives per positive")
     group.add_argument(
+        "--negatives-avoid-heldout",
+        action="store_true",
+        help="PFedRec's sampling: training negatives also avoid each user's valid/test items "
+        "(reads held-out labels; only to compare with numbers published that way)",
+    )
+    group.add_argument(
         "--eval-negatives", type=int_in(1, 100_000), default=99, help="sampled-protocol negatives per user"
     )
     group.add_argument("--dim", type=int_in(1, 4096), default=32)
@@ -60,6 +66,11 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     robust.add_argument(
         "--checkpoint-every", type=int_in(0, 10**6), default=0, help="resumable checkpoint every N rounds"
     )
+    compress = parser.add_argument_group("upload compression (error feedback keeps what is not sent)")
+    compress.add_argument(
+        "--compress-topk", type=float, default=1.0, help="fraction of shared entries and item rows sent (1 = all)"
+    )
+    compress.add_argument("--compress-bits", type=int, choices=(8, 32), default=32, help="8: int8 values + scale")
     augment = parser.add_argument_group("sparse clients and augmentation")
     augment.add_argument("--augment", choices=("none", "diffusion", "popularity", "item-knn"), default="none")
     augment.add_argument("--sparse-fraction", type=float, default=0.0, help="cut this fraction of clients (protocol)")
@@ -85,6 +96,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 def experiment_config(args: argparse.Namespace, method: str, out: Path):
     from mmfedrec.experiment import AugmentConfig, ExperimentConfig, FeatureConfig
+    from mmfedrec.federation.compression import CompressionConfig
     from mmfedrec.federation.defended import DefenseConfig
     from mmfedrec.federation.local import LocalConfig
     from mmfedrec.federation.runner import TrainSettings
@@ -121,9 +133,11 @@ def experiment_config(args: argparse.Namespace, method: str, out: Path):
         client_fraction=args.client_fraction,
         engine="loop" if args.engine == "loop" else "batched",
         n_negatives=args.negatives,
+        negatives_avoid_heldout=args.negatives_avoid_heldout,
         server_optimizer=args.server_optimizer,
         server_lr=args.server_lr,
         local=local,
+        compression=CompressionConfig(topk=args.compress_topk, bits=args.compress_bits),
         defense=defense,
     )
     settings = TrainSettings(

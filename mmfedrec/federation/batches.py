@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mmfedrec.data.splits import NO_ITEM, Split
+
 
 @dataclass(frozen=True)
 class RoundExamples:
@@ -145,12 +147,33 @@ class KnownPairs:
     ) -> KnownPairs:
         """The pairs of `clients` (global indices < n_clients) and their CSR `items`."""
         owner, values = csr_gather(indptr, items, clients)
-        keys = np.sort(clients[owner] * n_items + values)
-        if n_clients * n_items > BITMAP_MAX_PAIRS:
+        return cls.from_keys(clients[owner] * n_items + values, n_clients * n_items)
+
+    @classmethod
+    def from_keys(cls, keys: np.ndarray, n_pairs: int) -> KnownPairs:
+        """Pairs given as keys `client * n_items + item` below `n_pairs` (duplicates are fine)."""
+        keys = np.unique(keys)
+        if n_pairs > BITMAP_MAX_PAIRS:
             return cls(keys, None)
-        bitmap = np.zeros(n_clients * n_items, dtype=bool)
+        bitmap = np.zeros(n_pairs, dtype=bool)
         bitmap[keys] = True
         return cls(keys, bitmap)
+
+    @classmethod
+    def for_split(cls, split: Split, include_heldout: bool = False) -> KnownPairs:
+        """Every user's training items; with `include_heldout` also their validation and test items.
+
+        The second is how PFedRec's public code samples training negatives (from items the user
+        never interacted with, held-out ones included): training then reads held-out labels (the
+        test item is never pushed down, its 99 rivals are), so it only serves to compare with
+        numbers published that way.
+        """
+        keys = [split.train_users * split.n_items + split.train_items]
+        if include_heldout:
+            for held_out in (split.valid_items, split.test_items):
+                users = np.flatnonzero(held_out != NO_ITEM)
+                keys.append(users * split.n_items + held_out[users])
+        return cls.from_keys(np.concatenate(keys), split.n_users * split.n_items)
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
         if self.bitmap is not None:

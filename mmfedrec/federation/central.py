@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from mmfedrec.data.splits import Split
-from mmfedrec.federation.batches import build_round_examples, round_key
+from mmfedrec.federation.batches import KnownPairs, build_round_examples, round_key
 from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import example_loss
 from mmfedrec.federation.models import initial_state
@@ -35,6 +35,7 @@ class CentralTrainer:
         batch_size: int = 1024,
         loss: str = "bce",
         weight_decay: float = 1e-6,
+        negatives_avoid_heldout: bool = False,
     ) -> None:
         self.model, self.tower, self.split = model, tower, split
         shared, private = initial_state(model, split.n_users, seed)
@@ -43,6 +44,7 @@ class CentralTrainer:
         self.seed = seed
         self.rng = np.random.default_rng(seed)  # minibatch order
         self.indptr, self.train_items = split.train_csr()
+        self.known = KnownPairs.for_split(split, negatives_avoid_heldout)
         self.n_negatives, self.batch_size, self.loss = n_negatives, batch_size, loss
         params = [*self.shared.values(), *self.private.values(), *tower.parameters()]
         self.optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
@@ -59,6 +61,7 @@ class CentralTrainer:
             self.n_negatives,
             round_key(self.seed, round_index),
             self.pseudo,
+            self.known,
         )
         owners = torch.from_numpy(np.repeat(examples.clients, examples.counts))
         items = torch.from_numpy(np.concatenate([examples.positives[:, None], examples.negatives], 1))  # (E, 1+n)

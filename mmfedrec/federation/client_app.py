@@ -79,7 +79,7 @@ def load_silo(config: FlowerRunConfig, partition_id: int, num_partitions: int) -
     users = np.array_split(np.arange(split.n_users), num_partitions)[partition_id]
     model = build_model(method.model, config.dim, method.n_experts, method.personalized_gate)
     indptr, train_items = split.train_csr()
-    known = KnownPairs.from_csr(indptr, train_items, users, split.n_items, split.n_users)
+    known = KnownPairs.for_split(split, config.train_settings().federated.negatives_avoid_heldout)
     return Silo(split, users, model, indptr, train_items, config.train_settings().federated, config.seed, known)
 
 

@@ -107,7 +107,7 @@ def collect_uploads(parts: list[tuple[Tensor, LocalResult]], n_items: int) -> Cl
     owners, items, deltas = [], [], []
     for (chunk_clients, result), offset in zip(parts, offsets.tolist(), strict=True):
         mask = result.row_mask
-        position = torch.arange(len(chunk_clients)).view(-1, 1, 1).expand_as(result.row_items)
+        position = torch.arange(len(chunk_clients)).view(-1, *[1] * (mask.dim() - 1)).expand_as(mask)
         owners.append(position[mask] + offset)
         items.append(result.row_items[mask])
         deltas.append(result.row_delta[mask])

@@ -51,6 +51,7 @@ class FlowerRunConfig:
     experts: int = 0  # experts of the MoE; 0 = the method's own number
     client_fraction: float = 1.0  # users sampled per round, over all silos (the server draws them)
     negatives: int = FederatedConfig.n_negatives
+    negatives_avoid_heldout: bool = FederatedConfig.negatives_avoid_heldout
     server_optimizer: str = FederatedConfig.server_optimizer
     server_lr: float = FederatedConfig.server_lr
     content_lr: float = FederatedConfig.content_lr
@@ -126,6 +127,7 @@ class FlowerRunConfig:
             client_fraction=self.client_fraction,
             engine="batched",
             n_negatives=self.negatives,
+            negatives_avoid_heldout=self.negatives_avoid_heldout,
             server_optimizer=self.server_optimizer,
             server_lr=self.server_lr,
             content_lr=self.content_lr,
@@ -190,6 +192,7 @@ class FlowerRunConfig:
             experts=0 if n_experts is None else n_experts,
             client_fraction=federated.client_fraction,
             negatives=federated.n_negatives,
+            negatives_avoid_heldout=federated.negatives_avoid_heldout,
             server_optimizer=federated.server_optimizer,
             server_lr=federated.server_lr,
             content_lr=federated.content_lr,

@@ -409,6 +409,8 @@ def run_flower_experiment(config, engine: str, options: FlowerOptions | None = N
             "DP, robust aggregation, attacks, dropout and checkpoints run in-process only (--engine sim); "
             "on Flower, failures are real node failures"
         )
+    if config.train.federated.compression.enabled:
+        raise MmfedrecError("upload compression runs in-process only (--engine sim or loop)")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", {**_config_dict(config), "engine": engine})

@@ -46,7 +46,7 @@ class LocalResult:
 
     private: dict[str, Tensor]  # (C, ...) new private state
     shared_delta: dict[str, Tensor]  # (C, ...) local shared - global shared
-    row_items: Tensor  # (C, L, 1 + n_neg) item index of each touched item vector
+    row_items: Tensor  # (C, L, 1 + n_neg) item index of each touched item vector (compressed: (C, P))
     row_mask: Tensor  # (C, L, 1 + n_neg) which of them are real
     row_delta: Tensor  # (C, L, 1 + n_neg, D + 1) change of each touched item vector
     routed_mass: Tensor | None  # (C, K) examples routed to each expert
@@ -55,7 +55,7 @@ class LocalResult:
     def touched_pairs(self, n_items: int) -> Tensor:
         """Sorted keys `row * n_items + item` of the distinct (client, item) pairs of the chunk,
         `row` being the client's row in the chunk: one uploaded item vector each."""
-        rows = torch.arange(len(self.n_examples)).view(-1, 1, 1).expand_as(self.row_items)
+        rows = torch.arange(len(self.n_examples)).view(-1, *[1] * (self.row_items.dim() - 1)).expand_as(self.row_items)
         return torch.unique(rows[self.row_mask] * n_items + self.row_items[self.row_mask])
 
 

@@ -107,6 +107,7 @@ def build_trainer(
             settings.central_lr,
             settings.central_batch_size,
             settings.federated.local.loss,
+            negatives_avoid_heldout=settings.federated.negatives_avoid_heldout,
         )
     config = settings.federated
     if not method.federate:

@@ -24,6 +24,7 @@ from mmfedrec.federation.batches import (
     single_client_chunks,
 )
 from mmfedrec.federation.comm import download_nbytes, upload_nbytes
+from mmfedrec.federation.compression import CompressionConfig, ErrorFeedbackCompressor
 from mmfedrec.federation.defended import DefenseConfig, aggregate_defended, attack, collect_uploads, reject_non_finite
 from mmfedrec.federation.faults import byzantine_clients, dropped_clients
 from mmfedrec.federation.item_tower import ItemTower
@@ -39,6 +40,7 @@ class FederatedConfig:
     client_fraction: float = 1.0  # clients sampled per round
     engine: str = "batched"  # "batched" or "loop"
     n_negatives: int = 4  # negatives per positive
+    negatives_avoid_heldout: bool = False  # PFedRec's sampling, for comparisons only (KnownPairs.for_split)
     server_optimizer: str = "fedavg"  # "fedavg" or "fedadam"
     server_lr: float = 1.0  # on the dense shared tensors
     content_lr: float = 0.005  # server Adam step on the item tower's content modules (fusion)
@@ -46,6 +48,7 @@ class FederatedConfig:
     federate: bool = True  # False: local-only baseline, every client keeps its own item vectors
     max_cells: int = 1 << 15  # padded examples per batched chunk (bounds memory)
     local: LocalConfig = field(default_factory=LocalConfig)
+    compression: CompressionConfig = field(default_factory=CompressionConfig)  # uploads, with error feedback
     defense: DefenseConfig = field(default_factory=DefenseConfig)  # DP, robust aggregation, attacks, faults
 
 
@@ -72,8 +75,7 @@ class Simulation:
         self.seed = seed
         self.rng = np.random.default_rng(seed)  # client sampling
         self.indptr, self.train_items = split.train_csr()
-        users = np.arange(split.n_users)
-        self.known = KnownPairs.from_csr(self.indptr, self.train_items, users, split.n_items, split.n_users)
+        self.known = KnownPairs.for_split(split, config.negatives_avoid_heldout)
         self.server = ServerModel(self.shared, tower, config.server_optimizer, config.server_lr, config.content_lr)
         self.local_tables: Tensor | None = None
         if not config.federate:  # local-only: each client owns a copy of the starting item vectors
@@ -82,6 +84,9 @@ class Simulation:
         self.pseudo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.attackers = torch.from_numpy(byzantine_clients(split.n_users, config.defense.byzantine, seed))
         self.noise = torch.Generator().manual_seed(seed + 1)  # DP noise and random attacks
+        self.compressor = None
+        if config.compression.enabled and config.federate:
+            self.compressor = ErrorFeedbackCompressor(config.compression, split.n_users, split.n_items)
 
     def select_clients(self) -> np.ndarray:
         n_users = self.split.n_users
@@ -126,8 +131,13 @@ class Simulation:
                 )
             for name, value in result.private.items():
                 self.private[name][chunk.clients] = value
-            touched = result.touched_pairs(self.split.n_items)
-            upload[torch.from_numpy(chunk.rows)] = upload_nbytes(result, touched, self.split.n_items).double()
+            if self.compressor is not None:  # what the server receives is the compressed update
+                result, sent = self.compressor.compress(result, chunk.clients)
+                touched = result.touched_pairs(self.split.n_items)
+            else:
+                touched = result.touched_pairs(self.split.n_items)
+                sent = upload_nbytes(result, touched, self.split.n_items)
+            upload[torch.from_numpy(chunk.rows)] = sent.double()
             if self.local_tables is not None:
                 self._apply_locally(chunk.clients, result)
             elif self.config.defense.per_client:
@@ -199,6 +209,8 @@ class Simulation:
         tensors |= optimizer_tensors(self.server.optimizer.adam, "optim.server")
         tensors |= optimizer_tensors(self.server.tower_updater.content_optimizer, "optim.content")
         tensors["rng.noise"] = self.noise.get_state()
+        if self.compressor is not None:
+            tensors |= self.compressor.state()
         return tensors, {"rng": generator_state(self.rng)}
 
     def restore_checkpoint_state(self, tensors: dict[str, Tensor], meta: dict) -> None:
@@ -206,6 +218,8 @@ class Simulation:
         load_optimizer_tensors(self.server.optimizer.adam, tensors, "optim.server")
         load_optimizer_tensors(self.server.tower_updater.content_optimizer, tensors, "optim.content")
         self.noise.set_state(tensors["rng.noise"])
+        if self.compressor is not None:
+            self.compressor.load_state(tensors)
         restore_generator(self.rng, meta["rng"])
 
     def load_state(self, snapshot: dict[str, Tensor]) -> None:

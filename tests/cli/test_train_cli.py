@@ -76,3 +76,19 @@ def test_sparse_protocol_with_augmentation_and_synth(tmp_path: Path, capsys: pyt
 
     assert main(["synth", "--run", str(out), "--client", "999999"]) == 2
     assert "999999" in capsys.readouterr().err
+
+
+def test_compressed_uploads_are_smaller_and_flower_refuses_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", "--method", "fedavg-mf", "--rounds", "2", *TINY, "--cache-dir", str(tmp_path / "cache"), "--json"]
+    assert main([*argv, "--out", str(tmp_path / "plain")]) == 0
+    plain = json.loads(capsys.readouterr().out)["comm"]["upload_bytes_per_client_round"]
+    compressed_argv = [*argv, "--compress-topk", "0.25", "--compress-bits", "8", "--out", str(tmp_path / "small")]
+    assert main(compressed_argv) == 0
+    compressed = json.loads(capsys.readouterr().out)["comm"]["upload_bytes_per_client_round"]
+    assert compressed < plain / 4
+    config = json.loads((tmp_path / "small" / "config.json").read_text())
+    assert config["train"]["federated"]["compression"] == {"topk": 0.25, "bits": 8}
+    assert main([*compressed_argv[:-1], str(tmp_path / "flower"), "--engine", "flower-sim"]) == 2
+    assert "compression runs in-process only" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 import numpy as np
 
-from mmfedrec.federation.batches import build_round_examples, pad_chunks, round_key
+from mmfedrec.federation.batches import KnownPairs, build_round_examples, pad_chunks, round_key
 from tests.federation.helpers import planted_split
 
 
@@ -37,3 +37,28 @@ def test_chunks_cover_every_example_once_within_the_cell_budget() -> None:
     assert sorted(np.concatenate([c.rows for c in chunks]).tolist()) == list(range(split.n_users))
     assert sum(int((c.weights > 0).sum()) for c in chunks) == examples.counts.sum()
     assert all(c.weights.numel() <= 200 or c.weights.shape[0] == 1 for c in chunks)
+
+
+def test_known_pairs_answer_alike_as_bitmap_and_sorted_keys(monkeypatch) -> None:
+    split = planted_split()
+    indptr, items = split.train_csr()
+    users = np.arange(split.n_users)
+    as_bitmap = KnownPairs.from_csr(indptr, items, users, split.n_items, split.n_users)
+    monkeypatch.setattr("mmfedrec.federation.batches.BITMAP_MAX_PAIRS", 0)
+    as_keys = KnownPairs.from_csr(indptr, items, users, split.n_items, split.n_users)
+    assert as_bitmap.bitmap is not None and as_keys.bitmap is None
+    queries = np.arange(split.n_users * split.n_items)
+    assert np.array_equal(as_bitmap.contains(queries), as_keys.contains(queries))
+    assert as_keys.contains(queries).sum() == len(items)
+
+
+def test_pfedrec_sampling_also_avoids_held_out_items() -> None:
+    split = planted_split()
+    honest, pfedrec = KnownPairs.for_split(split), KnownPairs.for_split(split, include_heldout=True)
+    users = split.evaluated_users("test")
+    for held_out in (split.valid_items, split.test_items):
+        keys = users * split.n_items + held_out[users]
+        assert not honest.contains(keys).any()  # our protocol: a held-out item may be drawn as a negative
+        assert pfedrec.contains(keys).all()
+    train_keys = split.train_users * split.n_items + split.train_items
+    assert honest.contains(train_keys).all() and pfedrec.contains(train_keys).all()
