@@ -205,7 +205,7 @@ def pad_chunks(examples: RoundExamples, max_cells: int) -> list[PaddedChunk]:
         end = start + 1
         while end < len(order) and (end + 1 - start) * max(1, examples.counts[order[end]]) <= max_cells:
             end += 1
-        chunks.append(_pad(examples, order[start:end], offsets))
+        chunks.append(_pad(examples, order[start:end][::-1].copy(), offsets))  # largest first: see local_train
         start = end
     return chunks
 

@@ -33,6 +33,7 @@ from flwr.serverapp import Grid
 
 from mmfedrec.errors import MmfedrecError
 from mmfedrec.federation.flower_config import FlowerRunConfig
+from mmfedrec.federation.methods import method_spec
 from mmfedrec.federation.runner import SeedOutcome
 
 ENGINES = ("flower-sim", "flower-deploy")
@@ -411,6 +412,8 @@ def run_flower_experiment(config, engine: str, options: FlowerOptions | None = N
         )
     if config.train.federated.compression.enabled:
         raise MmfedrecError("upload compression runs in-process only (--engine sim or loop)")
+    if method_spec(config.method).personal_items:
+        raise MmfedrecError(f"{config.method} keeps per-client item vectors: in-process only (--engine sim or loop)")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", {**_config_dict(config), "engine": engine})

@@ -151,31 +151,37 @@ def local_train(
     item_mask = chunk.item_mask.float()
     real = chunk.weights > 0  # (C, L)
     bilinear = hasattr(model, "client_vector")  # scores = row_dot(rows, client_vector): MF, ours
+    counts = real.sum(-1)  # (C,)
+    by_size = bool((counts[:-1] >= counts[1:]).all())  # pad_chunks orders a chunk's clients largest first
     for epoch in range(config.local_epochs):
         for step in steps:
-            batch_rows = _gather_rows(item_table, chunk.items[:, step], owners)  # (C, B, 1 + n_neg, D + 1)
+            # Clients ordered by size: those with examples in this step are a prefix, the rest skip it.
+            n = int((counts > step.start).sum()) if by_size else n_clients
+            params_private = {k: v[:n] for k, v in local_private.items()}
+            params_shared = {k: v[:n] for k, v in local_shared.items()}
+            batch_rows = _gather_rows(item_table, chunk.items[:n, step], None if owners is None else owners[:n])
             if epoch > 0:
-                batch_rows += row_delta[:, step]
+                batch_rows += row_delta[:n, step]
             if not bilinear:  # a fresh leaf per step: its backward only touches the item vectors the step used
                 batch_rows.requires_grad_()
-            flat = batch_rows.view(n_clients, -1, batch_rows.shape[-1])  # (C, B * (1 + n_neg), D + 1)
+            flat = batch_rows.view(n, -1, batch_rows.shape[-1])  # (n, B * (1 + n_neg), D + 1)
             if bilinear:  # the rows' gradient is score gradient x client vector: never formed
-                vector = model.client_vector(local_private, local_shared)  # (C, D + 1)
+                vector = model.client_vector(params_private, params_shared)  # (n, D + 1)
                 flat_scores = row_dot(flat, vector)
                 flat_scores.retain_grad()
             else:
-                flat_scores = model.scores(local_private, local_shared, flat)
-            scores = flat_scores.view(batch_rows.shape[:-1])  # (C, B, 1 + n_neg)
-            per_example = example_loss(scores, item_mask[:, step], config.loss) * chunk.weights[:, step]
-            n_real = real[:, step].sum(-1)  # (C,)
-            active = n_real > 0  # (C,) clients with an example in this step
+                flat_scores = model.scores(params_private, params_shared, flat)
+            scores = flat_scores.view(batch_rows.shape[:-1])  # (n, B, 1 + n_neg)
+            per_example = example_loss(scores, item_mask[:n, step], config.loss) * chunk.weights[:n, step]
+            n_real = real[:n, step].sum(-1)  # (n,)
+            active = n_real > 0  # (n,) clients with an example in this step
             is_active = active.float()
             loss = per_example.sum(-1) / n_real.clamp_min(1)
-            loss = loss + is_active * model.auxiliary_loss(local_private, local_shared)
+            loss = loss + is_active * model.auxiliary_loss(params_private, params_shared)
             if config.weight_decay:
-                loss = loss + is_active * config.weight_decay * (local_private["user"] ** 2).sum(-1)
+                loss = loss + is_active * config.weight_decay * (params_private["user"] ** 2).sum(-1)
             if config.proximal_mu:
-                for name, tensor in local_shared.items():
+                for name, tensor in params_shared.items():
                     drift = (tensor - shared[name]).pow(2).flatten(1).sum(-1)
                     loss = loss + is_active * 0.5 * config.proximal_mu * drift
             optimizer.zero_grad(set_to_none=True)
@@ -183,15 +189,15 @@ def local_train(
             # Padding and collided negatives have zero gradient, hence no step.
             if bilinear:
                 score_grad = flat_scores.grad.view(scores.shape)
-                _add_bilinear_row_step(row_delta[:, step], score_grad, vector.detach(), config)
+                _add_bilinear_row_step(row_delta[:n, step], score_grad, vector.detach(), config)
             else:
-                _add_row_step(row_delta[:, step], batch_rows.grad, config)
-            if bool(active.all()):
+                _add_row_step(row_delta[:n, step], batch_rows.grad, config)
+            if n == n_clients and bool(active.all()):
                 optimizer.step()
             else:  # some clients have run out of examples: keep them where they are
                 before = [p.detach().clone() for p in client_params]
                 optimizer.step()
-                _keep_inactive(client_params, before, active)
+                _keep_inactive(client_params, before, F.pad(active, (0, n_clients - n)))
     with torch.no_grad():
         final_private = {k: v.detach() for k, v in local_private.items()}
         final_shared = {k: v.detach() for k, v in local_shared.items()}

@@ -20,6 +20,7 @@ class MethodSpec:
     n_experts: int = 4
     personalized_gate: bool = True
     federate: bool = True  # False: local-only, nothing is aggregated
+    personal_items: bool = False  # each client ranks with its own fine-tuned item vectors
     summary: str = ""
 
 
@@ -35,6 +36,13 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("fedavg-mf", "federated", "mf", summary="FedMF: private users, averaged item vectors"),
         MethodSpec("fedncf", "federated", "ncf", summary="FedNCF: NeuMF with a private user vector"),
         MethodSpec("pfedrec", "federated", "pfedrec", summary="PFedRec-style private score function"),
+        MethodSpec(
+            "pfedrec-dual",
+            "federated",
+            "pfedrec",
+            personal_items=True,
+            summary="PFedRec: private score function and the client's own fine-tuned item vectors",
+        ),
         MethodSpec("ours", **_OURS, modalities=("text", "image"), summary="federated MoE over fused text+image items"),
         MethodSpec("ours-no-image", **_OURS, modalities=("text",), summary="ablation: text only"),
         MethodSpec("ours-no-text", **_OURS, modalities=("image",), summary="ablation: image only"),

@@ -112,6 +112,8 @@ def build_trainer(
     config = settings.federated
     if not method.federate:
         config = replace(config, federate=False)
+    if method.personal_items:
+        config = replace(config, personal_items=True)
     if settings.dp_epsilon > 0:
         from mmfedrec.federation.privacy.dp import noise_multiplier_for
 

@@ -30,6 +30,7 @@ from mmfedrec.federation.faults import byzantine_clients, dropped_clients
 from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import LocalConfig, LocalResult, local_train
 from mmfedrec.federation.models import initial_state
+from mmfedrec.federation.personal_items import PersonalItemRows
 from mmfedrec.federation.resumable import generator_state, load_optimizer_tensors, optimizer_tensors, restore_generator
 from mmfedrec.federation.server import ServerModel
 
@@ -46,6 +47,7 @@ class FederatedConfig:
     content_lr: float = 0.005  # server Adam step on the item tower's content modules (fusion)
     expertwise: bool = True  # weight expert updates by routed mass (else by examples)
     federate: bool = True  # False: local-only baseline, every client keeps its own item vectors
+    personal_items: bool = False  # clients rank with their own fine-tuned item vectors (PFedRec)
     max_cells: int = 1 << 15  # padded examples per batched chunk (bounds memory)
     local: LocalConfig = field(default_factory=LocalConfig)
     compression: CompressionConfig = field(default_factory=CompressionConfig)  # uploads, with error feedback
@@ -81,6 +83,7 @@ class Simulation:
         if not config.federate:  # local-only: each client owns a copy of the starting item vectors
             with torch.no_grad():
                 self.local_tables = tower().detach().unsqueeze(0).repeat(split.n_users, 1, 1)
+        self.personal = PersonalItemRows(split.n_items) if config.personal_items else None
         self.pseudo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.attackers = torch.from_numpy(byzantine_clients(split.n_users, config.defense.byzantine, seed))
         self.noise = torch.Generator().manual_seed(seed + 1)  # DP noise and random attacks
@@ -131,6 +134,8 @@ class Simulation:
                 )
             for name, value in result.private.items():
                 self.private[name][chunk.clients] = value
+            if self.personal is not None:
+                self.personal.update(chunk.clients, result, item_table)
             if self.compressor is not None:  # what the server receives is the compressed update
                 result, sent = self.compressor.compress(result, chunk.clients)
                 touched = result.touched_pairs(self.split.n_items)
@@ -188,7 +193,12 @@ class Simulation:
         def score(users: np.ndarray) -> np.ndarray:
             index = torch.from_numpy(np.asarray(users, dtype=np.int64))
             private = {k: v[index] for k, v in self.private.items()}
-            rows = item_table.unsqueeze(0) if self.local_tables is None else self.local_tables[index]
+            if self.local_tables is not None:
+                rows = self.local_tables[index]
+            elif self.personal is not None:
+                rows = self.personal.tables(index, item_table)
+            else:
+                rows = item_table.unsqueeze(0)
             with torch.no_grad():
                 return self.model.scores(private, shared, rows).numpy()
 
@@ -201,6 +211,8 @@ class Simulation:
         snapshot.update({f"tower.{k}": v.detach().clone() for k, v in self.tower.state_dict().items()})
         if self.local_tables is not None:
             snapshot["local_tables"] = self.local_tables.clone()
+        if self.personal is not None:
+            snapshot |= self.personal.state()
         return snapshot
 
     def checkpoint_state(self) -> tuple[dict[str, Tensor], dict]:
@@ -230,3 +242,5 @@ class Simulation:
         self.tower.load_state_dict({k[len("tower.") :]: v for k, v in snapshot.items() if k.startswith("tower.")})
         if self.local_tables is not None:
             self.local_tables.copy_(snapshot["local_tables"])
+        if self.personal is not None:
+            self.personal.load_state(snapshot)
