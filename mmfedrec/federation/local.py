@@ -192,9 +192,13 @@ def local_train(
                 _add_bilinear_row_step(row_delta[:n, step], score_grad, vector.detach(), config)
             else:
                 _add_row_step(row_delta[:n, step], batch_rows.grad, config)
-            if n == n_clients and bool(active.all()):
+            if bool(active.all()):  # clients [n:] (none, or those out of examples) stay where they are
+                tails = [p.detach()[n:].clone() for p in client_params] if n < n_clients else []
                 optimizer.step()
-            else:  # some clients have run out of examples: keep them where they are
+                with torch.no_grad():
+                    for param, tail in zip(client_params, tails):
+                        param[n:] = tail
+            else:
                 before = [p.detach().clone() for p in client_params]
                 optimizer.step()
                 _keep_inactive(client_params, before, F.pad(active, (0, n_clients - n)))
@@ -205,7 +209,7 @@ def local_train(
         gate = model.routed_mass(final_private, final_shared)
         return LocalResult(
             private=final_private,
-            shared_delta={k: final_shared[k] - shared[k] for k in shared},
+            shared_delta={k: final_shared[k].sub_(shared[k]) for k in shared},  # in place: the copies are ours
             row_items=chunk.items,
             row_mask=chunk.item_mask,
             row_delta=row_delta,

@@ -123,7 +123,8 @@ def test_compressed_training_still_learns_on_a_quarter_of_the_bytes() -> None:
 
 def test_both_engines_agree_under_8_bit_compression() -> None:
     """Top-k is left out: a client's Adam steps have near-equal magnitudes (lr * g / (|g| + eps)),
-    so which entries make the cut is decided by float noise that differs between engines."""
+    so which entries make the cut is decided by float noise that differs between engines. For the
+    same reason an int8 value can round one step apart (scale = max|update| / 127 ~ 4e-4 here)."""
     config = CompressionConfig(bits=8)
     batched = make_simulation("batched", lr=0.05, compression=config)
     loop = make_simulation("loop", lr=0.05, compression=config)
@@ -133,7 +134,7 @@ def test_both_engines_agree_under_8_bit_compression() -> None:
             == loop.run_round(round_index).upload_bytes_per_client
         )
     for name, tensor in loop.state().items():
-        torch.testing.assert_close(batched.state()[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
+        torch.testing.assert_close(batched.state()[name], tensor, atol=1e-3, rtol=0, msg=name)
 
 
 def test_a_checkpoint_carries_the_clients_residuals() -> None:
