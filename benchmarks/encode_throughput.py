@@ -2,6 +2,8 @@
 
 When the text precision resolves to bf16, the same run also times fp32 and reports the min cosine
 between the two embeddings, so the speed-up and its accuracy cost come from one measurement.
+It also measures this machine's matrix-multiply rate at the tower's shapes and the linear-layer
+FLOPs per item, hence the items/s no implementation of the same model could beat here.
 
 Example: .venv/bin/python benchmarks/encode_throughput.py --dataset movielens-100k --root ... --threads 2 --json
 """
@@ -14,6 +16,30 @@ import sys
 import time
 
 from mmfedrec.cli.options import add_dataset_options, dataset_spec
+
+
+def gemm_gflops(dtype: object, hidden: int, intermediate: int, rows: int = 4096, repeats: int = 20) -> float:
+    """GFLOP/s of one (rows x hidden) @ (hidden x intermediate) product, the tower's largest layer."""
+    import torch
+
+    x = torch.randn(rows, hidden).to(dtype)
+    w = torch.randn(intermediate, hidden).to(dtype)
+    for _ in range(3):
+        torch.nn.functional.linear(x, w)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.nn.functional.linear(x, w)
+    return 2 * rows * hidden * intermediate * repeats / (time.perf_counter() - start) / 1e9
+
+
+def linear_gflop_per_item(encoder: object, texts: list[str]) -> tuple[float, float]:
+    """(mean tokens per item, GFLOP per item in the linear layers: 4 H^2 + 2 H F per token and layer)."""
+    config = encoder.transformer.config
+    hidden, intermediate = config.hidden_size, config.intermediate_size
+    tokens = encoder.tokenizer(texts, truncation=True, max_length=encoder.max_length)["input_ids"]
+    mean_tokens = sum(len(t) for t in tokens) / len(tokens)
+    per_token = 2 * config.num_hidden_layers * (4 * hidden * hidden + 2 * hidden * intermediate)
+    return mean_tokens, per_token * mean_tokens / 1e9
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +111,16 @@ def main(argv: list[str] | None = None) -> int:
         result["text_bf16_speedup"] = round(rates["bf16"] / rates["fp32"], 2)
         result["text_bf16_min_cosine"] = round(float(cosine.min()), 6)
         result["text_bf16_mean_cosine"] = round(float(cosine.mean()), 6)
+    import torch
+
+    config = text_encoder.transformer.config
+    mean_tokens, gflop = linear_gflop_per_item(text_encoder, texts)
+    dtype = torch.bfloat16 if text_encoder.precision == "bf16" else torch.float32
+    peak = gemm_gflops(dtype, config.hidden_size, config.intermediate_size)
+    result["text_mean_tokens"] = round(mean_tokens, 1)
+    result["text_linear_gflop_per_item"] = round(gflop, 3)
+    result["gemm_gflops"] = round(peak, 1)
+    result["text_items_per_s_ceiling"] = round(peak / gflop, 1)  # every linear layer at the GEMM rate
     print(json.dumps(result) if args.json else "\n".join(f"{k:<20}{v}" for k, v in result.items()))
     return 0
 

@@ -5,17 +5,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mmfedrec.federation.local import LocalResult
+from mmfedrec.federation.local import LocalResult, sum_by_key
 
 
 def client_upload(result: LocalResult, k: int) -> dict[str, Tensor]:
     """The exact message client k of a chunk sends: shared deltas, one update per touched item
     (indices + vectors, rows of the same item merged), routed mass and its example count."""
     mask = result.row_mask[k]
-    items = result.row_items[k][mask]
-    deltas = result.row_delta[k][mask]
-    unique_items, inverse = torch.unique(items, return_inverse=True)
-    merged = torch.zeros(len(unique_items), deltas.shape[-1]).index_add_(0, inverse, deltas)
+    unique_items, merged = sum_by_key(result.row_items[k][mask], result.row_delta[k][mask])
     message = {f"shared.{name}": delta[k] for name, delta in result.shared_delta.items()}
     message["items.index"] = unique_items
     message["items.delta"] = merged

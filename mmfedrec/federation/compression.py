@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from mmfedrec.errors import MmfedrecError
-from mmfedrec.federation.local import LocalResult
+from mmfedrec.federation.local import LocalResult, sum_by_key
 
 INDEX_BYTES = {"item": 8, "entry": 4}  # int64 item index (as uncompressed uploads), int32 entry index
 SCALE_BYTES = 4  # one float32 scale per quantized tensor or row
@@ -112,41 +112,28 @@ class ErrorFeedbackCompressor:
         update = flat + self.shared_residual[clients]
         keep = topk_mask(update.abs(), self.config.topk) if self.config.topk < 1.0 else None
         sent = update if keep is None else update * keep
-        pieces, start = [], 0
-        for delta in deltas.values():
-            width = delta[0].numel()
-            piece = sent[:, start : start + width]
-            if self.config.bits == 8:
-                piece = dequantize_int8(*quantize_int8(piece))  # one scale per tensor and client
-            pieces.append(piece)
-            start += width
-        sent = torch.cat(pieces, dim=1)
+        widths = [delta[0].numel() for delta in deltas.values()]
+        if self.config.bits == 8:  # one scale per tensor and client
+            sent = torch.cat([dequantize_int8(*quantize_int8(piece)) for piece in sent.split(widths, dim=1)], dim=1)
         self.shared_residual[clients] = update - sent
         n_sent = torch.full((len(clients),), flat.shape[1]) if keep is None else (sent != 0).sum(1)
         per_entry = self.config.value_bytes + (INDEX_BYTES["entry"] if keep is not None else 0)
         scales = len(deltas) * SCALE_BYTES if self.config.bits == 8 else 0
-        unflat, start = {}, 0
-        for name, delta in deltas.items():
-            width = delta[0].numel()
-            unflat[name] = sent[:, start : start + width].view_as(delta)
-            start += width
+        pieces = sent.split(widths, dim=1)
+        unflat = {name: piece.reshape(delta.shape) for (name, delta), piece in zip(deltas.items(), pieces)}
         return unflat, n_sent * per_entry + scales
 
     def _compress_rows(self, result: LocalResult, clients: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Kept rows as (owner position in chunk, item, reconstructed value), residual updated."""
         n_items = self.n_items
-        mask = result.row_mask
-        position = torch.arange(len(clients)).view(-1, *[1] * (mask.dim() - 1)).expand_as(mask)
-        keys = clients[position[mask]] * n_items + result.row_items[mask]
-        values = result.row_delta[mask]
+        keys, values = result.row_keys(clients, n_items), result.row_delta[result.row_mask]
         if self.row_values.shape[1] != values.shape[1]:
             self.row_values = torch.zeros(0, values.shape[1])
         mine = torch.isin(self.row_keys // n_items, clients)  # residual rows of this chunk's clients
         keys = torch.cat([keys, self.row_keys[mine]])
         values = torch.cat([values, self.row_values[mine]])
         self.row_keys, self.row_values = self.row_keys[~mine], self.row_values[~mine]
-        keys, inverse = torch.unique(keys, return_inverse=True)  # one row per (client, item)
-        update = torch.zeros(len(keys), values.shape[1]).index_add_(0, inverse, values)
+        keys, update = sum_by_key(keys, values)  # one row per (client, item)
         position = torch.full((self.n_clients,), -1, dtype=torch.long)
         position[clients] = torch.arange(len(clients))
         owner = position[keys // n_items]  # (R,) the sender's position in the chunk

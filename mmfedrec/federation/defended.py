@@ -19,7 +19,7 @@ from torch import Tensor
 from mmfedrec.errors import MmfedrecError
 from mmfedrec.federation.aggregation.robust import coordinate_median, robust_row_aggregate, trimmed_mean
 from mmfedrec.federation.faults import corrupt, finite_clients
-from mmfedrec.federation.local import LocalResult
+from mmfedrec.federation.local import LocalResult, sum_by_key
 from mmfedrec.federation.privacy.dp import add_gaussian_noise, flatten_updates, unflatten
 from mmfedrec.federation.privacy.secure_agg import mask_updates, masked_total, unmask_sum
 
@@ -104,16 +104,11 @@ def collect_uploads(parts: list[tuple[Tensor, LocalResult]], n_items: int) -> Cl
     """Per-client uploads from the chunks of a round (`parts`: (chunk client ids, result))."""
     clients = torch.cat([chunk_clients for chunk_clients, _ in parts])
     offsets = torch.cumsum(torch.tensor([0] + [len(c) for c, _ in parts[:-1]]), 0)
-    owners, items, deltas = [], [], []
+    keys, deltas = [], []
     for (chunk_clients, result), offset in zip(parts, offsets.tolist(), strict=True):
-        mask = result.row_mask
-        position = torch.arange(len(chunk_clients)).view(-1, *[1] * (mask.dim() - 1)).expand_as(mask)
-        owners.append(position[mask] + offset)
-        items.append(result.row_items[mask])
-        deltas.append(result.row_delta[mask])
-    owner, item, delta = torch.cat(owners), torch.cat(items), torch.cat(deltas)
-    keys, inverse = torch.unique(owner * n_items + item, return_inverse=True)  # merge a client's rows per item
-    merged = torch.zeros(len(keys), delta.shape[-1]).index_add_(0, inverse, delta)
+        keys.append(result.row_keys(torch.arange(len(chunk_clients)) + offset, n_items))
+        deltas.append(result.row_delta[result.row_mask])
+    keys, merged = sum_by_key(torch.cat(keys), torch.cat(deltas))  # merge a client's rows per item
     dense = {name: torch.cat([r.shared_delta[name] for _, r in parts]) for name in parts[0][1].shared_delta}
     weights = torch.cat([r.n_examples for _, r in parts])
     return ClientUploads(clients, dense, weights, keys // n_items, keys % n_items, merged)

@@ -52,11 +52,23 @@ class LocalResult:
     routed_mass: Tensor | None  # (C, K) examples routed to each expert
     n_examples: Tensor  # (C,) number of real examples
 
+    def row_keys(self, owners: Tensor, n_items: int) -> Tensor:
+        """Keys `owner * n_items + item` of the real rows (in `row_delta[row_mask]` order), where
+        `owners` (C,) names each client of the chunk (its row, its id, ...)."""
+        owner = owners.view(-1, *[1] * (self.row_mask.dim() - 1)).expand_as(self.row_mask)
+        return owner[self.row_mask] * n_items + self.row_items[self.row_mask]
+
     def touched_pairs(self, n_items: int) -> Tensor:
         """Sorted keys `row * n_items + item` of the distinct (client, item) pairs of the chunk,
         `row` being the client's row in the chunk: one uploaded item vector each."""
-        rows = torch.arange(len(self.n_examples)).view(-1, *[1] * (self.row_items.dim() - 1)).expand_as(self.row_items)
-        return torch.unique(rows[self.row_mask] * n_items + self.row_items[self.row_mask])
+        return torch.unique(self.row_keys(torch.arange(len(self.n_examples)), n_items))
+
+
+def sum_by_key(keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+    """(sorted distinct keys (R,), sum of the `values` rows sharing each key (R, ...)): how a
+    client merges the copies of one item vector into the single update it sends."""
+    distinct, inverse = torch.unique(keys, return_inverse=True)
+    return distinct, values.new_zeros((len(distinct), *values.shape[1:])).index_add_(0, inverse, values)
 
 
 def example_loss(scores: Tensor, mask: Tensor, kind: str) -> Tensor:

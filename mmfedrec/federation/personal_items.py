@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mmfedrec.federation.local import LocalResult
+from mmfedrec.federation.local import LocalResult, sum_by_key
 
 
 class PersonalItemRows:
@@ -22,16 +22,12 @@ class PersonalItemRows:
 
     def update(self, clients: Tensor, result: LocalResult, start_table: Tensor) -> None:
         """Replace the rows of `clients` (C,) by what they fine-tuned this round from `start_table`."""
-        mask = result.row_mask
-        position = torch.arange(len(clients)).view(-1, *[1] * (mask.dim() - 1)).expand_as(mask)
-        keys, inverse = torch.unique(
-            clients[position[mask]] * self.n_items + result.row_items[mask], return_inverse=True
-        )
-        deltas = torch.zeros(len(keys), start_table.shape[-1]).index_add_(0, inverse, result.row_delta[mask])
-        keep = ~torch.isin(self.keys // self.n_items, clients) if len(self.keys) else self.keys.bool()
-        values = self.values[keep] if len(self.keys) else self.values.new_zeros(0, start_table.shape[-1])
+        keys, deltas = sum_by_key(result.row_keys(clients, self.n_items), result.row_delta[result.row_mask])
+        if self.values.shape[1] != start_table.shape[1]:  # first update: the width is known now
+            self.values = start_table.new_zeros(0, start_table.shape[1])
+        keep = ~torch.isin(self.keys // self.n_items, clients)
         self.keys = torch.cat([self.keys[keep], keys])
-        self.values = torch.cat([values, start_table[keys % self.n_items] + deltas])
+        self.values = torch.cat([self.values[keep], start_table[keys % self.n_items] + deltas])
 
     def tables(self, users: Tensor, table: Tensor) -> Tensor:
         """(B, I, D + 1) the global `table` with each user's own rows laid over it."""
