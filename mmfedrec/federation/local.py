@@ -46,7 +46,8 @@ class LocalResult:
 
     private: dict[str, Tensor]  # (C, ...) new private state
     shared_delta: dict[str, Tensor]  # (C, ...) local shared - global shared
-    row_items: Tensor  # (C, L, 1 + n_neg) item index of each touched item vector (compressed: (C, P))
+    # After compression the rows are merged per (client, item): (C, P) instead of (C, L, 1 + n_neg).
+    row_items: Tensor  # (C, L, 1 + n_neg) item index of each touched item vector
     row_mask: Tensor  # (C, L, 1 + n_neg) which of them are real
     row_delta: Tensor  # (C, L, 1 + n_neg, D + 1) change of each touched item vector
     routed_mass: Tensor | None  # (C, K) examples routed to each expert
