@@ -30,6 +30,13 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--lr", type=positive_float, default=0.3, help="client step on user state and item vectors")
     group.add_argument("--shared-lr", type=positive_float, default=0.05, help="client step on shared tensors")
     group.add_argument("--local-optimizer", choices=("adam", "sgd"), default="adam")
+    group.add_argument(
+        "--row-optimizer",
+        choices=("adam", "sgd"),
+        default="",
+        help="step of the item vectors a client touches (default: --local-optimizer); adam = Adam's first step",
+    )
+    group.add_argument("--row-lr", type=positive_float, default=0.0, help="its learning rate (default: --lr)")
     group.add_argument("--batch-size", type=int_in(1, 10**7), default=64, help="examples per local step")
     group.add_argument("--negatives", type=int_in(1, 1000), default=4, help="training negatives per positive")
     group.add_argument(
@@ -124,6 +131,8 @@ def experiment_config(args: argparse.Namespace, method: str, out: Path):
         lr=args.lr,
         shared_lr=args.shared_lr,
         optimizer=args.local_optimizer,
+        row_optimizer=args.row_optimizer,
+        row_lr=args.row_lr,
         local_epochs=args.local_epochs,
         batch_size=args.batch_size,
         loss=args.loss,

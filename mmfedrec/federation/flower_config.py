@@ -65,6 +65,8 @@ class FlowerRunConfig:
     loss: str = LocalConfig.loss
     fedprox_mu: float = LocalConfig.proximal_mu
     weight_decay: float = LocalConfig.weight_decay
+    row_optimizer: str = LocalConfig.row_optimizer
+    row_lr: float = LocalConfig.row_lr
     # item features for content methods (server side only: nodes receive the item table)
     text_model: str = ""
     image_preset: str = "tiny"
@@ -121,6 +123,8 @@ class FlowerRunConfig:
             loss=self.loss,
             proximal_mu=self.fedprox_mu,
             weight_decay=self.weight_decay,
+            row_optimizer=self.row_optimizer,
+            row_lr=self.row_lr,
         )
         federated = FederatedConfig(
             rounds=self.num_server_rounds,
@@ -206,6 +210,8 @@ class FlowerRunConfig:
             loss=local.loss,
             fedprox_mu=local.proximal_mu,
             weight_decay=local.weight_decay,
+            row_optimizer=local.row_optimizer,
+            row_lr=local.row_lr,
             **runtime,
         )
 

@@ -37,6 +37,19 @@ class LocalConfig:
     loss: str = "bce"  # "bce" (sampled negatives) or "bpr"
     proximal_mu: float = 0.0  # FedProx (Li et al., 2020): mu/2 ||shared_local - shared_global||^2
     weight_decay: float = 0.0  # L2 on the private user state
+    row_optimizer: str = ""  # step of the item vectors: "adam" (first step) or "sgd"; "" = `optimizer`
+    row_lr: float = 0.0  # learning rate of that step; 0 = `lr`
+
+    def __post_init__(self) -> None:
+        if self.row_optimizer not in ("", "adam", "sgd"):
+            raise ValueError(f"row_optimizer must be 'adam', 'sgd' or '' (as optimizer), got {self.row_optimizer!r}")
+        if self.row_lr < 0:
+            raise ValueError(f"row_lr must be >= 0 (0 = lr), got {self.row_lr}")
+
+    @property
+    def row_step(self) -> tuple[str, float]:
+        """(optimizer, learning rate) of the item-vector steps."""
+        return self.row_optimizer or self.optimizer, self.row_lr or self.lr
 
 
 @dataclass
@@ -109,10 +122,11 @@ def _gather_rows(item_table: Tensor, items: Tensor, owners: Tensor | None) -> Te
 def _add_row_step(row_delta: Tensor, grad: Tensor, config: LocalConfig) -> None:
     """Add the step of item-vector copies that each serve one example: under Adam, Adam's first
     step lr * g / (|g| + eps) (moments g and g^2 after bias correction); under SGD, lr * g."""
-    if config.optimizer == "adam":
-        row_delta.addcdiv_(grad, grad.abs().add_(ADAM_EPS), value=-config.lr)
+    optimizer, lr = config.row_step
+    if optimizer == "adam":
+        row_delta.addcdiv_(grad, grad.abs().add_(ADAM_EPS), value=-lr)
     else:
-        row_delta.add_(grad, alpha=-config.lr)
+        row_delta.add_(grad, alpha=-lr)
 
 
 @torch.no_grad()
@@ -122,10 +136,11 @@ def _add_bilinear_row_step(row_delta: Tensor, score_grad: Tensor, vector: Tensor
     Under Adam each factor is normalised on its own, a / (|a| + eps) x b / (|b| + eps): one
     broadcast product, equal to Adam's first step wherever |a| and |b| exceed eps, and like it
     continuous at zero (so float noise cannot flip a step, as sign(g) would)."""
-    if config.optimizer == "adam":
+    optimizer, lr = config.row_step
+    if optimizer == "adam":
         score_grad = score_grad / (score_grad.abs() + ADAM_EPS)
         vector = vector / (vector.abs() + ADAM_EPS)
-    row_delta.addcmul_(score_grad.unsqueeze(-1), vector[:, None, None, :], value=-config.lr)
+    row_delta.addcmul_(score_grad.unsqueeze(-1), vector[:, None, None, :], value=-lr)
 
 
 @torch.no_grad()

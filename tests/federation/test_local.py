@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+import torch
+
+from mmfedrec.federation.batches import build_round_examples, pad_chunks, round_key
+from mmfedrec.federation.item_tower import ItemTower
+from mmfedrec.federation.local import LocalConfig, local_train
+from mmfedrec.federation.models import build_model
+from tests.federation.helpers import planted_split
+
+
+class WithoutShortcut:
+    """The same model seen without `client_vector`: local training takes the generic autograd path."""
+
+    def __init__(self, model: object) -> None:
+        self.model = model
+
+    def __getattr__(self, name: str) -> object:
+        if name == "client_vector":
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+
+@pytest.mark.parametrize("model_name", ["moe", "mf"])
+@pytest.mark.parametrize("config", [LocalConfig(lr=0.05), LocalConfig(lr=0.05, row_optimizer="sgd", row_lr=20.0)])
+def test_the_dot_product_shortcut_steps_item_vectors_like_autograd(model_name: str, config: LocalConfig) -> None:
+    split = planted_split()
+    generator = torch.Generator().manual_seed(0)
+    model = build_model(model_name, 16, n_experts=3)
+    shared, private = model.init_shared(generator), model.init_private(split.n_users, generator)
+    table = ItemTower(split.n_items, 16, generator=generator)().detach()
+    indptr, items = split.train_csr()
+    examples = build_round_examples(np.arange(split.n_users), indptr, items, split.n_items, 4, round_key(0, 1))
+    chunk = pad_chunks(examples, max_cells=512)[0]
+    chunk_private = {k: v[chunk.clients] for k, v in private.items()}
+    fast = local_train(model, shared, chunk_private, table, chunk, config)
+    generic = local_train(WithoutShortcut(model), shared, chunk_private, table, chunk, config)
+    # Adam's first step normalises each factor of the outer product on its own, which differs from
+    # normalising the product only where a factor is near eps: allow 1 % of a step there.
+    atol = 0.01 * config.row_step[1] if config.row_step[0] == "adam" else 1e-6
+    torch.testing.assert_close(fast.row_delta, generic.row_delta, atol=atol, rtol=1e-4)
+    for name, value in generic.private.items():
+        torch.testing.assert_close(fast.private[name], value, msg=name)
+    if config.row_step[0] == "sgd":
+        assert fast.row_delta.abs().max() < 0.5 * config.row_lr  # a gradient step, not a sign step
+
+
+def test_row_step_defaults_follow_the_client_optimizer() -> None:
+    assert LocalConfig(lr=0.3).row_step == ("adam", 0.3)
+    assert LocalConfig(lr=0.3, optimizer="sgd").row_step == ("sgd", 0.3)
+    assert LocalConfig(lr=0.3, row_optimizer="sgd", row_lr=20.0).row_step == ("sgd", 20.0)
+    with pytest.raises(ValueError, match="row_optimizer"):
+        LocalConfig(row_optimizer="lion")
