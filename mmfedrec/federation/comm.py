@@ -7,6 +7,8 @@ from torch import Tensor
 
 from mmfedrec.federation.local import LocalResult, sum_by_key
 
+ITEM_INDEX_BYTES = 8  # an item row is sent as an int64 index and its vector
+
 
 def client_upload(result: LocalResult, k: int) -> dict[str, Tensor]:
     """The exact message client k of a chunk sends: shared deltas, one update per touched item
@@ -31,12 +33,15 @@ def upload_nbytes(result: LocalResult, touched: Tensor, n_items: int) -> Tensor:
     computed without building the messages (`touched`: `result.touched_pairs(n_items)`)."""
     n_clients = result.n_examples.shape[0]
     dense = sum(d[0].numel() * d.element_size() for d in result.shared_delta.values())
-    if result.routed_mass is not None:
-        dense += result.routed_mass[0].numel() * result.routed_mass.element_size()
-    dense += 8  # n_examples as int64
     unique_rows = torch.bincount(touched // n_items, minlength=n_clients)
-    row_bytes = 8 + result.row_delta.shape[-1] * result.row_delta.element_size()  # int64 index + vector
-    return dense + unique_rows * row_bytes
+    row_bytes = ITEM_INDEX_BYTES + result.row_delta.shape[-1] * result.row_delta.element_size()
+    return dense + unique_rows * row_bytes + counts_nbytes(result)
+
+
+def counts_nbytes(result: LocalResult) -> int:
+    """Bytes of what every upload carries besides the updates: routed mass and example count."""
+    routed = 0 if result.routed_mass is None else result.routed_mass[0].numel() * result.routed_mass.element_size()
+    return routed + 8  # n_examples as int64
 
 
 def download_nbytes(shared: dict[str, Tensor], item_table: Tensor) -> int:

@@ -23,9 +23,10 @@ import torch
 from torch import Tensor
 
 from mmfedrec.errors import MmfedrecError
+from mmfedrec.federation.comm import ITEM_INDEX_BYTES, counts_nbytes
 from mmfedrec.federation.local import LocalResult, sum_by_key
 
-INDEX_BYTES = {"item": 8, "entry": 4}  # int64 item index (as uncompressed uploads), int32 entry index
+ENTRY_INDEX_BYTES = 4  # int32 index of a kept shared entry
 SCALE_BYTES = 4  # one float32 scale per quantized tensor or row
 
 
@@ -95,13 +96,10 @@ class ErrorFeedbackCompressor:
         n_clients = len(clients)
         row_items, row_mask, row_delta = _pad_rows(owner, items, values, n_clients)
         sent_rows = torch.bincount(owner, minlength=n_clients)
-        row_bytes = INDEX_BYTES["item"] + values.shape[-1] * self.config.value_bytes
+        row_bytes = ITEM_INDEX_BYTES + values.shape[-1] * self.config.value_bytes
         row_bytes += SCALE_BYTES if self.config.bits == 8 else 0
-        extra = 8  # n_examples as int64
-        if result.routed_mass is not None:
-            extra += result.routed_mass[0].numel() * result.routed_mass.element_size()
         compressed = replace(result, shared_delta=shared, row_items=row_items, row_mask=row_mask, row_delta=row_delta)
-        return compressed, shared_bytes + sent_rows * row_bytes + extra
+        return compressed, shared_bytes + sent_rows * row_bytes + counts_nbytes(result)
 
     def _compress_shared(self, deltas: dict[str, Tensor], clients: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         if not deltas:
@@ -117,7 +115,7 @@ class ErrorFeedbackCompressor:
             sent = torch.cat([dequantize_int8(*quantize_int8(piece)) for piece in sent.split(widths, dim=1)], dim=1)
         self.shared_residual[clients] = update - sent
         n_sent = torch.full((len(clients),), flat.shape[1]) if keep is None else (sent != 0).sum(1)
-        per_entry = self.config.value_bytes + (INDEX_BYTES["entry"] if keep is not None else 0)
+        per_entry = self.config.value_bytes + (ENTRY_INDEX_BYTES if keep is not None else 0)
         scales = len(deltas) * SCALE_BYTES if self.config.bits == 8 else 0
         pieces = sent.split(widths, dim=1)
         unflat = {name: piece.reshape(delta.shape) for (name, delta), piece in zip(deltas.items(), pieces)}
