@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmfedrec.data.splits import NO_ITEM, Split
+from mmfedrec.errors import MmfedrecError
 from mmfedrec.evaluation import metrics
 
 Scorer = Callable[[np.ndarray], np.ndarray]  # user indices (B,) -> scores (B, n_items)
@@ -66,6 +67,7 @@ def rank_users(scorer: Scorer, split: Split, stage: str, batch_size: int = 1024)
         scores = np.asarray(scorer(batch), dtype=np.float64)  # (B, I)
         if scores.shape != (len(batch), split.n_items):
             raise ValueError(f"scorer returned shape {scores.shape}, expected {(len(batch), split.n_items)}")
+        _require_finite(scores, batch, stage)
         rows = np.arange(len(batch))
         positive = scores[rows, held_out[batch]]  # (B,)
         sampled_ranks[start : start + len(batch)] = metrics.rank_of_positive(
@@ -81,6 +83,17 @@ def rank_users(scorer: Scorer, split: Split, stage: str, batch_size: int = 1024)
         masked[rows, held_out[batch]] = -np.inf  # the positive is not its own competitor
         full_ranks[start : start + len(batch)] = metrics.rank_of_positive(positive, masked)
     return UserRanks(users, sampled_ranks, full_ranks)
+
+
+def _require_finite(scores: np.ndarray, users: np.ndarray, stage: str) -> None:
+    """A NaN compares false with everything, so a diverged model would rank every held-out item
+    first and score perfect metrics: refuse to rank it."""
+    broken = ~np.isfinite(scores).all(axis=1)
+    if broken.any():
+        raise MmfedrecError(
+            f"{stage} evaluation: the scores of {int(broken.sum())} of {len(users)} users contain NaN or inf "
+            f"(first: user index {int(users[broken.argmax()])}); training diverged: lower the learning rates"
+        )
 
 
 def activity_buckets(split: Split, users: np.ndarray) -> dict[str, np.ndarray]:

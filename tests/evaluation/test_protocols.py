@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from mmfedrec.data.splits import NO_ITEM
+from mmfedrec.errors import MmfedrecError
 from mmfedrec.evaluation.protocols import activity_buckets, evaluate, rank_users
 from mmfedrec.federation.popularity import popularity_scorer
 from tests.federation.helpers import planted_split
@@ -85,3 +86,17 @@ def test_popularity_on_movielens_agrees_with_an_independent_implementation(share
     ours = evaluate(popularity_scorer(split), split, "test")["sampled"]["hr@10"]
     independent = np.mean([independent_popularity_hr(split, 10, seed) for seed in range(3)])
     assert ours == pytest.approx(independent, abs=0.02)  # ~943 users: binomial std ~0.015
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_diverged_model_is_refused_not_scored_perfect(bad: float) -> None:
+    split = planted_split()
+    scorer = oracle_scorer(split, "valid")
+
+    def diverged(users: np.ndarray) -> np.ndarray:
+        scores = scorer(users)
+        scores[len(users) // 2] = bad  # NaN compares false with everything: every rank would be 0
+        return scores
+
+    with pytest.raises(MmfedrecError, match=r"valid evaluation: the scores of 1 of \d+ users contain NaN or inf"):
+        rank_users(diverged, split, "valid")
