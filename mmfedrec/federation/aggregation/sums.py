@@ -57,9 +57,8 @@ def update_sums(result: LocalResult, touched: Tensor, n_items: int, expertwise: 
         else:
             weighted[name] = torch.tensordot(result.n_examples, delta, dims=1)
             weights[name] = result.n_examples.sum()
-    mask = result.row_mask
-    items = result.row_items[mask]
-    row_sum = torch.zeros(n_items, result.row_delta.shape[-1]).index_add_(0, items, result.row_delta[mask])
+    width = result.row_delta.shape[-1]  # masked-out rows are zero (LocalResult): no masked copy
+    row_sum = torch.zeros(n_items, width).index_add_(0, result.row_items.flatten(), result.row_delta.reshape(-1, width))
     row_senders = torch.bincount(touched % n_items, minlength=n_items).float()
     return UpdateSums(weighted, weights, row_sum, row_senders)
 
