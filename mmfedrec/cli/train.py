@@ -46,6 +46,12 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         "(reads held-out labels; only to compare with numbers published that way)",
     )
     group.add_argument(
+        "--personal-items",
+        action="store_true",
+        help="PFedRec's dual personalisation for any federated method: each client ranks with the item "
+        "vectors it fine-tuned in its last round (private; in-process engines only)",
+    )
+    group.add_argument(
         "--eval-negatives", type=int_in(1, 100_000), default=99, help="sampled-protocol negatives per user"
     )
     group.add_argument("--dim", type=int_in(1, 4096), default=32)
@@ -143,6 +149,7 @@ def experiment_config(args: argparse.Namespace, method: str, out: Path):
         engine="loop" if args.engine == "loop" else "batched",
         n_negatives=args.negatives,
         negatives_avoid_heldout=args.negatives_avoid_heldout,
+        personal_items=args.personal_items,
         server_optimizer=args.server_optimizer,
         server_lr=args.server_lr,
         local=local,

@@ -412,7 +412,7 @@ def run_flower_experiment(config, engine: str, options: FlowerOptions | None = N
         )
     if config.train.federated.compression.enabled:
         raise MmfedrecError("upload compression runs in-process only (--engine sim or loop)")
-    if method_spec(config.method).personal_items:
+    if method_spec(config.method).personal_items or config.train.federated.personal_items:
         raise MmfedrecError(f"{config.method} keeps per-client item vectors: in-process only (--engine sim or loop)")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)

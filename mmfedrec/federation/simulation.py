@@ -83,7 +83,7 @@ class Simulation:
         if not config.federate:  # local-only: each client owns a copy of the starting item vectors
             with torch.no_grad():
                 self.local_tables = tower().detach().unsqueeze(0).repeat(split.n_users, 1, 1)
-        self.personal = PersonalItemRows(split.n_items) if config.personal_items else None
+        self.personal = PersonalItemRows(split.n_items) if config.personal_items and config.federate else None
         self.pseudo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.attackers = torch.from_numpy(byzantine_clients(split.n_users, config.defense.byzantine, seed))
         self.noise = torch.Generator().manual_seed(seed + 1)  # DP noise and random attacks

@@ -92,3 +92,14 @@ def test_compressed_uploads_are_smaller_and_flower_refuses_them(
     assert config["train"]["federated"]["compression"] == {"topk": 0.25, "bits": 8}
     assert main([*compressed_argv[:-1], str(tmp_path / "flower"), "--engine", "flower-sim"]) == 2
     assert "compression runs in-process only" in capsys.readouterr().err
+
+
+def test_personal_items_apply_to_any_method_and_flower_refuses_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", "--method", "fedavg-mf", "--rounds", "2", *TINY, "--cache-dir", str(tmp_path / "cache")]
+    assert main([*argv, "--personal-items", "--out", str(tmp_path / "dual"), "--json"]) == 0
+    capsys.readouterr()
+    assert load_file(tmp_path / "dual" / "model.safetensors")["personal.keys"].numel() > 0
+    assert main([*argv, "--personal-items", "--out", str(tmp_path / "flower"), "--engine", "flower-sim"]) == 2
+    assert "fedavg-mf keeps per-client item vectors: in-process only" in capsys.readouterr().err

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from mmfedrec.evaluation.protocols import evaluate
@@ -26,9 +27,10 @@ def test_a_client_ranks_with_its_own_fine_tuned_rows_and_the_global_table_elsewh
     assert ((personal.keys // 12) == 4).sum() <= 12 and ((personal.keys // 12) == 0).any()
 
 
-def test_dual_personalisation_changes_rankings_and_survives_a_checkpoint() -> None:
-    shared_only = make_simulation("batched", "pfedrec", lr=0.05)
-    dual = make_simulation("batched", "pfedrec", lr=0.05, personal_items=True)
+@pytest.mark.parametrize("model_name", ["pfedrec", "moe"])  # --personal-items works for any method
+def test_dual_personalisation_changes_rankings_and_survives_a_checkpoint(model_name: str) -> None:
+    shared_only = make_simulation("batched", model_name, lr=0.05)
+    dual = make_simulation("batched", model_name, lr=0.05, personal_items=True)
     for round_index in range(3):
         shared_only.run_round(round_index)
         dual.run_round(round_index)
