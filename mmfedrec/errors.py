@@ -7,6 +7,10 @@ class MmfedrecError(Exception):
     """Bad input or configuration; the CLI prints the message on one line and exits 2."""
 
 
+class TrainingDiverged(MmfedrecError):
+    """Training produced NaN or inf: the learning rates are too large for this model and data."""
+
+
 class DataError(MmfedrecError):
     """A data file is malformed. The message names the file, the line or field, and what was expected."""
 

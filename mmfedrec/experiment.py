@@ -134,6 +134,12 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> dict:
             if seed == config.seeds[0] and outcome.best_state:
                 _save_model(out / "model.safetensors", outcome, method.name)
             write_json(finished, outcome.to_json())
+            if outcome.diverged_round is not None:
+                _log(
+                    f"[{method.name} seed {seed}] training diverged at round {outcome.diverged_round} (NaN/inf "
+                    "update); kept the best round before it. Lower the learning rates.",
+                    True,  # a warning, shown even with --quiet
+                )
             _log(
                 f"[{method.name} seed {seed}] best round {outcome.best_round}: test ndcg@10 {outcome.test['sampled']['ndcg@10']:.4f}",
                 config.progress,
@@ -154,6 +160,7 @@ def write_summary(
     summary["faults"] = {
         "dropped": float(np.mean([o.dropped for o in outcomes])),
         "rejected_updates": float(np.mean([o.rejected_updates for o in outcomes])),
+        "diverged_rounds": [o.diverged_round for o in outcomes if o.diverged_round is not None],
     }
     if config.train.dp_epsilon > 0:
         summary["privacy"] = {

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmfedrec.data.splits import NO_ITEM, Split
-from mmfedrec.errors import MmfedrecError
+from mmfedrec.errors import TrainingDiverged
 from mmfedrec.evaluation import metrics
 
 Scorer = Callable[[np.ndarray], np.ndarray]  # user indices (B,) -> scores (B, n_items)
@@ -90,7 +90,7 @@ def _require_finite(scores: np.ndarray, users: np.ndarray, stage: str) -> None:
     first and score perfect metrics: refuse to rank it."""
     broken = ~np.isfinite(scores).all(axis=1)
     if broken.any():
-        raise MmfedrecError(
+        raise TrainingDiverged(
             f"{stage} evaluation: the scores of {int(broken.sum())} of {len(users)} users contain NaN or inf "
             f"(first: user index {int(users[broken.argmax()])}); training diverged: lower the learning rates"
         )

@@ -17,7 +17,7 @@ import torch
 from mmfedrec.checkpoint import load_checkpoint, save_checkpoint
 from mmfedrec.data.splits import Split
 from mmfedrec.encoders.features import ItemFeatures
-from mmfedrec.errors import MmfedrecError
+from mmfedrec.errors import MmfedrecError, TrainingDiverged
 from mmfedrec.evaluation.protocols import evaluate
 from mmfedrec.federation.central import CentralTrainer
 from mmfedrec.federation.content import ItemContent
@@ -59,6 +59,7 @@ class SeedOutcome:
     dropped: int = 0  # client replies that never came, over all rounds
     rejected_updates: int = 0  # uploads refused by the server (NaN/Inf)
     epsilon: float | None = None  # DP budget spent (at TrainSettings.dp_delta); None without DP
+    diverged_round: int | None = None  # the round whose update was NaN/inf; training stopped there
 
     def to_json(self) -> dict[str, object]:
         """Everything but the model state, for a run folder (a finished seed is not trained again)."""
@@ -79,6 +80,7 @@ class Progress:
     download: float = 0.0
     dropped: int = 0
     rejected: int = 0
+    diverged_round: int | None = None
     curve: list[dict[str, object]] = field(default_factory=list)
 
 
@@ -158,7 +160,13 @@ def train_seed(
     for round_index in range(progress.round + 1, settings.rounds + 1):
         if settings.patience and progress.stale >= settings.patience:
             break
-        stats = trainer.run_round(round_index)
+        try:
+            stats = trainer.run_round(round_index)
+        except TrainingDiverged as error:
+            if not progress.best_valid:  # nothing evaluated yet: no result to keep
+                raise TrainingDiverged(f"seed {seed}, round {round_index}: {error}") from None
+            progress.diverged_round = round_index  # keep the best round evaluated before it
+            break
         progress.round = round_index
         progress.seconds += stats.seconds
         progress.upload += stats.upload_bytes_per_client
@@ -211,6 +219,7 @@ def train_seed(
         dropped=progress.dropped,
         rejected_updates=progress.rejected,
         epsilon=None if accountant is None else accountant.epsilon(settings.dp_delta),
+        diverged_round=progress.diverged_round,
     )
 
 

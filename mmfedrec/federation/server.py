@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from mmfedrec.errors import TrainingDiverged
 from mmfedrec.federation.aggregation import ServerOptimizer
 from mmfedrec.federation.aggregation.sums import UpdateSums, finalize
 from mmfedrec.federation.item_tower import ItemTower, TowerUpdater
@@ -35,6 +36,14 @@ class ServerModel:
         self.apply_delta(*finalize(sums))
 
     def apply_delta(self, delta: dict[str, Tensor], row_update: Tensor) -> None:
-        """Step the shared tensors by the aggregated `delta` and the tower by the row update (I, D+1)."""
+        """Step the shared tensors by the aggregated `delta` and the tower by the row update (I, D+1).
+
+        A non-finite update means training diverged: refuse it rather than train on NaNs."""
+        broken = [name for name, value in [*delta.items(), ("item rows", row_update)] if not torch.isfinite(value).all()]
+        if broken:
+            raise TrainingDiverged(
+                f"the aggregated client update is NaN or inf in {', '.join(broken)}: training diverged; "
+                "lower the learning rates (--lr, --row-lr, --shared-lr)"
+            )
         self.optimizer.step(self.shared, delta)
         self.tower_updater.step(row_update)
