@@ -60,6 +60,13 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fedprox-mu", type=float, default=0.0)
     group.add_argument("--server-optimizer", choices=("fedavg", "fedadam"), default="fedavg")
     group.add_argument("--server-lr", type=positive_float, default=1.0)
+    group.add_argument(
+        "--row-average",
+        choices=("senders", "clients"),
+        default="senders",
+        help="an item vector's summed update is divided by the clients that trained it (FedMF) "
+        "or by all clients of the round (FedAvg over the whole table, as PFedRec's code)",
+    )
     group.add_argument("--central-lr", type=positive_float, default=0.005)
     group.add_argument("--text-model", help="local model folder (default: packaged all-MiniLM-L6-v2)")
     group.add_argument("--preset", default="tiny", help="open_clip image preset")
@@ -152,6 +159,7 @@ def experiment_config(args: argparse.Namespace, method: str, out: Path):
         personal_items=args.personal_items,
         server_optimizer=args.server_optimizer,
         server_lr=args.server_lr,
+        row_average=args.row_average,
         local=local,
         compression=CompressionConfig(topk=args.compress_topk, bits=args.compress_bits),
         defense=defense,

@@ -155,7 +155,9 @@ def _privacy_and_faults(summaries: Sequence[dict]) -> list[str]:
             )
         if faults.get("diverged_rounds"):
             rounds = ", ".join(str(r) for r in faults["diverged_rounds"])
-            lines.append(f"- {s['method']}: training diverged (NaN/inf) at round {rounds}; the best round before it is reported")
+            lines.append(
+                f"- {s['method']}: training diverged (NaN/inf) at round {rounds}; the best round before it is reported"
+            )
     return [*lines, ""] if lines else []
 
 

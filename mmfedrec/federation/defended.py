@@ -151,6 +151,7 @@ def aggregate_defended(
     expected_clients: float,
     generator: torch.Generator,
     round_key: int,
+    row_average: str = "senders",
 ) -> tuple[dict[str, Tensor], Tensor]:
     """(mean shared deltas, item-row update) from per-client uploads under `config`.
 
@@ -188,6 +189,8 @@ def aggregate_defended(
         }
         return delta, pieces[-1].view_as(row_sum) / expected_clients
     delta = {k: v / total_weight.clamp_min(1e-12) for k, v in weighted.items()}
+    if row_average == "clients":
+        return delta, row_sum / max(1, len(uploads.clients))
     return delta, row_sum / senders.clamp_min(1).unsqueeze(-1)
 
 

@@ -56,6 +56,7 @@ class FlowerRunConfig:
     server_lr: float = FederatedConfig.server_lr
     content_lr: float = FederatedConfig.content_lr
     expertwise: bool = FederatedConfig.expertwise
+    row_average: str = FederatedConfig.row_average
     max_cells: int = FederatedConfig.max_cells  # padded examples per batched chunk on a node
     lr: float = LocalConfig.lr
     shared_lr: float = LocalConfig.shared_lr
@@ -136,6 +137,7 @@ class FlowerRunConfig:
             server_lr=self.server_lr,
             content_lr=self.content_lr,
             expertwise=self.expertwise,
+            row_average=self.row_average,
             max_cells=self.max_cells,
             local=local,
         )
@@ -201,6 +203,7 @@ class FlowerRunConfig:
             server_lr=federated.server_lr,
             content_lr=federated.content_lr,
             expertwise=federated.expertwise,
+            row_average=federated.row_average,
             max_cells=federated.max_cells,
             lr=local.lr,
             shared_lr=local.shared_lr,

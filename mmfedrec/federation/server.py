@@ -20,8 +20,10 @@ class ServerModel:
         optimizer: str = "fedavg",
         lr: float = 1.0,
         content_lr: float = 0.005,
+        row_average: str = "senders",
     ) -> None:
         self.shared = shared
+        self.row_average = row_average
         self.tower = tower
         self.optimizer = ServerOptimizer(shared, optimizer, lr)
         self.tower_updater = TowerUpdater(tower, content_lr)
@@ -33,13 +35,15 @@ class ServerModel:
 
     def apply(self, sums: UpdateSums) -> None:
         """Average the clients' updates and step the shared tensors and the item tower."""
-        self.apply_delta(*finalize(sums))
+        self.apply_delta(*finalize(sums, self.row_average))
 
     def apply_delta(self, delta: dict[str, Tensor], row_update: Tensor) -> None:
         """Step the shared tensors by the aggregated `delta` and the tower by the row update (I, D+1).
 
         A non-finite update means training diverged: refuse it rather than train on NaNs."""
-        broken = [name for name, value in [*delta.items(), ("item rows", row_update)] if not torch.isfinite(value).all()]
+        broken = [
+            name for name, value in [*delta.items(), ("item rows", row_update)] if not torch.isfinite(value).all()
+        ]
         if broken:
             raise TrainingDiverged(
                 f"the aggregated client update is NaN or inf in {', '.join(broken)}: training diverged; "

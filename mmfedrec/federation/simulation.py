@@ -15,7 +15,8 @@ import torch
 from torch import Tensor
 
 from mmfedrec.data.splits import Split
-from mmfedrec.federation.aggregation.sums import UpdateSums, update_sums
+from mmfedrec.errors import MmfedrecError
+from mmfedrec.federation.aggregation.sums import ROW_AVERAGES, UpdateSums, update_sums
 from mmfedrec.federation.batches import (
     KnownPairs,
     build_round_examples,
@@ -46,12 +47,21 @@ class FederatedConfig:
     server_lr: float = 1.0  # on the dense shared tensors
     content_lr: float = 0.005  # server Adam step on the item tower's content modules (fusion)
     expertwise: bool = True  # weight expert updates by routed mass (else by examples)
+    row_average: str = "senders"  # item updates divided by their senders (FedMF) or the round's clients (FedAvg)
     federate: bool = True  # False: local-only baseline, every client keeps its own item vectors
     personal_items: bool = False  # clients rank with their own fine-tuned item vectors (PFedRec)
     max_cells: int = 1 << 15  # padded examples per batched chunk (bounds memory)
     local: LocalConfig = field(default_factory=LocalConfig)
     compression: CompressionConfig = field(default_factory=CompressionConfig)  # uploads, with error feedback
     defense: DefenseConfig = field(default_factory=DefenseConfig)  # DP, robust aggregation, attacks, faults
+
+    def __post_init__(self) -> None:
+        if self.row_average not in ROW_AVERAGES:
+            raise MmfedrecError(f"row average must be one of {', '.join(ROW_AVERAGES)}, got {self.row_average!r}")
+        if self.row_average == "clients" and self.defense.aggregator != "fedavg":
+            raise MmfedrecError(
+                f"row average 'clients' is FedAvg's; {self.defense.aggregator} aggregates each item over its senders"
+            )
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,9 @@ class Simulation:
         self.rng = np.random.default_rng(seed)  # client sampling
         self.indptr, self.train_items = split.train_csr()
         self.known = KnownPairs.for_split(split, config.negatives_avoid_heldout)
-        self.server = ServerModel(self.shared, tower, config.server_optimizer, config.server_lr, config.content_lr)
+        self.server = ServerModel(
+            self.shared, tower, config.server_optimizer, config.server_lr, config.content_lr, config.row_average
+        )
         self.local_tables: Tensor | None = None
         if not config.federate:  # local-only: each client owns a copy of the starting item vectors
             with torch.no_grad():
@@ -176,7 +188,9 @@ class Simulation:
         if len(uploads.clients) == 0:
             return rejected
         expected = max(1.0, self.config.client_fraction * self.split.n_users)
-        delta, row_update = aggregate_defended(uploads, defense, self.split.n_items, expected, self.noise, key)
+        delta, row_update = aggregate_defended(
+            uploads, defense, self.split.n_items, expected, self.noise, key, self.config.row_average
+        )
         self.server.apply_delta(delta, row_update)
         return rejected
 

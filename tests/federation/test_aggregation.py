@@ -39,3 +39,11 @@ def test_sums_do_not_depend_on_how_clients_are_grouped() -> None:
         torch.testing.assert_close(tensor, added.tensors()[name])
     roundtrip = UpdateSums.from_tensors(added.tensors())
     torch.testing.assert_close(finalize(roundtrip)[1], finalize(together)[1])
+
+
+def test_item_rows_averaged_over_their_senders_or_over_every_client() -> None:
+    chunk = result([1.0, 3.0, -2.0], mass=[[1, 0], [1, 2], [0.5, 0.5]], n=[2.0, 3.0, 1.0], items=[0, 0, 1])
+    sums = update_sums(chunk, chunk.touched_pairs(3), n_items=3, expertwise=True)
+    assert finalize(sums)[1][:, 0].tolist() == [2.0, -2.0, 0.0]  # FedMF: item 0 by its 2 senders, item 1 by 1
+    by_clients = finalize(sums, row_average="clients")[1][:, 0]  # FedAvg over the table: all 3 clients
+    torch.testing.assert_close(by_clients, torch.tensor([4.0 / 3, -2.0 / 3, 0.0]))

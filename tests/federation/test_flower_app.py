@@ -16,7 +16,7 @@ from mmfedrec.federation.runner import build_trainer, train_seed
 from mmfedrec.federation.server_app import build_server_trainer
 from tests.federation.helpers import small_flower_config
 
-ALLOWED_ARRAYS = ("weighted.", "weights.", "row_sum", "row_senders")
+ALLOWED_ARRAYS = ("weighted.", "weights.", "row_sum", "row_senders", "clients")  # "clients": a count
 ALLOWED_TRAIN_METRICS = {"num-examples", "num-clients", "upload-bytes", "routed-mass"}
 
 

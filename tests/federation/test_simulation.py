@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
+from mmfedrec.errors import MmfedrecError
 from mmfedrec.evaluation.protocols import evaluate
+from mmfedrec.federation.defended import DefenseConfig
 from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import LocalConfig
 from mmfedrec.federation.models import build_model
@@ -17,9 +19,13 @@ def make_simulation(engine: str, model_name: str = "moe", lr: float = 0.01, **ov
     return Simulation(build_model(model_name, 16, n_experts=3), tower, split, config, seed=0)
 
 
-@pytest.mark.parametrize("model_name", ["moe", "mf", "ncf", "pfedrec"])
-def test_batched_engine_matches_the_per_client_loop(model_name: str) -> None:
-    batched, loop = make_simulation("batched", model_name), make_simulation("loop", model_name)
+@pytest.mark.parametrize(
+    ("model_name", "row_average"),
+    [("moe", "senders"), ("mf", "senders"), ("ncf", "senders"), ("pfedrec", "senders"), ("mf", "clients")],
+)
+def test_batched_engine_matches_the_per_client_loop(model_name: str, row_average: str) -> None:
+    batched = make_simulation("batched", model_name, row_average=row_average)
+    loop = make_simulation("loop", model_name, row_average=row_average)
     for round_index in range(2):
         stats_batched = batched.run_round(round_index)
         stats_loop = loop.run_round(round_index)
@@ -48,3 +54,19 @@ def test_local_only_keeps_item_vectors_private() -> None:
     assert torch.equal(simulation.tower.id_table.detach(), tower_before)
     assert stats.upload_bytes_per_client == 0.0
     assert not np.allclose(simulation.local_tables[0].numpy(), simulation.local_tables[1].numpy())
+
+
+def test_row_average_over_clients_moves_rare_items_less_and_is_fedavg_only() -> None:
+    senders, clients = make_simulation("batched", "mf"), make_simulation("batched", "mf", row_average="clients")
+    start = senders.server.item_table().clone()
+    senders.run_round(0)
+    clients.run_round(0)
+    moved_senders = (senders.server.item_table() - start).norm(dim=1)
+    moved_clients = (clients.server.item_table() - start).norm(dim=1)
+    touched = moved_senders > 0
+    assert touched.any() and bool((moved_clients <= moved_senders + 1e-7).all())
+    assert bool((moved_clients[touched] < moved_senders[touched]).any())  # items not every client trained
+    with pytest.raises(MmfedrecError, match="row average 'clients' is FedAvg's; median aggregates"):
+        FederatedConfig(row_average="clients", defense=DefenseConfig(aggregator="median"))
+    with pytest.raises(MmfedrecError, match="row average must be one of senders, clients"):
+        FederatedConfig(row_average="all")

@@ -22,6 +22,7 @@ class UpdateSums:
     weights: dict[str, Tensor]  # name -> sum_c w_c, a scalar (or (K,) for expert tensors)
     row_sum: Tensor  # (I, D + 1) sum of item-vector updates
     row_senders: Tensor  # (I,) how many clients sent an update for each item
+    clients: Tensor  # () how many clients' updates are summed
 
     def __add__(self, other: UpdateSums) -> UpdateSums:
         return UpdateSums(
@@ -29,20 +30,21 @@ class UpdateSums:
             {k: v + other.weights[k] for k, v in self.weights.items()},
             self.row_sum + other.row_sum,
             self.row_senders + other.row_senders,
+            self.clients + other.clients,
         )
 
     def tensors(self) -> dict[str, Tensor]:
         """Flat name -> tensor view, for sending over the wire."""
         flat = {f"weighted.{k}": v for k, v in self.weighted.items()}
         flat |= {f"weights.{k}": v for k, v in self.weights.items()}
-        return flat | {"row_sum": self.row_sum, "row_senders": self.row_senders}
+        return flat | {"row_sum": self.row_sum, "row_senders": self.row_senders, "clients": self.clients}
 
     @classmethod
     def from_tensors(cls, flat: dict[str, Tensor]) -> UpdateSums:
         def group(prefix: str) -> dict[str, Tensor]:
             return {k[len(prefix) :]: v for k, v in flat.items() if k.startswith(prefix)}
 
-        return cls(group("weighted."), group("weights."), flat["row_sum"], flat["row_senders"])
+        return cls(group("weighted."), group("weights."), flat["row_sum"], flat["row_senders"], flat["clients"])
 
 
 def update_sums(result: LocalResult, touched: Tensor, n_items: int, expertwise: bool) -> UpdateSums:
@@ -60,13 +62,26 @@ def update_sums(result: LocalResult, touched: Tensor, n_items: int, expertwise: 
     width = result.row_delta.shape[-1]  # masked-out rows are zero (LocalResult): no masked copy
     row_sum = torch.zeros(n_items, width).index_add_(0, result.row_items.flatten(), result.row_delta.reshape(-1, width))
     row_senders = torch.bincount(touched % n_items, minlength=n_items).float()
-    return UpdateSums(weighted, weights, row_sum, row_senders)
+    clients = torch.tensor(float(len(result.n_examples)))
+    return UpdateSums(weighted, weights, row_sum, row_senders, clients)
 
 
-def finalize(sums: UpdateSums) -> tuple[dict[str, Tensor], Tensor]:
-    """(mean shared deltas, mean item-row update); a zero weight gives a zero update."""
+ROW_AVERAGES = ("senders", "clients")
+
+
+def finalize(sums: UpdateSums, row_average: str = "senders") -> tuple[dict[str, Tensor], Tensor]:
+    """(mean shared deltas, mean item-row update); a zero weight gives a zero update.
+
+    `row_average` says what an item's summed update is divided by: "senders", the clients that
+    trained that item (FedMF), or "clients", all clients of the round, as FedAvg over the whole
+    table does (PFedRec's code): a rarely touched item then moves little.
+    """
     delta = {}
     for name, weighted in sums.weighted.items():
         weight = sums.weights[name]
         delta[name] = weighted / weight.clamp_min(1e-12).view(*weight.shape, *[1] * (weighted.dim() - weight.dim()))
+    if row_average == "clients":
+        return delta, sums.row_sum / sums.clients.clamp_min(1)
+    if row_average != "senders":
+        raise ValueError(f"row_average must be one of {ROW_AVERAGES}, got {row_average!r}")
     return delta, sums.row_sum / sums.row_senders.clamp_min(1).unsqueeze(-1)
