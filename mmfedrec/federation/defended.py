@@ -18,6 +18,7 @@ from torch import Tensor
 
 from mmfedrec.errors import MmfedrecError
 from mmfedrec.federation.aggregation.robust import coordinate_median, robust_row_aggregate, trimmed_mean
+from mmfedrec.federation.aggregation.sums import average_rows
 from mmfedrec.federation.faults import corrupt, finite_clients
 from mmfedrec.federation.local import LocalResult, sum_by_key
 from mmfedrec.federation.privacy.dp import add_gaussian_noise, flatten_updates, unflatten
@@ -189,9 +190,7 @@ def aggregate_defended(
         }
         return delta, pieces[-1].view_as(row_sum) / expected_clients
     delta = {k: v / total_weight.clamp_min(1e-12) for k, v in weighted.items()}
-    if row_average == "clients":
-        return delta, row_sum / max(1, len(uploads.clients))
-    return delta, row_sum / senders.clamp_min(1).unsqueeze(-1)
+    return delta, average_rows(row_sum, senders, len(uploads.clients), row_average)
 
 
 def _sums(

@@ -12,9 +12,12 @@ from mmfedrec.federation.simulation import FederatedConfig, Simulation
 from tests.federation.helpers import planted_split
 
 
-def simulation(defense: DefenseConfig, model: str = "moe", lr: float = 0.05, n_users: int = 60) -> Simulation:
+def simulation(
+    defense: DefenseConfig, model: str = "moe", lr: float = 0.05, n_users: int = 60, row_average: str = "senders"
+) -> Simulation:
     split = planted_split(n_users=n_users)
-    config = FederatedConfig(expertwise=False, local=LocalConfig(lr=lr, batch_size=8), defense=defense)
+    local = LocalConfig(lr=lr, batch_size=8)
+    config = FederatedConfig(expertwise=False, local=local, defense=defense, row_average=row_average)
     tower = ItemTower(split.n_items, 16, generator=torch.Generator().manual_seed(0))
     return Simulation(build_model(model, 16, n_experts=3), tower, split, config, seed=0)
 
@@ -25,9 +28,19 @@ def train(sim: Simulation, rounds: int) -> float:
     return evaluate(sim.scorer(), sim.split, "test")["sampled"]["ndcg@10"]
 
 
-@pytest.mark.parametrize("defense", [DefenseConfig(norm_bound=1e9), DefenseConfig(secure_agg=True)])
-def test_the_per_client_path_and_secure_aggregation_match_plain_fedavg(defense: DefenseConfig) -> None:
-    plain, defended = simulation(DefenseConfig()), simulation(defense)
+@pytest.mark.parametrize(
+    ("defense", "row_average"),
+    [
+        (DefenseConfig(norm_bound=1e9), "senders"),
+        (DefenseConfig(secure_agg=True), "senders"),
+        (DefenseConfig(norm_bound=1e9), "clients"),
+    ],
+)
+def test_the_per_client_path_and_secure_aggregation_match_plain_fedavg(
+    defense: DefenseConfig, row_average: str
+) -> None:
+    plain = simulation(DefenseConfig(), row_average=row_average)
+    defended = simulation(defense, row_average=row_average)
     assert defended.config.defense.per_client and not plain.config.defense.per_client
     for round_index in range(1, 3):
         plain.run_round(round_index)

@@ -69,19 +69,21 @@ def update_sums(result: LocalResult, touched: Tensor, n_items: int, expertwise: 
 ROW_AVERAGES = ("senders", "clients")
 
 
-def finalize(sums: UpdateSums, row_average: str = "senders") -> tuple[dict[str, Tensor], Tensor]:
-    """(mean shared deltas, mean item-row update); a zero weight gives a zero update.
+def average_rows(row_sum: Tensor, senders: Tensor, clients: float | Tensor, row_average: str) -> Tensor:
+    """The item-row update (I, D + 1) from the summed updates: each item's sum divided by its
+    `senders` (I,), the clients that trained it (FedMF), or by all `clients` of the round, as FedAvg
+    over the whole table does (PFedRec's code), so that a rarely touched item moves little."""
+    if row_average == "clients":
+        return row_sum / max(1.0, float(clients))
+    if row_average != "senders":
+        raise ValueError(f"row_average must be one of {ROW_AVERAGES}, got {row_average!r}")
+    return row_sum / senders.clamp_min(1).unsqueeze(-1)
 
-    `row_average` says what an item's summed update is divided by: "senders", the clients that
-    trained that item (FedMF), or "clients", all clients of the round, as FedAvg over the whole
-    table does (PFedRec's code): a rarely touched item then moves little.
-    """
+
+def finalize(sums: UpdateSums, row_average: str = "senders") -> tuple[dict[str, Tensor], Tensor]:
+    """(mean shared deltas, item-row update as `average_rows` says); a zero weight gives a zero update."""
     delta = {}
     for name, weighted in sums.weighted.items():
         weight = sums.weights[name]
         delta[name] = weighted / weight.clamp_min(1e-12).view(*weight.shape, *[1] * (weighted.dim() - weight.dim()))
-    if row_average == "clients":
-        return delta, sums.row_sum / sums.clients.clamp_min(1)
-    if row_average != "senders":
-        raise ValueError(f"row_average must be one of {ROW_AVERAGES}, got {row_average!r}")
-    return delta, sums.row_sum / sums.row_senders.clamp_min(1).unsqueeze(-1)
+    return delta, average_rows(sums.row_sum, sums.row_senders, sums.clients, row_average)
