@@ -20,6 +20,11 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         "--patience", type=int_in(0, 10**6), default=0, help="stop after N evaluations without improvement"
     )
     group.add_argument(
+        "--select-on",
+        default="ndcg@10",
+        help="validation metric (sampled protocol) that picks the reported round: ndcg@10 or hr@10",
+    )
+    group.add_argument(
         "--engine",
         choices=("sim", "loop", "flower-sim", "flower-deploy"),
         default="sim",
@@ -171,6 +176,7 @@ def experiment_config(args: argparse.Namespace, method: str, out: Path):
         federated=federated,
         central_lr=args.central_lr,
         patience=args.patience,
+        select_on=args.select_on,
         dp_epsilon=args.dp_epsilon,
         dp_delta=args.dp_delta,
         checkpoint_every=args.checkpoint_every,

@@ -30,6 +30,7 @@ class FlowerRunConfig:
     seed: int = 0  # seeds model init, client sampling and every round's example draws
     num_server_rounds: int = TrainSettings.rounds
     eval_every: int = 1  # validation every k rounds (and at the last round)
+    select_on: str = TrainSettings.select_on  # validation metric that picks the round
     eval_negatives: int = 99  # sampled-protocol negatives per user (part of the split's cache key)
     # dataset (DatasetSpec; "" = None)
     dataset: str = "synthetic"
@@ -142,7 +143,11 @@ class FlowerRunConfig:
             local=local,
         )
         return TrainSettings(
-            rounds=self.num_server_rounds, eval_every=self.eval_every, dim=self.dim, federated=federated
+            rounds=self.num_server_rounds,
+            eval_every=self.eval_every,
+            select_on=self.select_on,
+            dim=self.dim,
+            federated=federated,
         )
 
     def method_spec(self) -> MethodSpec:
@@ -179,6 +184,7 @@ class FlowerRunConfig:
             seed=seed,
             num_server_rounds=settings.rounds,
             eval_every=settings.eval_every,
+            select_on=settings.select_on,
             eval_negatives=eval_negatives,
             dataset=dataset.name,
             dataset_root=_text(dataset.root),

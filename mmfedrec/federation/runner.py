@@ -28,7 +28,7 @@ from mmfedrec.federation.popularity import popularity_scorer
 from mmfedrec.federation.privacy.dp import PrivacyAccountant
 from mmfedrec.federation.simulation import FederatedConfig, Simulation
 
-SELECTION_METRIC = ("sampled", "ndcg@10")
+SELECTION_METRICS = ("ndcg@10", "hr@10")  # sampled-protocol validation metrics a round may be chosen on
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,16 @@ class TrainSettings:
     central_lr: float = 0.005
     central_batch_size: int = 1024
     patience: int = 0  # stop after this many evaluations without improvement (0 = never)
+    select_on: str = "ndcg@10"  # validation metric (sampled protocol) that picks the round: SELECTION_METRICS
     dp_epsilon: float = 0.0  # client-level DP: the epsilon to spend over all rounds (0 = no DP)
     dp_delta: float = 1e-5
     checkpoint_every: int = 0  # write a resumable checkpoint every N rounds (0 = never)
+
+    def __post_init__(self) -> None:
+        if self.select_on not in SELECTION_METRICS:
+            raise MmfedrecError(
+                f"--select-on (select_on) must be one of {', '.join(SELECTION_METRICS)}, got {self.select_on!r}"
+            )
 
 
 @dataclass
@@ -192,7 +199,7 @@ def train_seed(
             valid = evaluate(trainer.scorer(), split, "valid", groups)
             entry["valid"] = {"sampled": valid["sampled"], "full": valid["full"]}
             entry["eval_seconds"] = round(time.perf_counter() - started, 4)
-            value = valid[SELECTION_METRIC[0]][SELECTION_METRIC[1]]
+            value = valid["sampled"][settings.select_on]
             if value > progress.best_value:
                 progress.best_value, progress.best_round, progress.best_valid = value, round_index, valid
                 best_state, progress.stale = trainer.state(), 0

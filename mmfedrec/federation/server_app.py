@@ -28,7 +28,7 @@ from mmfedrec.federation.aggregation.sums import UpdateSums
 from mmfedrec.federation.client_app import PROTOCOLS, global_arrays
 from mmfedrec.federation.comm import download_nbytes
 from mmfedrec.federation.flower_config import FlowerRunConfig
-from mmfedrec.federation.runner import SELECTION_METRIC, SeedOutcome, build_trainer
+from mmfedrec.federation.runner import SeedOutcome, build_trainer
 from mmfedrec.federation.simulation import Simulation
 from mmfedrec.runtime import configure_runtime
 
@@ -65,11 +65,12 @@ def add_metric_sums(replies: Iterable[Message]) -> dict[str, float]:
 class MmfedrecStrategy(FedAvg):
     """FedAvg's sampling and messaging; mmfedrec's aggregation, server optimizer and item tower."""
 
-    def __init__(self, trainer: Simulation, rounds: int, eval_every: int) -> None:
+    def __init__(self, trainer: Simulation, rounds: int, eval_every: int, select_on: str = "ndcg@10") -> None:
         super().__init__(min_train_nodes=1, min_evaluate_nodes=1, min_available_nodes=1)
         self.trainer = trainer
         self.rounds = rounds
         self.eval_every = eval_every
+        self.select_on = select_on  # sampled-protocol validation metric that picks the round
         self.curve: list[dict[str, object]] = []
         self.best_value, self.best_round, self.best_valid = -np.inf, 0, {}
         self.best_state = self.server_state()
@@ -148,7 +149,7 @@ class MmfedrecStrategy(FedAvg):
         entry = self.curve[-1]
         entry["valid"] = {"sampled": result["sampled"], "full": result["full"]}
         entry["eval_seconds"] = round(time.perf_counter() - self._eval_started, 4)
-        value = result[SELECTION_METRIC[0]][SELECTION_METRIC[1]]
+        value = result["sampled"][self.select_on]
         if value > self.best_value:
             self.best_value, self.best_round, self.best_valid = value, server_round, result
             self.best_state, self.best_arrays = self.server_state(), self.global_arrays()
@@ -205,7 +206,7 @@ def run_server(grid: Grid, config: FlowerRunConfig, trainer: Simulation | None =
         trainer: the server's state (default: `build_server_trainer(config)`); left at the last round.
     """
     trainer = trainer or build_server_trainer(config)
-    strategy = MmfedrecStrategy(trainer, config.num_server_rounds, config.eval_every)
+    strategy = MmfedrecStrategy(trainer, config.num_server_rounds, config.eval_every, config.select_on)
     wait_for_nodes(grid, config.min_nodes, config.node_wait_timeout)
     strategy.start(grid, strategy.global_arrays(), num_rounds=config.num_server_rounds, timeout=config.round_timeout)
     test = strategy.evaluate_best(grid, config.round_timeout)

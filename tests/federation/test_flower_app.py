@@ -56,10 +56,12 @@ def test_flower_rounds_match_the_inprocess_engine(tmp_path, method: str, fractio
     assert outcome.curve[-1]["clients"] == round(fraction * split.n_users)
 
 
-@pytest.mark.parametrize("row_average", ["senders", "clients"])  # "clients": silos send their client counts
-def test_flower_outcome_matches_train_seed(tmp_path, row_average: str) -> None:
+@pytest.mark.parametrize(  # "clients": silos send their client counts
+    ("row_average", "select_on"), [("senders", "ndcg@10"), ("clients", "hr@10")]
+)
+def test_flower_outcome_matches_train_seed(tmp_path, row_average: str, select_on: str) -> None:
     """Model selection and the best-round test run the same way: one summary, either engine."""
-    config = small_config(tmp_path, num_server_rounds=3, row_average=row_average)
+    config = small_config(tmp_path, num_server_rounds=3, row_average=row_average, select_on=select_on)
     reference = train_seed(config.method_spec(), config.split(), None, config.train_settings(), config.seed)
     outcome, _ = run_inprocess(config, num_partitions=3)
     assert outcome.best_round == reference.best_round
