@@ -20,6 +20,7 @@ from mmfedrec.data.types import Catalog
 from mmfedrec.errors import MmfedrecError
 from mmfedrec.experiment import ExperimentConfig
 from mmfedrec.federation.methods import MethodSpec, method_spec
+from mmfedrec.federation.personal_items import PersonalItemRows
 
 PSEUDO_FILE = "pseudo_interactions.safetensors"  # optional: users, items (split indices), weights
 
@@ -34,12 +35,14 @@ class RunModel:
         private: dict[str, Tensor],
         item_rows: Tensor,
         local_lr: float,
+        personal: PersonalItemRows | None = None,
     ) -> None:
         self.model = model
         self.shared = {k: v.detach().unsqueeze(0) for k, v in shared.items()}  # (1, ...) broadcast over clients
         self.private = {k: v.detach() for k, v in private.items()}  # (U, ...)
         self.item_rows = item_rows.detach()  # (1, I, D+1) global table, or (U, I, D+1) local-only tables
         self.local_lr = local_lr
+        self.personal = personal  # each client's own fine-tuned item vectors (--personal-items runs)
 
     @property
     def n_items(self) -> int:
@@ -53,6 +56,9 @@ class RunModel:
         return {k: v[user : user + 1] for k, v in self.private.items()}  # (1, ...)
 
     def _rows(self, user: int) -> Tensor:
+        """(1, I, D+1) the item vectors this client ranks with, as the evaluator scores it."""
+        if self.personal is not None:
+            return self.personal.tables(torch.tensor([user]), self.item_rows[0])
         return self.item_rows if self.item_rows.shape[0] == 1 else self.item_rows[user : user + 1]
 
     def scores(self, user: int, private: dict[str, Tensor] | None = None) -> np.ndarray:
@@ -177,7 +183,9 @@ def load_run(folder: Path, cache_dir: Path | None = None) -> LoadedRun:
     local_tables = getattr(trainer, "local_tables", None)
     with torch.no_grad():
         item_rows = local_tables if local_tables is not None else trainer.tower().detach().unsqueeze(0)
-    model = RunModel(trainer.model, trainer.shared, trainer.private, item_rows, config.train.federated.local.lr)
+    personal = getattr(trainer, "personal", None)
+    local_lr = config.train.federated.local.lr
+    model = RunModel(trainer.model, trainer.shared, trainer.private, item_rows, local_lr, personal)
     summary_path = folder / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     return LoadedRun(

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from safetensors.torch import load_file
 
 from mmfedrec.app import handlers
 from mmfedrec.app.tiles import MAX_UPLOAD_SIDE, check_upload
@@ -172,3 +173,23 @@ def test_build_demo_wires_five_tabs(context) -> None:
     assert {"on_recommend", "on_show", "on_train"} <= wired
     options = launch_options(context)
     assert str(context.tiles.folder.resolve()) in options["allowed_paths"]
+
+
+def test_a_personal_items_run_is_served_with_each_clients_own_item_vectors(tmp_path: Path) -> None:
+    """The app ranks as the evaluator did: with the item vectors each client fine-tuned."""
+    from mmfedrec.app.run_loader import load_run
+    from mmfedrec.cli import main
+    from mmfedrec.federation.runner import build_trainer
+    from tests.app.conftest import TINY
+
+    out = tmp_path / "run"
+    argv = ["--threads", "1", "train", "--method", "fedavg-mf", "--rounds", "2", "--personal-items", "--out", str(out)]
+    assert main([*argv, *TINY, "--cache-dir", str(tmp_path / "cache")]) == 0
+    run = load_run(out)
+    assert run.model.personal is not None and len(run.model.personal.keys) > 0
+    trainer = build_trainer(run.method, run.split, None, run.config.train, run.config.seeds[0])
+    trainer.load_state(load_file(str(out / "model.safetensors")))
+    users = run.split.evaluated_users("test")[:3]
+    expected = trainer.scorer()(users)
+    for row, user in enumerate(users):
+        np.testing.assert_allclose(run.model.scores(int(user)), expected[row], rtol=1e-6, atol=1e-6)
