@@ -73,8 +73,9 @@ def build_round_examples(
     grouped = np.argsort(owner, kind="stable")  # pseudo positives join their client's group
     owner, positives, weights = owner[grouped], positives[grouped], weights[grouped]
     client = clients[owner].astype(np.uint64)
-    shuffle_keys = counter_hash(round_key, client, _position_in_group(owner), SHUFFLE_SLOT)
-    order = np.lexsort((shuffle_keys, owner))  # group by client, shuffle within
+    # Group by client, shuffle within by the hash's top 32 bits: one sort key (5x faster than lexsort).
+    shuffle_keys = counter_hash(round_key, client, _position_in_group(owner), SHUFFLE_SLOT) >> np.uint64(32)
+    order = np.argsort((owner.astype(np.uint64) << np.uint64(32)) | shuffle_keys, kind="stable")
     owner, positives, weights, client = owner[order], positives[order], weights[order], client[order]
 
     slots = np.arange(1, n_negatives + 1, dtype=np.uint64)
@@ -198,43 +199,41 @@ def pad_chunks(examples: RoundExamples, max_cells: int) -> list[PaddedChunk]:
     examples (C * L), which bounds memory whatever the number of clients.
     """
     order = np.argsort(examples.counts, kind="stable")
-    offsets = examples.offsets
     chunks: list[PaddedChunk] = []
     start = 0
     while start < len(order):
         end = start + 1
         while end < len(order) and (end + 1 - start) * max(1, examples.counts[order[end]]) <= max_cells:
             end += 1
-        chunks.append(_pad(examples, order[start:end][::-1].copy(), offsets))  # largest first: see local_train
+        chunks.append(_pad(examples, order[start:end][::-1].copy()))  # largest first: see local_train
         start = end
     return chunks
 
 
 def single_client_chunks(examples: RoundExamples) -> list[PaddedChunk]:
     """One unpadded chunk per client: what the reference loop trains on."""
-    offsets = examples.offsets
-    return [_pad(examples, np.array([k]), offsets) for k in range(len(examples.clients))]
+    return [_pad(examples, np.array([k])) for k in range(len(examples.clients))]
 
 
-def _pad(examples: RoundExamples, rows: np.ndarray, offsets: np.ndarray) -> PaddedChunk:
-    n_neg = examples.negatives.shape[1]
-    length = max(1, int(examples.counts[rows].max()))
-    items = np.zeros((len(rows), length, 1 + n_neg), dtype=np.int64)
-    item_mask = np.zeros((len(rows), length, 1 + n_neg), dtype=bool)
-    weights = np.zeros((len(rows), length), dtype=np.float32)
+def _pad(examples: RoundExamples, rows: np.ndarray) -> PaddedChunk:
+    """The examples of clients `rows` as (C, L) tensors, each client's examples first in its row."""
     counts = examples.counts[rows]
-    slot = np.repeat(np.arange(len(rows)), counts)  # (E_chunk,) the padded row of each example
-    _, source = csr_gather(offsets, np.arange(offsets[-1]), rows)  # (E_chunk,) its index in `examples`
-    position = np.arange(len(source)) - np.repeat(np.cumsum(counts) - counts, counts)
-    items[slot, position, 0] = examples.positives[source]
-    items[slot, position, 1:] = examples.negatives[source]
-    item_mask[slot, position, 0] = True
-    item_mask[slot, position, 1:] = examples.negative_ok[source]
-    weights[slot, position] = examples.weights[source]
+    n_rows, length, width = len(rows), max(1, int(counts.max())), 1 + examples.negatives.shape[1]
+    starts = np.cumsum(counts) - counts  # where each client's examples begin in the chunk
+    within = np.arange(int(counts.sum()))
+    source = np.repeat(examples.offsets[rows] - starts, counts) + within  # (E_chunk,) index in `examples`
+    cell = np.repeat(np.arange(n_rows) * length - starts, counts) + within  # (E_chunk,) flat padded cell
+    items = np.zeros((n_rows * length, width), dtype=np.int64)
+    item_mask = np.zeros((n_rows * length, width), dtype=bool)
+    weights = np.zeros(n_rows * length, dtype=np.float32)
+    items[cell, 0], items[cell, 1:] = examples.positives[source], examples.negatives[source]
+    item_mask[cell, 0], item_mask[cell, 1:] = True, examples.negative_ok[source]
+    weights[cell] = examples.weights[source]
+    shape = (n_rows, length)
     return PaddedChunk(
         rows=rows,
         clients=torch.from_numpy(examples.clients[rows]),
-        items=torch.from_numpy(items),
-        item_mask=torch.from_numpy(item_mask),
-        weights=torch.from_numpy(weights),
+        items=torch.from_numpy(items).view(*shape, width),
+        item_mask=torch.from_numpy(item_mask).view(*shape, width),
+        weights=torch.from_numpy(weights).view(shape),
     )

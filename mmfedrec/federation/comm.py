@@ -34,7 +34,7 @@ def upload_nbytes(result: LocalResult, touched: Tensor, n_items: int) -> Tensor:
     n_clients = result.n_examples.shape[0]
     dense = sum(d[0].numel() * d.element_size() for d in result.shared_delta.values())
     unique_rows = torch.bincount(touched // n_items, minlength=n_clients)
-    row_bytes = ITEM_INDEX_BYTES + result.row_delta.shape[-1] * result.row_delta.element_size()
+    row_bytes = ITEM_INDEX_BYTES + result.row_update_nbytes
     return dense + unique_rows * row_bytes + counts_nbytes(result)
 
 

@@ -98,7 +98,7 @@ class ErrorFeedbackCompressor:
         sent_rows = torch.bincount(owner, minlength=n_clients)
         row_bytes = ITEM_INDEX_BYTES + values.shape[-1] * self.config.value_bytes
         row_bytes += SCALE_BYTES if self.config.bits == 8 else 0
-        compressed = replace(result, shared_delta=shared, row_items=row_items, row_mask=row_mask, row_delta=row_delta)
+        compressed = replace(result, shared_delta=shared, row_items=row_items, row_mask=row_mask, row_updates=row_delta)
         return compressed, shared_bytes + sent_rows * row_bytes + counts_nbytes(result)
 
     def _compress_shared(self, deltas: dict[str, Tensor], clients: Tensor) -> tuple[dict[str, Tensor], Tensor]:

@@ -14,7 +14,7 @@ def result(deltas: list[float], mass: list[list[float]], n: list[float], items: 
         },
         row_items=torch.tensor(items).view(n_clients, 1, 1),
         row_mask=torch.ones(n_clients, 1, 1, dtype=torch.bool),
-        row_delta=torch.tensor(deltas).view(n_clients, 1, 1, 1),
+        row_updates=torch.tensor(deltas).view(n_clients, 1, 1, 1),
         routed_mass=torch.tensor(mass),
         n_examples=torch.tensor(n),
     )

@@ -52,7 +52,7 @@ def fake_result(generator: torch.Generator, n_clients: int = 3, n_items: int = 1
         shared_delta={"experts.weight": torch.randn(n_clients, 2, 4, 4, generator=generator)},
         row_items=items,
         row_mask=mask,
-        row_delta=torch.randn(n_clients, 6, 2, 5, generator=generator) * mask.unsqueeze(-1),
+        row_updates=torch.randn(n_clients, 6, 2, 5, generator=generator) * mask.unsqueeze(-1),
         routed_mass=torch.rand(n_clients, 2, generator=generator),
         n_examples=torch.full((n_clients,), 6.0),
     )

@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import torch
 
+from mmfedrec.federation import local
 from mmfedrec.federation.batches import build_round_examples, pad_chunks, round_key
 from mmfedrec.federation.item_tower import ItemTower
-from mmfedrec.federation.local import LocalConfig, local_train
+from mmfedrec.federation.local import DENSE_ROW_SUMS_MAX_RATIO, LocalConfig, RowFactors, local_train
 from mmfedrec.federation.models import build_model
 from tests.federation.helpers import planted_split
 
@@ -51,3 +52,24 @@ def test_row_step_defaults_follow_the_client_optimizer() -> None:
     assert LocalConfig(lr=0.3, row_optimizer="sgd", row_lr=20.0).row_step == ("sgd", 20.0)
     with pytest.raises(ValueError, match="row_optimizer"):
         LocalConfig(row_optimizer="lion")
+
+
+@pytest.mark.parametrize("dense_ratio", [DENSE_ROW_SUMS_MAX_RATIO, 0])  # one product, or a scatter of the rows
+def test_factored_item_updates_sum_per_item_like_their_rows(monkeypatch: pytest.MonkeyPatch, dense_ratio: int) -> None:
+    split = planted_split()
+    generator = torch.Generator().manual_seed(0)
+    model = build_model("moe", 16, n_experts=3)
+    shared, private = model.init_shared(generator), model.init_private(split.n_users, generator)
+    table = ItemTower(split.n_items, 16, generator=generator)().detach()
+    indptr, items = split.train_csr()
+    examples = build_round_examples(np.arange(split.n_users), indptr, items, split.n_items, 4, round_key(0, 1))
+    chunk = pad_chunks(examples, max_cells=512)[0]
+    result = local_train(model, shared, {k: v[chunk.clients] for k, v in private.items()}, table, chunk, LocalConfig())
+    assert isinstance(result.row_updates, RowFactors)
+    rows = result.row_updates.dense()
+    expected = torch.zeros(split.n_items, 17).index_put_(
+        (result.row_items[result.row_mask],), rows[result.row_mask], accumulate=True
+    )
+    monkeypatch.setattr(local, "DENSE_ROW_SUMS_MAX_RATIO", dense_ratio)
+    torch.testing.assert_close(result.item_row_sums(split.n_items), expected, atol=1e-5, rtol=1e-5)
+    assert expected.abs().sum() > 0

@@ -59,8 +59,7 @@ def update_sums(result: LocalResult, touched: Tensor, n_items: int, expertwise: 
         else:
             weighted[name] = torch.tensordot(result.n_examples, delta, dims=1)
             weights[name] = result.n_examples.sum()
-    width = result.row_delta.shape[-1]  # masked-out rows are zero (LocalResult): no masked copy
-    row_sum = torch.zeros(n_items, width).index_add_(0, result.row_items.flatten(), result.row_delta.reshape(-1, width))
+    row_sum = result.item_row_sums(n_items)
     row_senders = torch.bincount(touched % n_items, minlength=n_items).float()
     clients = torch.tensor(float(len(result.n_examples)))
     return UpdateSums(weighted, weights, row_sum, row_senders, clients)
