@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmfedrec.federation.batches import PaddedChunk
-from mmfedrec.federation.models.scoring import row_dot
+from mmfedrec.federation.models.scoring import DENSE_MAX_RATIO, row_dot, table_dot
 
 ADAM_EPS = 1e-8  # torch.optim.Adam's default, also in the item-vector steps
 
@@ -76,9 +76,9 @@ class RowFactors:
         Scales are summed per (client, step, item) into a dense (C * S, I) matrix, which then
         meets the step vectors in one product. That pays while the matrix is not much larger
         than the rows themselves (ML-100K: 6x, 3-4x faster than scattering the rows); beyond
-        `DENSE_ROW_SUMS_MAX_RATIO` the rows are scattered."""
+        `DENSE_MAX_RATIO` the rows are scattered."""
         n_clients, n_steps, width = self.vectors.shape
-        if n_clients * n_steps * n_items > DENSE_ROW_SUMS_MAX_RATIO * self.scale.numel():
+        if n_clients * n_steps * n_items > DENSE_MAX_RATIO * self.scale.numel():
             return items.new_zeros(n_items, width, dtype=self.scale.dtype).index_add_(
                 0, items.flatten(), self.dense().reshape(-1, width)
             )
@@ -87,9 +87,6 @@ class RowFactors:
         per_step = self.scale.new_zeros(n_clients * n_steps * n_items)
         per_step.index_add_(0, (owner_step * n_items + items).flatten(), self.scale.flatten())
         return per_step.view(-1, n_items).T @ self.vectors.reshape(-1, width)
-
-
-DENSE_ROW_SUMS_MAX_RATIO = 16  # dense (C * S, I) entries per row copy up to which item_sums multiplies
 
 
 @dataclass
@@ -181,11 +178,16 @@ def _optimizer(config: LocalConfig, shared: list[Tensor], own: list[Tensor]) -> 
     raise ValueError(f"optimizer must be 'adam' or 'sgd', got {config.optimizer!r}")
 
 
-def _gather_rows(item_table: Tensor, items: Tensor, owners: Tensor | None) -> Tensor:
-    """(C, ...) item indices -> (C, ..., D + 1) vectors, from one table or from each client's own."""
-    if owners is None:
-        return item_table[items]
-    return item_table[owners.view(-1, *[1] * (items.dim() - 1)), items]
+def _step_rows(
+    item_table: Tensor, items: Tensor, owners: Tensor | None, row_delta: Tensor | None, epoch: int, step: slice
+) -> Tensor:
+    """(n, B, 1 + n_neg) item indices of a step -> (n, B, 1 + n_neg, D + 1) vectors, from one table
+    or from each client's own, with the changes earlier epochs made to these copies."""
+    n = items.shape[0]
+    rows = item_table[items] if owners is None else item_table[owners[:n].view(-1, 1, 1), items]
+    if epoch > 0:
+        rows += row_delta[:n, step]
+    return rows
 
 
 @torch.no_grad()
@@ -244,7 +246,7 @@ def local_train(
     local_shared = {k: v.unsqueeze(0).repeat(n_clients, *[1] * v.dim()).requires_grad_() for k, v in shared.items()}
     local_private = {k: v.clone().requires_grad_() for k, v in private.items()}
     steps = [slice(start, start + config.batch_size) for start in range(0, length, config.batch_size)]
-    width = item_table.shape[-1]
+    n_items, width = item_table.shape[-2:]
     bilinear = hasattr(model, "client_vector")  # scores = row_dot(rows, client_vector): MF, ours
     if bilinear and config.local_epochs == 1:  # each copy's step stays factored (RowFactors)
         row_delta = None
@@ -264,19 +266,19 @@ def local_train(
             n = int((counts > step.start).sum()) if by_size else n_clients
             params_private = {k: v[:n] for k, v in local_private.items()}
             params_shared = {k: v[:n] for k, v in local_shared.items()}
-            batch_rows = _gather_rows(item_table, chunk.items[:n, step], None if owners is None else owners[:n])
-            if epoch > 0:
-                batch_rows += row_delta[:n, step]
-            if not bilinear:  # a fresh leaf per step: its backward only touches the item vectors the step used
-                batch_rows.requires_grad_()
-            flat = batch_rows.view(n, -1, batch_rows.shape[-1])  # (n, B * (1 + n_neg), D + 1)
+            items = chunk.items[:n, step]  # (n, B, 1 + n_neg)
             if bilinear:  # the rows' gradient is score gradient x client vector: never formed
                 vector = model.client_vector(params_private, params_shared)  # (n, D + 1)
-                flat_scores = row_dot(flat, vector)
+                if row_delta is None and owners is None and n_items <= DENSE_MAX_RATIO * items[0].numel():
+                    flat_scores = table_dot(item_table, items.view(n, -1), vector)  # no rows gathered
+                else:
+                    rows = _step_rows(item_table, items, owners, row_delta, epoch, step)
+                    flat_scores = row_dot(rows.view(n, -1, width), vector)
                 flat_scores.retain_grad()
-            else:
-                flat_scores = model.scores(params_private, params_shared, flat)
-            scores = flat_scores.view(batch_rows.shape[:-1])  # (n, B, 1 + n_neg)
+            else:  # a fresh leaf per step: its backward only touches the item vectors the step used
+                rows = _step_rows(item_table, items, owners, row_delta, epoch, step).requires_grad_()
+                flat_scores = model.scores(params_private, params_shared, rows.view(n, -1, width))
+            scores = flat_scores.view(items.shape)  # (n, B, 1 + n_neg)
             per_example = example_loss(scores, item_mask[:n, step], config.loss) * chunk.weights[:n, step]
             n_real = real[:n, step].sum(-1)  # (n,)
             active = n_real > 0  # (n,) clients with an example in this step
@@ -299,7 +301,7 @@ def local_train(
                 else:
                     row_delta[:n, step].addcmul_(scale.unsqueeze(-1), step_vector[:, None, None, :])
             else:
-                _add_row_step(row_delta[:n, step], batch_rows.grad, config)
+                _add_row_step(row_delta[:n, step], rows.grad, config)
             if bool(active.all()):  # clients [n:] (none, or those out of examples) stay where they are
                 tails = [p.detach()[n:].clone() for p in client_params] if n < n_clients else []
                 optimizer.step()

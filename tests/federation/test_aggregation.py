@@ -30,8 +30,8 @@ def test_expertwise_fedavg_and_item_rows_by_hand() -> None:
 
 
 def test_sums_do_not_depend_on_how_clients_are_grouped() -> None:
-    whole = result([1.0, 3.0, -2.0], mass=[[1, 0], [1, 2], [0.5, 0.5]], n=[2.0, 3.0, 1.0], items=[0, 1, 1])
-    first = result([1.0, 3.0], mass=[[1, 0], [1, 2]], n=[2.0, 3.0], items=[0, 1])
+    whole = result([1.0, 3.0, -2.0], mass=[[1.0, 0.0], [1.0, 2.0], [0.5, 0.5]], n=[2.0, 3.0, 1.0], items=[0, 1, 1])
+    first = result([1.0, 3.0], mass=[[1.0, 0.0], [1.0, 2.0]], n=[2.0, 3.0], items=[0, 1])
     second = result([-2.0], mass=[[0.5, 0.5]], n=[1.0], items=[1])
     together = update_sums(whole, whole.touched_pairs(2), 2, True)
     added = update_sums(first, first.touched_pairs(2), 2, True) + update_sums(second, second.touched_pairs(2), 2, True)
@@ -42,7 +42,7 @@ def test_sums_do_not_depend_on_how_clients_are_grouped() -> None:
 
 
 def test_item_rows_averaged_over_their_senders_or_over_every_client() -> None:
-    chunk = result([1.0, 3.0, -2.0], mass=[[1, 0], [1, 2], [0.5, 0.5]], n=[2.0, 3.0, 1.0], items=[0, 0, 1])
+    chunk = result([1.0, 3.0, -2.0], mass=[[1.0, 0.0], [1.0, 2.0], [0.5, 0.5]], n=[2.0, 3.0, 1.0], items=[0, 0, 1])
     sums = update_sums(chunk, chunk.touched_pairs(3), n_items=3, expertwise=True)
     assert finalize(sums)[1][:, 0].tolist() == [2.0, -2.0, 0.0]  # FedMF: item 0 by its 2 senders, item 1 by 1
     by_clients = finalize(sums, row_average="clients")[1][:, 0]  # FedAvg over the table: all 3 clients

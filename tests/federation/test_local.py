@@ -5,7 +5,7 @@ import torch
 from mmfedrec.federation import local
 from mmfedrec.federation.batches import build_round_examples, pad_chunks, round_key
 from mmfedrec.federation.item_tower import ItemTower
-from mmfedrec.federation.local import DENSE_ROW_SUMS_MAX_RATIO, LocalConfig, RowFactors, local_train
+from mmfedrec.federation.local import DENSE_MAX_RATIO, LocalConfig, RowFactors, local_train
 from mmfedrec.federation.models import build_model
 from tests.federation.helpers import planted_split
 
@@ -54,7 +54,7 @@ def test_row_step_defaults_follow_the_client_optimizer() -> None:
         LocalConfig(row_optimizer="lion")
 
 
-@pytest.mark.parametrize("dense_ratio", [DENSE_ROW_SUMS_MAX_RATIO, 0])  # one product, or a scatter of the rows
+@pytest.mark.parametrize("dense_ratio", [DENSE_MAX_RATIO, 0])  # one product, or a scatter of the rows
 def test_factored_item_updates_sum_per_item_like_their_rows(monkeypatch: pytest.MonkeyPatch, dense_ratio: int) -> None:
     split = planted_split()
     generator = torch.Generator().manual_seed(0)
@@ -70,6 +70,6 @@ def test_factored_item_updates_sum_per_item_like_their_rows(monkeypatch: pytest.
     expected = torch.zeros(split.n_items, 17).index_put_(
         (result.row_items[result.row_mask],), rows[result.row_mask], accumulate=True
     )
-    monkeypatch.setattr(local, "DENSE_ROW_SUMS_MAX_RATIO", dense_ratio)
+    monkeypatch.setattr(local, "DENSE_MAX_RATIO", dense_ratio)
     torch.testing.assert_close(result.item_row_sums(split.n_items), expected, atol=1e-5, rtol=1e-5)
     assert expected.abs().sum() > 0

@@ -54,7 +54,7 @@ def update_sums(result: LocalResult, touched: Tensor, n_items: int, expertwise: 
     for name, delta in result.shared_delta.items():  # (C, ...)
         if expertwise and name.startswith("experts.") and result.routed_mass is not None:
             mass = result.routed_mass  # (C, K)
-            weighted[name] = (mass.view(*mass.shape, *[1] * (delta.dim() - 2)) * delta).sum(0)
+            weighted[name] = torch.einsum("ck,ck...->k...", mass, delta)  # no (C, K, ...) product formed
             weights[name] = mass.sum(0)
         else:
             weighted[name] = torch.tensordot(result.n_examples, delta, dims=1)

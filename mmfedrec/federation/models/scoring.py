@@ -10,6 +10,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+DENSE_MAX_RATIO = 12
+"""Work on a dense (client x item) matrix pays while it is at most this many times the work per
+item-vector copy. Measured on 2 cores with 33-wide vectors: scoring every item and gathering
+beat gathering the rows 4.8x when items / rows = 5, broke even near 17 and lost 3x at 37."""
+
 
 def row_dot(rows: Tensor, vectors: Tensor) -> Tensor:
     """(C|1, L, D) item rows . (C, D) client vectors -> (C, L) scores.
@@ -35,3 +40,24 @@ class _RowDot(torch.autograd.Function):
         grad_rows = grad.unsqueeze(-1) * vectors.unsqueeze(1) if ctx.needs_input_grad[0] else None  # (C, L, D)
         grad_vectors = torch.bmm(grad.unsqueeze(1), rows).squeeze(1) if ctx.needs_input_grad[1] else None  # (C, D)
         return grad_rows, grad_vectors
+
+
+def table_dot(table: Tensor, items: Tensor, vectors: Tensor) -> Tensor:
+    """(I, D) table rows at `items` (C, L) . (C, D) client vectors -> (C, L) scores.
+
+    Scores every item (one product) and picks the asked ones, instead of gathering (C, L, D)
+    rows: faster while I is at most `DENSE_MAX_RATIO` x L. The table gets no gradient."""
+    return _TableDot.apply(table, items, vectors)
+
+
+class _TableDot(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, table: Tensor, items: Tensor, vectors: Tensor) -> Tensor:
+        ctx.save_for_backward(table, items)
+        return (vectors @ table.T).gather(1, items)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[None, None, Tensor]:
+        table, items = ctx.saved_tensors
+        per_item = grad.new_zeros(grad.shape[0], table.shape[0]).scatter_add_(1, items, grad)  # (C, I)
+        return None, None, per_item @ table
