@@ -22,9 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmfedrec.federation.batches import PaddedChunk
+from mmfedrec.federation.client_optimizer import ADAM_EPS, PrefixOptimizer
 from mmfedrec.federation.models.scoring import DENSE_MAX_RATIO, row_dot, table_dot
-
-ADAM_EPS = 1e-8  # torch.optim.Adam's default, also in the item-vector steps
 
 
 @dataclass(frozen=True)
@@ -166,16 +165,11 @@ def example_loss(scores: Tensor, mask: Tensor, kind: str) -> Tensor:
     raise ValueError(f"loss must be 'bce' or 'bpr', got {kind!r}")
 
 
-def _optimizer(config: LocalConfig, shared: list[Tensor], own: list[Tensor]) -> torch.optim.Optimizer:
+def _optimizer(config: LocalConfig, shared: list[Tensor], own: list[Tensor]) -> PrefixOptimizer:
     """Large steps on what is the client's own (user state, item vectors it touched), smaller ones
     on shared dense tensors: every client moves those, and large local steps there do not average
     into a useful update (measured on ML-100K: lr 0.5 on experts cost ~15% NDCG@10)."""
-    groups = [{"params": shared, "lr": config.shared_lr}, {"params": own, "lr": config.lr}]
-    if config.optimizer == "adam":
-        return torch.optim.Adam(groups, fused=True)
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups)
-    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {config.optimizer!r}")
+    return PrefixOptimizer(config.optimizer, [(shared, config.shared_lr), (own, config.lr)])
 
 
 def _step_rows(
@@ -224,6 +218,11 @@ def _keep_inactive(params: list[Tensor], before: list[Tensor], active: Tensor) -
         param.copy_(torch.where(active.view(-1, *[1] * (param.dim() - 1)), param, old))
 
 
+def _grad(leaf: Tensor) -> Tensor:
+    """A leaf's gradient; zero for a tensor the loss did not use."""
+    return torch.zeros_like(leaf) if leaf.grad is None else leaf.grad
+
+
 def local_train(
     model: object,
     shared: dict[str, Tensor],
@@ -243,8 +242,8 @@ def local_train(
             each client has its own table (local-only), read at rows `owners` (C,).
     """
     n_clients, length = chunk.weights.shape
-    local_shared = {k: v.unsqueeze(0).repeat(n_clients, *[1] * v.dim()).requires_grad_() for k, v in shared.items()}
-    local_private = {k: v.clone().requires_grad_() for k, v in private.items()}
+    local_shared = {k: v.unsqueeze(0).repeat(n_clients, *[1] * v.dim()) for k, v in shared.items()}
+    local_private = {k: v.clone() for k, v in private.items()}
     steps = [slice(start, start + config.batch_size) for start in range(0, length, config.batch_size)]
     n_items, width = item_table.shape[-2:]
     bilinear = hasattr(model, "client_vector")  # scores = row_dot(rows, client_vector): MF, ours
@@ -254,7 +253,6 @@ def local_train(
         step_vectors = item_table.new_zeros((n_clients, len(steps), width))
     else:
         row_delta = item_table.new_zeros((*chunk.items.shape, width))  # (C, L, 1 + n_neg, D + 1)
-    client_params = [*local_shared.values(), *local_private.values()]
     optimizer = _optimizer(config, list(local_shared.values()), list(local_private.values()))
     item_mask = chunk.item_mask.float()
     real = chunk.weights > 0  # (C, L)
@@ -264,8 +262,9 @@ def local_train(
         for step_index, step in enumerate(steps):
             # Clients ordered by size: those with examples in this step are a prefix, the rest skip it.
             n = int((counts > step.start).sum()) if by_size else n_clients
-            params_private = {k: v[:n] for k, v in local_private.items()}
-            params_shared = {k: v[:n] for k, v in local_shared.items()}
+            # Fresh leaves over the first n clients' storage: gradients only for them.
+            params_private = {k: v[:n].detach().requires_grad_() for k, v in local_private.items()}
+            params_shared = {k: v[:n].detach().requires_grad_() for k, v in local_shared.items()}
             items = chunk.items[:n, step]  # (n, B, 1 + n_neg)
             if bilinear:  # the rows' gradient is score gradient x client vector: never formed
                 vector = model.client_vector(params_private, params_shared)  # (n, D + 1)
@@ -291,7 +290,6 @@ def local_train(
                 for name, tensor in params_shared.items():
                     drift = (tensor - shared[name]).pow(2).flatten(1).sum(-1)
                     loss = loss + is_active * 0.5 * config.proximal_mu * drift
-            optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()
             # Padding and collided negatives have zero gradient, hence no step.
             if bilinear:
@@ -302,19 +300,16 @@ def local_train(
                     row_delta[:n, step].addcmul_(scale.unsqueeze(-1), step_vector[:, None, None, :])
             else:
                 _add_row_step(row_delta[:n, step], rows.grad, config)
-            if bool(active.all()):  # clients [n:] (none, or those out of examples) stay where they are
-                tails = [p.detach()[n:].clone() for p in client_params] if n < n_clients else []
-                optimizer.step()
-                with torch.no_grad():
-                    for param, tail in zip(client_params, tails):
-                        param[n:] = tail
+            grads = [[_grad(t) for t in params_shared.values()], [_grad(t) for t in params_private.values()]]
+            if bool(active.all()):  # clients [n:] (none, or those out of examples) are not stepped
+                optimizer.step(n, grads)
             else:
-                before = [p.detach().clone() for p in client_params]
-                optimizer.step()
-                _keep_inactive(client_params, before, F.pad(active, (0, n_clients - n)))
+                stepped = [*params_shared.values(), *params_private.values()]
+                before = [t.detach().clone() for t in stepped]
+                optimizer.step(n, grads)
+                _keep_inactive(stepped, before, active)
     with torch.no_grad():
-        final_private = {k: v.detach() for k, v in local_private.items()}
-        final_shared = {k: v.detach() for k, v in local_shared.items()}
+        final_private, final_shared = local_private, local_shared
         n_examples = real.sum(-1).float()
         gate = model.routed_mass(final_private, final_shared)
         return LocalResult(
