@@ -60,7 +60,9 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         "--eval-negatives", type=int_in(1, 100_000), default=99, help="sampled-protocol negatives per user"
     )
     group.add_argument("--dim", type=int_in(1, 4096), default=32)
-    group.add_argument("--experts", type=int_in(1, 256), default=4)
+    group.add_argument(
+        "--experts", type=int_in(1, 256), default=None, help="experts of ours and its ablations (default: 4)"
+    )
     group.add_argument("--loss", choices=("bce", "bpr"), default="bce")
     group.add_argument("--fedprox-mu", type=float, default=0.0)
     group.add_argument("--server-optimizer", choices=("fedavg", "fedadam"), default="fedavg")
@@ -124,6 +126,7 @@ def experiment_config(args: argparse.Namespace, method: str, out: Path):
     from mmfedrec.federation.compression import CompressionConfig
     from mmfedrec.federation.defended import DefenseConfig
     from mmfedrec.federation.local import LocalConfig
+    from mmfedrec.federation.methods import method_spec
     from mmfedrec.federation.runner import TrainSettings
     from mmfedrec.federation.simulation import FederatedConfig
 
@@ -169,10 +172,14 @@ def experiment_config(args: argparse.Namespace, method: str, out: Path):
         compression=CompressionConfig(topk=args.compress_topk, bits=args.compress_bits),
         defense=defense,
     )
+    spec = method_spec(method)
+    if args.experts is not None and (spec.model != "moe" or spec.n_experts == 1):
+        raise MmfedrecError(f"--experts applies to the mixture-of-experts methods (ours, ...), not {method}")
     settings = TrainSettings(
         rounds=args.rounds,
         eval_every=args.eval_every,
         dim=args.dim,
+        experts=args.experts or 0,
         federated=federated,
         central_lr=args.central_lr,
         patience=args.patience,

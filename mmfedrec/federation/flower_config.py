@@ -147,6 +147,7 @@ class FlowerRunConfig:
             eval_every=self.eval_every,
             select_on=self.select_on,
             dim=self.dim,
+            experts=self.experts,
             federated=federated,
         )
 
@@ -172,7 +173,6 @@ class FlowerRunConfig:
         settings: TrainSettings,
         seed: int,
         eval_negatives: int = 99,
-        n_experts: int | None = None,
         **runtime: object,
     ) -> FlowerRunConfig:
         """The run config for the same experiment the in-process engine runs from these parts."""
@@ -201,7 +201,7 @@ class FlowerRunConfig:
             data_seed=dataset.data_seed,
             cache_dir=_text(dataset.cache_dir),
             dim=settings.dim,
-            experts=0 if n_experts is None else n_experts,
+            experts=settings.experts,
             client_fraction=federated.client_fraction,
             negatives=federated.n_negatives,
             negatives_avoid_heldout=federated.negatives_avoid_heldout,

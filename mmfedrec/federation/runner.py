@@ -36,6 +36,7 @@ class TrainSettings:
     rounds: int = 30
     eval_every: int = 1
     dim: int = 32  # user/item vector width
+    experts: int = 0  # experts of a mixture-of-experts method; 0 = the method's own number
     federated: FederatedConfig = field(default_factory=FederatedConfig)
     central_lr: float = 0.005
     central_batch_size: int = 1024
@@ -98,7 +99,7 @@ def build_trainer(
     method: MethodSpec, split: Split, features: ItemFeatures | None, settings: TrainSettings, seed: int
 ) -> Simulation | CentralTrainer:
     generator = torch.Generator().manual_seed(seed)
-    model = build_model(method.model, settings.dim, method.n_experts, method.personalized_gate)
+    model = build_model(method.model, settings.dim, settings.experts or method.n_experts, method.personalized_gate)
     content = None
     if method.modalities:
         if features is None:

@@ -103,3 +103,17 @@ def test_personal_items_apply_to_any_method_and_flower_refuses_them(
     assert load_file(tmp_path / "dual" / "model.safetensors")["personal.keys"].numel() > 0
     assert main([*argv, "--personal-items", "--out", str(tmp_path / "flower"), "--engine", "flower-sim"]) == 2
     assert "fedavg-mf keeps per-client item vectors: in-process only" in capsys.readouterr().err
+
+
+def test_experts_reach_the_model_in_process_and_on_flower(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmfedrec.data.spec import DatasetSpec
+    from mmfedrec.federation.flower_config import FlowerRunConfig
+    from mmfedrec.federation.runner import TrainSettings
+
+    argv = ["train", "--rounds", "1", "--experts", "2", *TINY, "--cache-dir", str(tmp_path / "cache")]
+    assert main([*argv, "--method", "ours-id-only", "--out", str(tmp_path / "moe")]) == 0
+    assert load_file(tmp_path / "moe" / "model.safetensors")["shared.experts.weight"].shape[0] == 2
+    assert main([*argv, "--method", "fedavg-mf", "--out", str(tmp_path / "mf")]) == 2
+    assert "--experts applies to the mixture-of-experts methods" in capsys.readouterr().err
+    flower = FlowerRunConfig.from_parts("ours", DatasetSpec("synthetic"), TrainSettings(experts=2), seed=0)
+    assert flower.method_spec().n_experts == 2 and flower.train_settings().experts == 2
