@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -58,10 +59,12 @@ def seconds_per_round(split, features, engine: str, rounds: int, method: str = "
     settings = TrainSettings(federated=FederatedConfig(engine=engine, n_negatives=4))
     trainer = build_trainer(method_spec(method), split, features, settings, seed=0)
     trainer.run_round(0)  # warm-up: allocator, first-touch
-    started = time.perf_counter()
+    seconds = []
     for round_index in range(1, rounds + 1):
+        started = time.perf_counter()
         trainer.run_round(round_index)
-    return (time.perf_counter() - started) / rounds
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)  # robust to another process stealing a core for a moment
 
 
 def peak_memory_child(n_users: int, threads: int) -> dict:
@@ -83,7 +86,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, help="ML-100K folder (else synthetic data of its shape)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=10, help="timed rounds of the batched engine (median)")
+    parser.add_argument("--loop-rounds", type=int, default=3, help="timed rounds of the per-client loop (median)")
     parser.add_argument("--method", default="ours")
     parser.add_argument("--skip-large", action="store_true", help="skip the 6,040 and 100,000 client runs")
     parser.add_argument("--json", action="store_true")
@@ -101,7 +105,7 @@ def main() -> None:
         split = random_split(943, 1682, 106.0)
     features = random_features(split.item_ids)
     batched = seconds_per_round(split, features, "batched", args.rounds, args.method)
-    loop = seconds_per_round(split, features, "loop", 1, args.method)
+    loop = seconds_per_round(split, features, "loop", args.loop_rounds, args.method)
     result = {
         "data": "movielens-100k" if args.root else "synthetic (ML-100K shape)",
         "method": args.method,
