@@ -10,7 +10,9 @@ Every example carries its own copy of its item vectors, so each copy takes one s
 Under Adam that is Adam's first step, lr * g / (|g| + eps): applied directly, it needs no
 optimizer state (Adam moments for ~16M floats a round on ML-100K). For models whose score is a
 dot product with a client vector (MF, ours) the rows' gradient is an outer product, so the step
-is formed from its two factors and the per-row gradient is never computed.
+is formed from its two factors and the per-row gradient is never computed. With one local
+epoch those models neither gather rows (`table_dot` scores the whole table) nor form the
+steps: the result keeps the two factors (`RowFactors`) and sums them per item in one product.
 """
 
 from __future__ import annotations
