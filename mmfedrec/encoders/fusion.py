@@ -47,7 +47,7 @@ class _ModalityProjections(nn.Module):
                 present.append(torch.zeros(batch, dtype=torch.bool, device=weight.device))
                 continue
             keep = mask[:, column].to(features.device)  # (B,)
-            clean = torch.where(keep[:, None], features, torch.zeros_like(features))  # (B, d_m): masked rows -> 0
+            clean = torch.where(keep[:, None], features, 0.0)  # (B, d_m): masked rows -> 0
             projected.append(torch.where(keep[:, None], self.proj[name](clean), 0.0))  # (B, D)
             present.append(keep)
         return torch.stack(projected, dim=1), torch.stack(present, dim=1)  # (B, M, D), (B, M)
