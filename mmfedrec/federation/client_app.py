@@ -29,7 +29,8 @@ from mmfedrec.federation.batches import KnownPairs, build_round_examples, counte
 from mmfedrec.federation.comm import upload_nbytes
 from mmfedrec.federation.flower_config import FlowerRunConfig
 from mmfedrec.federation.local import local_train
-from mmfedrec.federation.models import build_model, initial_state
+from mmfedrec.federation.models import initial_state
+from mmfedrec.federation.runner import build_client_model
 from mmfedrec.federation.simulation import FederatedConfig
 from mmfedrec.runtime import configure_runtime
 
@@ -74,13 +75,13 @@ def load_silo(config: FlowerRunConfig, partition_id: int, num_partitions: int) -
     """The silo of one node (cached per process: Ray actors and `process` isolation reuse it)."""
     if not 0 <= partition_id < num_partitions:
         raise ValueError(f"partition-id {partition_id} outside 0..{num_partitions - 1}")
-    method = config.method_spec()
+    settings = config.train_settings()
     split = config.split()
     users = np.array_split(np.arange(split.n_users), num_partitions)[partition_id]
-    model = build_model(method.model, config.dim, method.n_experts, method.personalized_gate)
+    model = build_client_model(config.method_spec(), settings)
     indptr, train_items = split.train_csr()
-    known = KnownPairs.for_split(split, config.train_settings().federated.negatives_avoid_heldout)
-    return Silo(split, users, model, indptr, train_items, config.train_settings().federated, config.seed, known)
+    known = KnownPairs.for_split(split, settings.federated.negatives_avoid_heldout)
+    return Silo(split, users, model, indptr, train_items, settings.federated, config.seed, known)
 
 
 def initial_private(silo: Silo) -> dict[str, Tensor]:

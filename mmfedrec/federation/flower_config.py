@@ -152,11 +152,11 @@ class FlowerRunConfig:
         )
 
     def method_spec(self) -> MethodSpec:
-        """The method, with `experts` applied; only federated methods that aggregate run on Flower."""
+        """The method; only federated methods that aggregate run on Flower."""
         method = method_spec(self.method)
         if method.kind != "federated" or not method.federate:
             raise MmfedrecError(f"method {self.method!r} is not a federated method that aggregates; run it in-process")
-        return dataclasses.replace(method, n_experts=self.experts) if self.experts else method
+        return method
 
     def split(self) -> Split:
         """The leave-one-out split every process derives from the same data (cached when cache_dir is set)."""

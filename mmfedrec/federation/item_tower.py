@@ -67,7 +67,9 @@ class TowerUpdater:
         self.content_steps = content_steps
         self.id_shrink = id_shrink if tower.content is not None else 0.0
         self.content_optimizer = (
-            torch.optim.Adam(tower.content.parameters(), lr=content_lr, fused=True) if tower.content is not None else None
+            torch.optim.Adam(tower.content.parameters(), lr=content_lr, fused=True)
+            if tower.content is not None
+            else None
         )
 
     def step(self, row_update: Tensor) -> None:

@@ -66,10 +66,14 @@ class RowFactors:
     vectors: Tensor  # (C, S, D + 1), one per local step
     batch_size: int
 
+    @property
+    def copy_steps(self) -> Tensor:
+        """(L,) the local step in which each example position's copies were stepped."""
+        return torch.arange(self.scale.shape[1]) // self.batch_size
+
     def dense(self) -> Tensor:
         """(C, L, 1 + n_neg, D + 1) the change of every item-vector copy."""
-        step = torch.arange(self.scale.shape[1]) // self.batch_size
-        return self.scale.unsqueeze(-1) * self.vectors[:, step].unsqueeze(2)
+        return self.scale.unsqueeze(-1) * self.vectors[:, self.copy_steps].unsqueeze(2)
 
     def item_sums_pay(self, n_items: int) -> bool:
         """Whether `item_sums` beats scattering the formed rows: while its dense (C * S, I) matrix
@@ -82,8 +86,7 @@ class RowFactors:
         scales summed per (client, step, item) into a dense (C * S, I) matrix, which then meets
         the step vectors in one product."""
         n_clients, n_steps, width = self.vectors.shape
-        step = torch.arange(self.scale.shape[1]) // self.batch_size  # (L,)
-        owner_step = torch.arange(n_clients).view(-1, 1, 1) * n_steps + step.view(1, -1, 1)  # (C, L, 1)
+        owner_step = torch.arange(n_clients).view(-1, 1, 1) * n_steps + self.copy_steps.view(1, -1, 1)  # (C, L, 1)
         per_step = self.scale.new_zeros(n_clients * n_steps * n_items)
         per_step.index_add_(0, (owner_step * n_items + items).flatten(), self.scale.flatten())
         return per_step.view(-1, n_items).T @ self.vectors.reshape(-1, width)
@@ -311,12 +314,11 @@ def local_train(
                 optimizer.step(n, grads)
                 _keep_inactive(stepped, before, active)
     with torch.no_grad():
-        final_private, final_shared = local_private, local_shared
         n_examples = real.sum(-1).float()
-        gate = model.routed_mass(final_private, final_shared)
+        gate = model.routed_mass(local_private, local_shared)
         return LocalResult(
-            private=final_private,
-            shared_delta={k: final_shared[k].sub_(shared[k]) for k in shared},  # in place: the copies are ours
+            private=local_private,
+            shared_delta={k: local_shared[k].sub_(shared[k]) for k in shared},  # in place: the copies are ours
             row_items=chunk.items,
             row_mask=chunk.item_mask,
             row_updates=RowFactors(row_scale, step_vectors, config.batch_size) if row_delta is None else row_delta,

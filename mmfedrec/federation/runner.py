@@ -95,11 +95,16 @@ class Progress:
 RoundCallback = Callable[[dict[str, object]], None]
 
 
+def build_client_model(method: MethodSpec, settings: TrainSettings) -> object:
+    """The client model of `method` at the settings' width, with `--experts` applied when given."""
+    return build_model(method.model, settings.dim, settings.experts or method.n_experts, method.personalized_gate)
+
+
 def build_trainer(
     method: MethodSpec, split: Split, features: ItemFeatures | None, settings: TrainSettings, seed: int
 ) -> Simulation | CentralTrainer:
     generator = torch.Generator().manual_seed(seed)
-    model = build_model(method.model, settings.dim, settings.experts or method.n_experts, method.personalized_gate)
+    model = build_client_model(method, settings)
     content = None
     if method.modalities:
         if features is None:

@@ -108,7 +108,7 @@ def test_personal_items_apply_to_any_method_and_flower_refuses_them(
 def test_experts_reach_the_model_in_process_and_on_flower(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from mmfedrec.data.spec import DatasetSpec
     from mmfedrec.federation.flower_config import FlowerRunConfig
-    from mmfedrec.federation.runner import TrainSettings
+    from mmfedrec.federation.runner import TrainSettings, build_client_model
 
     argv = ["train", "--rounds", "1", "--experts", "2", *TINY, "--cache-dir", str(tmp_path / "cache")]
     assert main([*argv, "--method", "ours-id-only", "--out", str(tmp_path / "moe")]) == 0
@@ -116,4 +116,4 @@ def test_experts_reach_the_model_in_process_and_on_flower(tmp_path: Path, capsys
     assert main([*argv, "--method", "fedavg-mf", "--out", str(tmp_path / "mf")]) == 2
     assert "--experts applies to the mixture-of-experts methods" in capsys.readouterr().err
     flower = FlowerRunConfig.from_parts("ours", DatasetSpec("synthetic"), TrainSettings(experts=2), seed=0)
-    assert flower.method_spec().n_experts == 2 and flower.train_settings().experts == 2
+    assert build_client_model(flower.method_spec(), flower.train_settings()).n_experts == 2
