@@ -63,6 +63,13 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--experts", type=int_in(1, 256), default=None, help="experts of ours and its ablations (default: 4)"
     )
+    group.add_argument(
+        "--history",
+        type=int_in(0, 1000),
+        default=0,
+        help="ours and its ablations: the user state also reads the mean vector of the client's N latest items "
+        "(next-item training; kept on the client, nothing more is uploaded). 0 = off",
+    )
     group.add_argument("--loss", choices=("bce", "bpr"), default="bce")
     group.add_argument("--fedprox-mu", type=float, default=0.0)
     group.add_argument("--server-optimizer", choices=("fedavg", "fedadam"), default="fedavg")
@@ -175,11 +182,14 @@ def experiment_config(args: argparse.Namespace, method: str, out: Path):
     spec = method_spec(method)
     if args.experts is not None and (spec.model != "moe" or spec.n_experts == 1):
         raise MmfedrecError(f"--experts applies to the mixture-of-experts methods (ours, ...), not {method}")
+    if args.history and spec.model != "moe":
+        raise MmfedrecError(f"--history applies to ours and its ablations (the mixture-of-experts model), not {method}")
     settings = TrainSettings(
         rounds=args.rounds,
         eval_every=args.eval_every,
         dim=args.dim,
         experts=args.experts or 0,
+        history=args.history,
         federated=federated,
         central_lr=args.central_lr,
         patience=args.patience,

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from mmfedrec.data.splits import NO_ITEM, Split
+from mmfedrec.federation.history import NO_HISTORY, preceding_items
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class RoundExamples:
     negatives: np.ndarray  # (E, n_neg) sampled negative items
     negative_ok: np.ndarray  # (E, n_neg) False where the draw hit one of the user's training items
     weights: np.ndarray  # (E,) 1 for real interactions, the policy weight for pseudo ones
+    history: np.ndarray  # (E, H) items before each positive, latest first (NO_HISTORY pads; none for pseudo ones)
 
     @property
     def offsets(self) -> np.ndarray:
@@ -42,6 +44,7 @@ class PaddedChunk:
     items: torch.Tensor  # (C, L, 1 + n_neg) positive first, then negatives
     item_mask: torch.Tensor  # (C, L, 1 + n_neg) False for padding and collided negatives
     weights: torch.Tensor  # (C, L) example weight, 0 for padding
+    history: torch.Tensor  # (C, L, H) items before each example's positive, NO_HISTORY pads
 
 
 def build_round_examples(
@@ -53,6 +56,7 @@ def build_round_examples(
     round_key: int,
     pseudo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     known: KnownPairs | None = None,
+    history: int = 0,
 ) -> RoundExamples:
     """Draw this round's examples for `clients` from their training items (CSR by user).
 
@@ -61,22 +65,26 @@ def build_round_examples(
         pseudo: optional (users, items, weights) pseudo-interactions added as weighted positives.
         known: pairs no negative may hit (every user's training items), built once per run
             (else built here for `clients`).
+        history: how many of the items before each positive its example carries (`history.py`).
     """
-    owner, positives = csr_gather(indptr, train_items, clients)
+    owner, index = csr_index(indptr, clients)
+    positives = train_items[index]
     weights = np.ones(len(positives), dtype=np.float32)
+    past = preceding_items(indptr, train_items, clients[owner], index, history)
     if pseudo is not None:
         position = {int(c): k for k, c in enumerate(clients)}
         take = np.array([int(u) in position for u in pseudo[0]], dtype=bool)
         owner = np.concatenate([owner, np.array([position[int(u)] for u in pseudo[0][take]], dtype=np.int64)])
         positives = np.concatenate([positives, pseudo[1][take]])
         weights = np.concatenate([weights, pseudo[2][take].astype(np.float32)])
+        past = np.concatenate([past, np.full((int(take.sum()), history), NO_HISTORY)])
     grouped = np.argsort(owner, kind="stable")  # pseudo positives join their client's group
-    owner, positives, weights = owner[grouped], positives[grouped], weights[grouped]
+    owner, positives, weights, past = owner[grouped], positives[grouped], weights[grouped], past[grouped]
     client = clients[owner].astype(np.uint64)
     # Group by client, shuffle within by the hash's top 32 bits: one sort key (5x faster than lexsort).
     shuffle_keys = counter_hash(round_key, client, _position_in_group(owner), SHUFFLE_SLOT) >> np.uint64(32)
     order = np.argsort((owner.astype(np.uint64) << np.uint64(32)) | shuffle_keys, kind="stable")
-    owner, positives, weights, client = owner[order], positives[order], weights[order], client[order]
+    owner, positives, weights, client, past = owner[order], positives[order], weights[order], client[order], past[order]
 
     slots = np.arange(1, n_negatives + 1, dtype=np.uint64)
     draws = counter_hash(round_key, client[:, None], _position_in_group(owner)[:, None], slots[None, :])
@@ -91,6 +99,7 @@ def build_round_examples(
         negatives=negatives.astype(np.int64),
         negative_ok=negative_ok,
         weights=weights,
+        history=past,
     )
 
 
@@ -183,12 +192,17 @@ class KnownPairs:
         return self.sorted_keys[np.minimum(found, len(self.sorted_keys) - 1)] == keys
 
 
-def csr_gather(indptr: np.ndarray, values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate the CSR rows `rows` of `values`: (owner position (N,), values (N,))."""
+def csr_index(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The CSR rows `rows` concatenated: (owner position (N,), index into the values (N,))."""
     counts = indptr[rows + 1] - indptr[rows]
     owner = np.repeat(np.arange(len(rows)), counts)
     first = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    index = np.repeat(indptr[rows] - first, counts) + np.arange(counts.sum())
+    return owner, np.repeat(indptr[rows] - first, counts) + np.arange(counts.sum())
+
+
+def csr_gather(indptr: np.ndarray, values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate the CSR rows `rows` of `values`: (owner position (N,), values (N,))."""
+    owner, index = csr_index(indptr, rows)
     return owner, values[index]
 
 
@@ -226,7 +240,9 @@ def _pad(examples: RoundExamples, rows: np.ndarray) -> PaddedChunk:
     items = np.zeros((n_rows * length, width), dtype=np.int64)
     item_mask = np.zeros((n_rows * length, width), dtype=bool)
     weights = np.zeros(n_rows * length, dtype=np.float32)
+    history = np.full((n_rows * length, examples.history.shape[1]), NO_HISTORY, dtype=np.int64)
     items[cell, 0], items[cell, 1:] = examples.positives[source], examples.negatives[source]
+    history[cell] = examples.history[source]
     item_mask[cell, 0], item_mask[cell, 1:] = True, examples.negative_ok[source]
     weights[cell] = examples.weights[source]
     shape = (n_rows, length)
@@ -236,4 +252,5 @@ def _pad(examples: RoundExamples, rows: np.ndarray) -> PaddedChunk:
         items=torch.from_numpy(items).view(*shape, width),
         item_mask=torch.from_numpy(item_mask).view(*shape, width),
         weights=torch.from_numpy(weights).view(shape),
+        history=torch.from_numpy(history).view(*shape, examples.history.shape[1]),
     )

@@ -14,6 +14,7 @@ import torch
 
 from mmfedrec.data.splits import Split
 from mmfedrec.federation.batches import KnownPairs, build_round_examples, round_key
+from mmfedrec.federation.history import history_context, user_contexts
 from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import example_loss
 from mmfedrec.federation.models import initial_state
@@ -62,18 +63,24 @@ class CentralTrainer:
             round_key(self.seed, round_index),
             self.pseudo,
             self.known,
+            self.model.history,
         )
         owners = torch.from_numpy(np.repeat(examples.clients, examples.counts))
         items = torch.from_numpy(np.concatenate([examples.positives[:, None], examples.negatives], 1))  # (E, 1+n)
         mask = torch.from_numpy(np.concatenate([np.ones((len(owners), 1), bool), examples.negative_ok], 1)).float()
         weights = torch.from_numpy(examples.weights)
+        history = torch.from_numpy(examples.history)
         order = torch.from_numpy(self.rng.permutation(len(owners)))
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             item_table = self.tower()  # (I, D+1), in the graph: the tower trains end to end
             private = {k: v[owners[batch]] for k, v in self.private.items()}
             shared = {k: v.unsqueeze(0) for k, v in self.shared.items()}
-            scores = self.model.scores(private, shared, item_table[items[batch]])  # (B, 1+n)
+            rows = item_table[items[batch]]
+            if self.model.history:  # each example's own history: the table is read without gradient
+                scores = self.model.scores(private, shared, rows, history_context(item_table, history[batch]))
+            else:
+                scores = self.model.scores(private, shared, rows)  # (B, 1+n)
             per_example = example_loss(scores.unsqueeze(1), mask[batch].unsqueeze(1), self.loss).squeeze(1)
             loss = (per_example * weights[batch]).mean() + self.model.auxiliary_loss(private, shared).mean()
             self.optimizer.zero_grad(set_to_none=True)
@@ -81,16 +88,19 @@ class CentralTrainer:
             self.optimizer.step()
         return RoundStats(round_index, time.perf_counter() - started, len(users), 0.0, 0.0)
 
-    def scorer(self):
+    def scorer(self, stage: str = "valid"):
         with torch.no_grad():
-            item_table = self.tower().unsqueeze(0)
+            item_table = self.tower()
+        context = user_contexts(self.model, self.split, item_table, stage)
         shared = {k: v.detach().unsqueeze(0) for k, v in self.shared.items()}
 
         def score(users: np.ndarray) -> np.ndarray:
             index = torch.from_numpy(np.asarray(users, dtype=np.int64))
             with torch.no_grad():
                 private = {k: v.detach()[index] for k, v in self.private.items()}
-                return self.model.scores(private, shared, item_table).numpy()
+                if context is None:
+                    return self.model.scores(private, shared, item_table.unsqueeze(0)).numpy()
+                return self.model.scores(private, shared, item_table.unsqueeze(0), context[index]).numpy()
 
         return score
 

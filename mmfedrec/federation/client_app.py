@@ -28,6 +28,7 @@ from mmfedrec.federation.aggregation.sums import UpdateSums, update_sums
 from mmfedrec.federation.batches import KnownPairs, build_round_examples, counter_hash, pad_chunks, round_key
 from mmfedrec.federation.comm import upload_nbytes
 from mmfedrec.federation.flower_config import FlowerRunConfig
+from mmfedrec.federation.history import user_contexts
 from mmfedrec.federation.local import local_train
 from mmfedrec.federation.models import initial_state
 from mmfedrec.federation.runner import build_client_model
@@ -113,6 +114,7 @@ def train_silo(
         config.n_negatives,
         round_key(silo.seed, server_round),
         known=silo.known,
+        history=silo.model.history,
     )
     sums: UpdateSums | None = None
     upload, n_examples, routed = 0.0, 0.0, None
@@ -144,15 +146,22 @@ def silo_view(split: Split, users: np.ndarray) -> Split:
     )
 
 
-def silo_scorer(silo: Silo, private: dict[str, Tensor], shared: dict[str, Tensor], item_table: Tensor) -> Scorer:
-    """Scores (B, I) of the silo's users from their private state and the global model."""
+def silo_scorer(
+    silo: Silo, private: dict[str, Tensor], shared: dict[str, Tensor], item_table: Tensor, stage: str
+) -> Scorer:
+    """Scores (B, I) of the silo's users from their private state and the global model (and their
+    latest items before the `stage` item, for a history-aware model)."""
     shared_one = {name: value.unsqueeze(0) for name, value in shared.items()}
     rows = item_table.unsqueeze(0)
+    context = user_contexts(silo.model, silo.split, item_table, stage)
 
     def score(users: np.ndarray) -> np.ndarray:
         index = silo.local_index(users)
+        user_private = {k: v[index] for k, v in private.items()}
         with torch.no_grad():
-            return silo.model.scores({k: v[index] for k, v in private.items()}, shared_one, rows).numpy()
+            if context is None:
+                return silo.model.scores(user_private, shared_one, rows).numpy()
+            return silo.model.scores(user_private, shared_one, rows, context[torch.from_numpy(users)]).numpy()
 
     return score
 
@@ -277,7 +286,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     else:
         meta["evaluated-round"] = int(round_config["server-round"])
     shared, item_table = unpack_global(msg.content["arrays"])
-    sums = rank_sums(silo_scorer(silo, private, shared, item_table), silo.split, silo.users, stage)
+    sums = rank_sums(silo_scorer(silo, private, shared, item_table, stage), silo.split, silo.users, stage)
     reply = MetricRecord({"num-examples": int(sums["all/users"]), "stale-private": stale, **sums})
     return Message(content=RecordDict({"metrics": reply}), reply_to=msg)
 

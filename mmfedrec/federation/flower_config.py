@@ -50,6 +50,7 @@ class FlowerRunConfig:
     # model and federated training: the engine's own defaults (TrainSettings / FederatedConfig / LocalConfig)
     dim: int = TrainSettings.dim
     experts: int = 0  # experts of the MoE; 0 = the method's own number
+    history: int = 0  # recent items that condition the MoE's user state (TrainSettings.history)
     client_fraction: float = 1.0  # users sampled per round, over all silos (the server draws them)
     negatives: int = FederatedConfig.n_negatives
     negatives_avoid_heldout: bool = FederatedConfig.negatives_avoid_heldout
@@ -148,6 +149,7 @@ class FlowerRunConfig:
             select_on=self.select_on,
             dim=self.dim,
             experts=self.experts,
+            history=self.history,
             federated=federated,
         )
 
@@ -202,6 +204,7 @@ class FlowerRunConfig:
             cache_dir=_text(dataset.cache_dir),
             dim=settings.dim,
             experts=settings.experts,
+            history=settings.history,
             client_fraction=federated.client_fraction,
             negatives=federated.n_negatives,
             negatives_avoid_heldout=federated.negatives_avoid_heldout,

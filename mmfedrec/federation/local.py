@@ -25,6 +25,7 @@ from torch import Tensor
 
 from mmfedrec.federation.batches import PaddedChunk
 from mmfedrec.federation.client_optimizer import ADAM_EPS, PrefixOptimizer
+from mmfedrec.federation.history import history_context
 from mmfedrec.federation.models.scoring import DENSE_MAX_RATIO, row_dot, table_dot
 
 
@@ -252,7 +253,12 @@ def local_train(
     steps = [slice(start, start + config.batch_size) for start in range(0, length, config.batch_size)]
     n_items, width = item_table.shape[-2:]
     bilinear = hasattr(model, "client_vector")  # scores = row_dot(rows, client_vector): MF, ours
-    if bilinear and config.local_epochs == 1:  # each copy's step stays factored (RowFactors)
+    context = None  # (C, L, D) each example's history, read from the round's starting table
+    if model.history:
+        if owners is not None:
+            raise ValueError("a history-aware model reads the shared item table; clients own tables here")
+        context = history_context(item_table, chunk.history)
+    if bilinear and config.local_epochs == 1 and context is None:  # each copy's step stays factored (RowFactors)
         row_delta = None
         row_scale = item_table.new_zeros(chunk.items.shape)  # (C, L, 1 + n_neg)
         step_vectors = item_table.new_zeros((n_clients, len(steps), width))
@@ -271,7 +277,12 @@ def local_train(
             params_private = {k: v[:n].detach().requires_grad_() for k, v in local_private.items()}
             params_shared = {k: v[:n].detach().requires_grad_() for k, v in local_shared.items()}
             items = chunk.items[:n, step]  # (n, B, 1 + n_neg)
-            if bilinear:  # the rows' gradient is score gradient x client vector: never formed
+            if bilinear and context is not None:  # one client vector per example
+                vector = model.client_vector(params_private, params_shared, context[:n, step])  # (n, B, D + 1)
+                rows = _step_rows(item_table, items, owners, row_delta, epoch, step)  # (n, B, 1 + n_neg, D + 1)
+                flat_scores = row_dot(rows.flatten(0, 1), vector.flatten(0, 1)).view(n, -1)
+                flat_scores.retain_grad()
+            elif bilinear:  # the rows' gradient is score gradient x client vector: never formed
                 vector = model.client_vector(params_private, params_shared)  # (n, D + 1)
                 if row_delta is None and owners is None and n_items <= DENSE_MAX_RATIO * items[0].numel():
                     flat_scores = table_dot(item_table, items.view(n, -1), vector)  # no rows gathered
@@ -301,8 +312,9 @@ def local_train(
                 scale, step_vector = _bilinear_row_step(flat_scores.grad.view(scores.shape), vector.detach(), config)
                 if row_delta is None:
                     row_scale[:n, step], step_vectors[:n, step_index] = scale, step_vector
-                else:
-                    row_delta[:n, step].addcmul_(scale.unsqueeze(-1), step_vector[:, None, None, :])
+                else:  # the vector of each client (n, D + 1) or of each example (n, B, D + 1)
+                    per_copy = step_vector.unsqueeze(-2) if context is not None else step_vector[:, None, None, :]
+                    row_delta[:n, step].addcmul_(scale.unsqueeze(-1), per_copy)
             else:
                 _add_row_step(row_delta[:n, step], rows.grad, config)
             grads = [[_grad(t) for t in params_shared.values()], [_grad(t) for t in params_private.values()]]

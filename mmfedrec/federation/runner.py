@@ -37,6 +37,7 @@ class TrainSettings:
     eval_every: int = 1
     dim: int = 32  # user/item vector width
     experts: int = 0  # experts of a mixture-of-experts method; 0 = the method's own number
+    history: int = 0  # recent items that condition a mixture-of-experts method's user state (0 = none)
     federated: FederatedConfig = field(default_factory=FederatedConfig)
     central_lr: float = 0.005
     central_batch_size: int = 1024
@@ -96,8 +97,9 @@ RoundCallback = Callable[[dict[str, object]], None]
 
 
 def build_client_model(method: MethodSpec, settings: TrainSettings) -> object:
-    """The client model of `method` at the settings' width, with `--experts` applied when given."""
-    return build_model(method.model, settings.dim, settings.experts or method.n_experts, method.personalized_gate)
+    """The client model of `method` at the settings' width, with `--experts` and `--history` applied."""
+    n_experts = settings.experts or method.n_experts
+    return build_model(method.model, settings.dim, n_experts, method.personalized_gate, settings.history)
 
 
 def build_trainer(
@@ -202,7 +204,7 @@ def train_seed(
             entry["delta"] = settings.dp_delta
         if round_index % settings.eval_every == 0 or round_index == settings.rounds:
             started = time.perf_counter()
-            valid = evaluate(trainer.scorer(), split, "valid", groups)
+            valid = evaluate(trainer.scorer("valid"), split, "valid", groups)
             entry["valid"] = {"sampled": valid["sampled"], "full": valid["full"]}
             entry["eval_seconds"] = round(time.perf_counter() - started, 4)
             value = valid["sampled"][settings.select_on]
@@ -217,7 +219,7 @@ def train_seed(
         if checkpoint is not None and settings.checkpoint_every and round_index % settings.checkpoint_every == 0:
             _save(trainer, checkpoint, seed, progress, best_state, accountant)
     trainer.load_state(best_state)
-    test = evaluate(trainer.scorer(), split, "test", groups)
+    test = evaluate(trainer.scorer("test"), split, "test", groups)
     n_rounds = max(1, len(progress.curve))
     return SeedOutcome(
         seed,

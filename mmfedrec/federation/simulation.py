@@ -28,6 +28,7 @@ from mmfedrec.federation.comm import download_nbytes, upload_nbytes
 from mmfedrec.federation.compression import CompressionConfig, ErrorFeedbackCompressor
 from mmfedrec.federation.defended import DefenseConfig, aggregate_defended, attack, collect_uploads, reject_non_finite
 from mmfedrec.federation.faults import byzantine_clients, dropped_clients
+from mmfedrec.federation.history import user_contexts
 from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import LocalConfig, LocalResult, local_train
 from mmfedrec.federation.models import initial_state
@@ -126,6 +127,7 @@ class Simulation:
             key,
             self.pseudo,
             self.known,
+            self.model.history,
         )
         chunks = (
             pad_chunks(examples, self.config.max_cells)
@@ -199,10 +201,12 @@ class Simulation:
         mask = result.row_mask
         self.local_tables.index_put_((owners[mask], result.row_items[mask]), result.row_delta[mask], accumulate=True)
 
-    def scorer(self):
-        """Scores (B, I) for user indices, from each client's private state and the global model."""
+    def scorer(self, stage: str = "valid"):
+        """Scores (B, I) for user indices, from each client's private state and the global model
+        (and, for a history-aware model, each client's latest items before its `stage` item)."""
         item_table = self.server.item_table()
         shared = {k: v.unsqueeze(0) for k, v in self.shared.items()}
+        context = user_contexts(self.model, self.split, item_table, stage)
 
         def score(users: np.ndarray) -> np.ndarray:
             index = torch.from_numpy(np.asarray(users, dtype=np.int64))
@@ -214,7 +218,9 @@ class Simulation:
             else:
                 rows = item_table.unsqueeze(0)
             with torch.no_grad():
-                return self.model.scores(private, shared, rows).numpy()
+                if context is None:
+                    return self.model.scores(private, shared, rows).numpy()
+                return self.model.scores(private, shared, rows, context[index]).numpy()
 
         return score
 

@@ -10,7 +10,9 @@ A model exposes:
 - `init_private(n_clients, generator) -> dict`: state that never leaves a client, (C, ...);
 - `scores(private, shared, rows) -> (C, L)`: logits for the item vectors `rows` (C|1, L, D+1),
   whose last column is the item bias;
-- `auxiliary_loss(private, shared) -> (C,)` and `routed_mass(private, shared) -> (C, K) | None`.
+- `auxiliary_loss(private, shared) -> (C,)` and `routed_mass(private, shared) -> (C, K) | None`;
+- `history`: how many recent items condition the user state (`mmfedrec.federation.history`);
+  when > 0, `scores` and `client_vector` take a last `context` argument, (C, D) or (C, B, D).
 """
 
 from mmfedrec.federation.models.registry import MODEL_NAMES, build_model, initial_state

@@ -12,6 +12,7 @@ class MatrixFactorization:
     """score(u, i) = <user_u, item_i> + bias_i."""
 
     name = "mf"
+    history = 0  # conditions on no recent items (see models/__init__.py)
 
     def __init__(self, dim: int) -> None:
         self.dim = dim

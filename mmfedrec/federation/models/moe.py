@@ -8,6 +8,10 @@ both receive the same gradient, so the shared part's update equals the residual'
 the first round's upload contained the private gate exactly), hence no such split. The
 "shared-gate" ablation trains one router that is aggregated like the experts. Items come as
 vectors from the server-side item tower (multimodal content + ID), last column = bias.
+
+With `history = H > 0` the experts read the user vector plus a context: the mean vector of the
+client's H latest items before the one scored (`mmfedrec.federation.history`); the gate still
+reads the user vector alone, so routing stays a property of the client.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ from mmfedrec.federation.models.scoring import row_dot
 class MixtureOfExperts:
     name = "moe"
 
-    def __init__(self, dim: int, n_experts: int, personalized_gate: bool = True, balance_weight: float = 0.01) -> None:
+    def __init__(
+        self, dim: int, n_experts: int, personalized_gate: bool = True, balance_weight: float = 0.01, history: int = 0
+    ) -> None:
         self.dim = dim
         self.n_experts = n_experts
+        self.history = history
         self.personalized_gate = personalized_gate
         self.balance_weight = balance_weight  # pulls each client's gate towards uniform: K * sum_k g_k^2 >= 1
 
@@ -60,16 +67,31 @@ class MixtureOfExperts:
         gate_logits = (user * params[f"{router}.weight"]).sum(-1) + params[f"{router}.bias"]  # (C, K)
         return torch.softmax(gate_logits, dim=-1)
 
-    def client_vector(self, private: dict[str, Tensor], shared: dict[str, Tensor]) -> Tensor:
-        """(C, D+1) mixed preference vector, with a trailing 1 that meets the item bias."""
+    def client_vector(
+        self, private: dict[str, Tensor], shared: dict[str, Tensor], context: Tensor | None = None
+    ) -> Tensor:
+        """(C, D+1) mixed preference vector, with a trailing 1 that meets the item bias; with a
+        history `context` (C, D) or (C, B, D), one vector per context: (C, D+1) or (C, B, D+1)."""
         user = private["user"]
-        expert_out = torch.matmul(user[:, None, None, :], shared["experts.weight"]).squeeze(-2)  # (C, K, D)
-        expert_out = expert_out + shared["experts.bias"]
-        mixed = (self.gate(private, shared).unsqueeze(-1) * expert_out).sum(1)  # (C, D)
-        return torch.nn.functional.pad(mixed, (0, 1), value=1.0)
+        if context is None:
+            expert_out = torch.matmul(user[:, None, None, :], shared["experts.weight"]).squeeze(-2)  # (C, K, D)
+            expert_out = expert_out + shared["experts.bias"]
+            mixed = (self.gate(private, shared).unsqueeze(-1) * expert_out).sum(1)  # (C, D)
+            return torch.nn.functional.pad(mixed, (0, 1), value=1.0)
+        # Linear experts: mixing their weights first costs one (D, D) map per client, not per context.
+        gate = self.gate(private, shared)
+        weight = (gate[:, :, None, None] * shared["experts.weight"]).sum(1)  # (C, D, D)
+        bias = (gate.unsqueeze(-1) * shared["experts.bias"]).sum(1)  # (C, D)
+        per_example = context.dim() == 3
+        inputs = (user.unsqueeze(1) + context) if per_example else (user + context).unsqueeze(1)  # (C, B, D)
+        mixed = torch.baddbmm(bias.unsqueeze(1), inputs, weight)
+        return torch.nn.functional.pad(mixed if per_example else mixed.squeeze(1), (0, 1), value=1.0)
 
-    def scores(self, private: dict[str, Tensor], shared: dict[str, Tensor], rows: Tensor) -> Tensor:
-        return row_dot(rows, self.client_vector(private, shared))  # (C, L)
+    def scores(
+        self, private: dict[str, Tensor], shared: dict[str, Tensor], rows: Tensor, context: Tensor | None = None
+    ) -> Tensor:
+        """(C, L) scores of item `rows` (C|1, L, D+1), with a (C, D) history `context` when given."""
+        return row_dot(rows, self.client_vector(private, shared, context))
 
     def auxiliary_loss(self, private: dict[str, Tensor], shared: dict[str, Tensor]) -> Tensor:
         gate = self.gate(private, shared)

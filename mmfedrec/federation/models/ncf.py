@@ -10,6 +10,7 @@ class NeuralCF:
     """score = <w_gmf, u * v> + MLP([u; v]) + bias: GMF and MLP branches share the embeddings."""
 
     name = "ncf"
+    history = 0  # conditions on no recent items (see models/__init__.py)
 
     def __init__(self, dim: int, hidden: int = 32) -> None:
         self.dim = dim

@@ -14,6 +14,7 @@ class PersonalizedScoreFunction:
     """score = MLP_client([u * v; v]) + bias, with MLP_client never uploaded."""
 
     name = "pfedrec"
+    history = 0  # conditions on no recent items (see models/__init__.py)
 
     def __init__(self, dim: int, hidden: int = 32) -> None:
         self.dim = dim

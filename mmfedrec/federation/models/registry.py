@@ -15,10 +15,12 @@ MODEL_NAMES = ("moe", "mf", "ncf", "pfedrec")
 
 
 def build_model(
-    name: str, dim: int, n_experts: int = 4, personalized_gate: bool = True
+    name: str, dim: int, n_experts: int = 4, personalized_gate: bool = True, history: int = 0
 ) -> MixtureOfExperts | MatrixFactorization | NeuralCF | PersonalizedScoreFunction:
+    if history and name != "moe":
+        raise MmfedrecError(f"a history-aware user state is part of the mixture-of-experts model, not {name}")
     if name == "moe":
-        return MixtureOfExperts(dim, n_experts, personalized_gate)
+        return MixtureOfExperts(dim, n_experts, personalized_gate, history=history)
     if name == "mf":
         return MatrixFactorization(dim)
     if name == "ncf":
