@@ -51,12 +51,12 @@ def random_features(item_ids: np.ndarray, seed: int = 0):
     return ItemFeatures(item_ids, text, image, mask, {"image_weights": "random-features (benchmark)"})
 
 
-def seconds_per_round(split, features, engine: str, rounds: int, method: str = "ours") -> float:
+def seconds_per_round(split, features, engine: str, rounds: int, method: str = "ours", history: int = 0) -> float:
     from mmfedrec.federation.methods import method_spec
     from mmfedrec.federation.runner import TrainSettings, build_trainer
     from mmfedrec.federation.simulation import FederatedConfig
 
-    settings = TrainSettings(federated=FederatedConfig(engine=engine, n_negatives=4))
+    settings = TrainSettings(history=history, federated=FederatedConfig(engine=engine, n_negatives=4))
     trainer = build_trainer(method_spec(method), split, features, settings, seed=0)
     trainer.run_round(0)  # warm-up: allocator, first-touch
     seconds = []
@@ -67,7 +67,7 @@ def seconds_per_round(split, features, engine: str, rounds: int, method: str = "
     return statistics.median(seconds)  # robust to another process stealing a core for a moment
 
 
-def peak_memory_child(n_users: int, threads: int) -> dict:
+def peak_memory_child(n_users: int, threads: int, method: str, history: int) -> dict:
     """Run one round of `n_users` synthetic clients in a fresh process; report its peak RSS."""
     code = (
         "import sys, json, resource, time; sys.path.insert(0, 'benchmarks');"
@@ -75,7 +75,7 @@ def peak_memory_child(n_users: int, threads: int) -> dict:
         "from round_time import random_split, random_features, seconds_per_round;"
         f"split = random_split({n_users}, 3706, 30.0);"
         "features = random_features(split.item_ids);"
-        "t = seconds_per_round(split, features, 'batched', 1);"
+        f"t = seconds_per_round(split, features, 'batched', 1, {method!r}, {history});"
         "print(json.dumps({'sec_per_round': t, 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -89,6 +89,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10, help="timed rounds of the batched engine (median)")
     parser.add_argument("--loop-rounds", type=int, default=3, help="timed rounds of the per-client loop (median)")
     parser.add_argument("--method", default="ours")
+    parser.add_argument("--history", type=int, default=0, help="recent items that condition ours (mmfedrec --history)")
     parser.add_argument("--skip-large", action="store_true", help="skip the 6,040 and 100,000 client runs")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -104,11 +105,12 @@ def main() -> None:
     else:
         split = random_split(943, 1682, 106.0)
     features = random_features(split.item_ids)
-    batched = seconds_per_round(split, features, "batched", args.rounds, args.method)
-    loop = seconds_per_round(split, features, "loop", args.loop_rounds, args.method)
+    batched = seconds_per_round(split, features, "batched", args.rounds, args.method, args.history)
+    loop = seconds_per_round(split, features, "loop", args.loop_rounds, args.method, args.history)
     result = {
         "data": "movielens-100k" if args.root else "synthetic (ML-100K shape)",
         "method": args.method,
+        "history": args.history,
         "threads": args.threads,
         "clients": int(split.n_users),
         "events": len(split.train_items),
@@ -120,9 +122,9 @@ def main() -> None:
         ml1m = random_split(6040, 3706, 150.0)
         result["ml1m_shape_clients"] = 6040
         result["ml1m_shape_batched_sec_per_round"] = round(
-            seconds_per_round(ml1m, random_features(ml1m.item_ids), "batched", 1, args.method), 4
+            seconds_per_round(ml1m, random_features(ml1m.item_ids), "batched", 1, args.method, args.history), 4
         )
-        large = peak_memory_child(100_000, args.threads)
+        large = peak_memory_child(100_000, args.threads, args.method, args.history)
         result["clients_100k_sec_per_round"] = round(large["sec_per_round"], 2)
         result["clients_100k_peak_rss_mb"] = round(large["peak_rss_mb"])
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

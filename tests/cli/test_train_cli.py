@@ -115,5 +115,17 @@ def test_experts_reach_the_model_in_process_and_on_flower(tmp_path: Path, capsys
     assert load_file(tmp_path / "moe" / "model.safetensors")["shared.experts.weight"].shape[0] == 2
     assert main([*argv, "--method", "fedavg-mf", "--out", str(tmp_path / "mf")]) == 2
     assert "--experts applies to the mixture-of-experts methods" in capsys.readouterr().err
-    flower = FlowerRunConfig.from_parts("ours", DatasetSpec("synthetic"), TrainSettings(experts=2), seed=0)
-    assert build_client_model(flower.method_spec(), flower.train_settings()).n_experts == 2
+    flower = FlowerRunConfig.from_parts("ours", DatasetSpec("synthetic"), TrainSettings(experts=2, history=3), seed=0)
+    model = build_client_model(flower.method_spec(), flower.train_settings())
+    assert (model.n_experts, model.history) == (2, 3)
+
+
+def test_history_trains_in_process_and_centrally_and_is_refused_without_a_mixture(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", "--rounds", "2", "--history", "3", *TINY, "--cache-dir", str(tmp_path / "cache")]
+    for method in ("ours-id-only", "central-ours"):
+        assert main([*argv, "--method", method, "--out", str(tmp_path / method)]) == 0
+        assert json.loads((tmp_path / method / "config.json").read_text())["train"]["history"] == 3
+    assert main([*argv, "--method", "fedncf", "--out", str(tmp_path / "ncf")]) == 2
+    assert "--history applies to ours and its ablations" in capsys.readouterr().err

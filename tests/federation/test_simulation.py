@@ -12,11 +12,13 @@ from mmfedrec.federation.simulation import FederatedConfig, Simulation
 from tests.federation.helpers import planted_split
 
 
-def make_simulation(engine: str, model_name: str = "moe", lr: float = 0.01, **overrides) -> Simulation:
+def make_simulation(
+    engine: str, model_name: str = "moe", lr: float = 0.01, history: int = 0, **overrides
+) -> Simulation:
     split = planted_split()
     config = FederatedConfig(engine=engine, max_cells=256, local=LocalConfig(lr=lr, batch_size=8), **overrides)
     tower = ItemTower(split.n_items, 16, generator=torch.Generator().manual_seed(0))
-    return Simulation(build_model(model_name, 16, n_experts=3), tower, split, config, seed=0)
+    return Simulation(build_model(model_name, 16, n_experts=3, history=history), tower, split, config, seed=0)
 
 
 @pytest.mark.parametrize(

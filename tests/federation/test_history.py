@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import torch
+
+from mmfedrec.evaluation.protocols import evaluate
+from mmfedrec.federation.batches import build_round_examples, pad_chunks, round_key
+from mmfedrec.federation.history import NO_HISTORY, RECENCY_DECAY, history_context, preceding_items, recent_items
+from mmfedrec.federation.models import build_model
+from tests.federation.helpers import planted_split
+from tests.federation.test_simulation import make_simulation
+
+
+def test_preceding_items_stay_within_each_users_past() -> None:
+    indptr = np.array([0, 3, 5])
+    items = np.array([10, 11, 12, 20, 21])  # user 0: 10, 11, 12; user 1: 20, 21 (time order)
+    owners = np.array([0, 0, 1, 1])
+    index = np.array([0, 2, 3, 4])
+    expected = [[NO_HISTORY, NO_HISTORY], [11, 10], [NO_HISTORY, NO_HISTORY], [20, NO_HISTORY]]
+    np.testing.assert_array_equal(preceding_items(indptr, items, owners, index, 2), expected)
+
+
+def test_each_example_carries_the_items_before_its_positive() -> None:
+    split = planted_split()
+    indptr, items = split.train_csr()
+    clients = np.arange(split.n_users)
+    examples = build_round_examples(clients, indptr, items, split.n_items, 4, round_key(0, 1), history=3)
+    owner = np.repeat(np.arange(len(clients)), examples.counts)
+    for user, positive, past in zip(clients[owner], examples.positives, examples.history, strict=True):
+        sequence = list(items[indptr[user] : indptr[user + 1]])
+        before = sequence[: sequence.index(positive)][::-1][:3]
+        assert list(past) == before + [NO_HISTORY] * (3 - len(before))
+    chunk = pad_chunks(examples, 1 << 12)[0]
+    assert chunk.history.shape == (*chunk.weights.shape, 3)
+    assert (chunk.history[chunk.weights == 0] == NO_HISTORY).all()
+
+
+def test_ranking_reads_the_latest_items_and_the_validation_item_at_test_time() -> None:
+    split = planted_split()
+    indptr, items = split.train_csr()
+    valid = recent_items(split, 2, "valid")
+    test = recent_items(split, 2, "test")
+    for user in np.flatnonzero(split.valid_items >= 0)[:10]:
+        last_two = list(items[indptr[user] : indptr[user + 1]][-2:][::-1])
+        assert list(valid[user]) == last_two
+        assert list(test[user]) == [split.valid_items[user], last_two[0]]
+
+
+def test_history_context_weighs_recent_items_more_and_drops_the_bias() -> None:
+    table = torch.arange(12.0).view(4, 3)  # 4 items, D = 2, last column = bias
+    history = torch.tensor([[0, 2], [3, NO_HISTORY], [NO_HISTORY, NO_HISTORY]])
+    decay = RECENCY_DECAY  # item 2 is one step older than item 0
+    expected = torch.tensor([[(0 + decay * 6) / (1 + decay), (1 + decay * 7) / (1 + decay)], [9.0, 10.0], [0.0, 0.0]])
+    torch.testing.assert_close(history_context(table, history), expected)
+
+
+def test_a_zero_context_gives_the_model_without_history() -> None:
+    plain = build_model("moe", 8, n_experts=3)
+    with_history = build_model("moe", 8, n_experts=3, history=4)
+    generator = torch.Generator().manual_seed(0)
+    shared = with_history.init_shared(generator)
+    private = with_history.init_private(5, generator)
+    context = torch.randn(5, 8)
+    per_client = with_history.client_vector(private, shared, context)
+    per_example = with_history.client_vector(private, shared, context.unsqueeze(1).expand(5, 3, 8))
+    torch.testing.assert_close(per_example, per_client.unsqueeze(1).expand(5, 3, 9))
+    zero = with_history.client_vector(private, shared, torch.zeros(5, 8))
+    torch.testing.assert_close(zero, plain.client_vector(private, shared))
+    assert not torch.allclose(per_client, zero)
+
+
+def test_only_the_mixture_of_experts_model_reads_a_history() -> None:
+    with pytest.raises(Exception, match="mixture-of-experts model, not mf"):
+        build_model("mf", 8, history=3)
+
+
+def test_batched_engine_matches_the_loop_with_history() -> None:
+    engines = {name: make_simulation(name, history=3) for name in ("batched", "loop")}
+    for simulation in engines.values():
+        for round_index in range(2):
+            simulation.run_round(round_index)
+    batched, loop = engines["batched"], engines["loop"]
+    for name, tensor in batched.state().items():
+        torch.testing.assert_close(tensor, loop.state()[name], atol=1e-5, rtol=1e-4, msg=name)
+    for stage in ("valid", "test"):
+        scores = evaluate(batched.scorer(stage), batched.split, stage)["sampled"]["ndcg@10"]
+        assert scores == pytest.approx(evaluate(loop.scorer(stage), loop.split, stage)["sampled"]["ndcg@10"], abs=1e-6)
