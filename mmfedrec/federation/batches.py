@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from mmfedrec.data.splits import NO_ITEM, Split
-from mmfedrec.federation.history import NO_HISTORY, preceding_items
+
+NO_EVENT = -1  # the training event of a pseudo positive or of padding: none
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class RoundExamples:
     negatives: np.ndarray  # (E, n_neg) sampled negative items
     negative_ok: np.ndarray  # (E, n_neg) False where the draw hit one of the user's training items
     weights: np.ndarray  # (E,) 1 for real interactions, the policy weight for pseudo ones
-    history: np.ndarray  # (E, H) items before each positive, latest first (NO_HISTORY pads; none for pseudo ones)
+    events: np.ndarray  # (E,) each positive's position in the CSR training items (NO_EVENT: pseudo)
 
     @property
     def offsets(self) -> np.ndarray:
@@ -44,7 +45,7 @@ class PaddedChunk:
     items: torch.Tensor  # (C, L, 1 + n_neg) positive first, then negatives
     item_mask: torch.Tensor  # (C, L, 1 + n_neg) False for padding and collided negatives
     weights: torch.Tensor  # (C, L) example weight, 0 for padding
-    history: torch.Tensor  # (C, L, H) items before each example's positive, NO_HISTORY pads
+    events: torch.Tensor  # (C, L) each example's training event (NO_EVENT for padding and pseudo ones)
 
 
 def build_round_examples(
@@ -56,7 +57,6 @@ def build_round_examples(
     round_key: int,
     pseudo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     known: KnownPairs | None = None,
-    history: int = 0,
 ) -> RoundExamples:
     """Draw this round's examples for `clients` from their training items (CSR by user).
 
@@ -65,26 +65,25 @@ def build_round_examples(
         pseudo: optional (users, items, weights) pseudo-interactions added as weighted positives.
         known: pairs no negative may hit (every user's training items), built once per run
             (else built here for `clients`).
-        history: how many of the items before each positive its example carries (`history.py`).
     """
-    owner, index = csr_index(indptr, clients)
-    positives = train_items[index]
+    owner, events = csr_index(indptr, clients)
+    positives = train_items[events]
     weights = np.ones(len(positives), dtype=np.float32)
-    past = preceding_items(indptr, train_items, clients[owner], index, history)
     if pseudo is not None:
         position = {int(c): k for k, c in enumerate(clients)}
         take = np.array([int(u) in position for u in pseudo[0]], dtype=bool)
         owner = np.concatenate([owner, np.array([position[int(u)] for u in pseudo[0][take]], dtype=np.int64)])
         positives = np.concatenate([positives, pseudo[1][take]])
         weights = np.concatenate([weights, pseudo[2][take].astype(np.float32)])
-        past = np.concatenate([past, np.full((int(take.sum()), history), NO_HISTORY)])
+        events = np.concatenate([events, np.full(int(take.sum()), NO_EVENT)])
     grouped = np.argsort(owner, kind="stable")  # pseudo positives join their client's group
-    owner, positives, weights, past = owner[grouped], positives[grouped], weights[grouped], past[grouped]
+    owner, positives, weights, events = owner[grouped], positives[grouped], weights[grouped], events[grouped]
     client = clients[owner].astype(np.uint64)
     # Group by client, shuffle within by the hash's top 32 bits: one sort key (5x faster than lexsort).
     shuffle_keys = counter_hash(round_key, client, _position_in_group(owner), SHUFFLE_SLOT) >> np.uint64(32)
     order = np.argsort((owner.astype(np.uint64) << np.uint64(32)) | shuffle_keys, kind="stable")
-    owner, positives, weights, client, past = owner[order], positives[order], weights[order], client[order], past[order]
+    owner, positives, weights, client = owner[order], positives[order], weights[order], client[order]
+    events = events[order]
 
     slots = np.arange(1, n_negatives + 1, dtype=np.uint64)
     draws = counter_hash(round_key, client[:, None], _position_in_group(owner)[:, None], slots[None, :])
@@ -99,7 +98,7 @@ def build_round_examples(
         negatives=negatives.astype(np.int64),
         negative_ok=negative_ok,
         weights=weights,
-        history=past,
+        events=events,
     )
 
 
@@ -240,9 +239,9 @@ def _pad(examples: RoundExamples, rows: np.ndarray) -> PaddedChunk:
     items = np.zeros((n_rows * length, width), dtype=np.int64)
     item_mask = np.zeros((n_rows * length, width), dtype=bool)
     weights = np.zeros(n_rows * length, dtype=np.float32)
-    history = np.full((n_rows * length, examples.history.shape[1]), NO_HISTORY, dtype=np.int64)
+    events = np.full(n_rows * length, NO_EVENT, dtype=np.int64)
     items[cell, 0], items[cell, 1:] = examples.positives[source], examples.negatives[source]
-    history[cell] = examples.history[source]
+    events[cell] = examples.events[source]
     item_mask[cell, 0], item_mask[cell, 1:] = True, examples.negative_ok[source]
     weights[cell] = examples.weights[source]
     shape = (n_rows, length)
@@ -252,5 +251,5 @@ def _pad(examples: RoundExamples, rows: np.ndarray) -> PaddedChunk:
         items=torch.from_numpy(items).view(*shape, width),
         item_mask=torch.from_numpy(item_mask).view(*shape, width),
         weights=torch.from_numpy(weights).view(shape),
-        history=torch.from_numpy(history).view(*shape, examples.history.shape[1]),
+        events=torch.from_numpy(events).view(shape),
     )

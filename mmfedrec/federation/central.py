@@ -14,7 +14,7 @@ import torch
 
 from mmfedrec.data.splits import Split
 from mmfedrec.federation.batches import KnownPairs, build_round_examples, round_key
-from mmfedrec.federation.history import history_context, user_contexts
+from mmfedrec.federation.history import history_context, preceding_items, user_contexts
 from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import example_loss
 from mmfedrec.federation.models import initial_state
@@ -63,13 +63,14 @@ class CentralTrainer:
             round_key(self.seed, round_index),
             self.pseudo,
             self.known,
-            self.model.history,
         )
         owners = torch.from_numpy(np.repeat(examples.clients, examples.counts))
         items = torch.from_numpy(np.concatenate([examples.positives[:, None], examples.negatives], 1))  # (E, 1+n)
         mask = torch.from_numpy(np.concatenate([np.ones((len(owners), 1), bool), examples.negative_ok], 1)).float()
         weights = torch.from_numpy(examples.weights)
-        history = torch.from_numpy(examples.history)
+        if self.model.history:  # each example's items before its positive
+            users = examples.clients[np.repeat(np.arange(len(examples.clients)), examples.counts)]
+            history = preceding_items(self.indptr, self.train_items, users, examples.events, self.model.history)
         order = torch.from_numpy(self.rng.permutation(len(owners)))
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
@@ -78,7 +79,7 @@ class CentralTrainer:
             shared = {k: v.unsqueeze(0) for k, v in self.shared.items()}
             rows = item_table[items[batch]]
             if self.model.history:  # each example's own history: the table is read without gradient
-                scores = self.model.scores(private, shared, rows, history_context(item_table, history[batch]))
+                scores = self.model.scores(private, shared, rows, history_context(item_table, history[batch.numpy()]))
             else:
                 scores = self.model.scores(private, shared, rows)  # (B, 1+n)
             per_example = example_loss(scores.unsqueeze(1), mask[batch].unsqueeze(1), self.loss).squeeze(1)

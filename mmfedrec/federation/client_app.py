@@ -28,7 +28,7 @@ from mmfedrec.federation.aggregation.sums import UpdateSums, update_sums
 from mmfedrec.federation.batches import KnownPairs, build_round_examples, counter_hash, pad_chunks, round_key
 from mmfedrec.federation.comm import upload_nbytes
 from mmfedrec.federation.flower_config import FlowerRunConfig
-from mmfedrec.federation.history import user_contexts
+from mmfedrec.federation.history import EventContexts, user_contexts
 from mmfedrec.federation.local import local_train
 from mmfedrec.federation.models import initial_state
 from mmfedrec.federation.runner import build_client_model
@@ -54,6 +54,7 @@ class Silo:
     federated: FederatedConfig
     seed: int
     known: KnownPairs  # the silo's (user, training item) pairs, which negatives avoid
+    event_contexts: EventContexts | None  # a history-aware model's contexts of the training events
 
     def local_index(self, users: np.ndarray | Tensor) -> Tensor:
         """Rows in this node's private tensors of the global user indices `users`."""
@@ -82,7 +83,8 @@ def load_silo(config: FlowerRunConfig, partition_id: int, num_partitions: int) -
     model = build_client_model(config.method_spec(), settings)
     indptr, train_items = split.train_csr()
     known = KnownPairs.for_split(split, settings.federated.negatives_avoid_heldout)
-    return Silo(split, users, model, indptr, train_items, settings.federated, config.seed, known)
+    contexts = EventContexts.for_model(model, indptr, train_items, split.n_items)
+    return Silo(split, users, model, indptr, train_items, settings.federated, config.seed, known, contexts)
 
 
 def initial_private(silo: Silo) -> dict[str, Tensor]:
@@ -114,14 +116,14 @@ def train_silo(
         config.n_negatives,
         round_key(silo.seed, server_round),
         known=silo.known,
-        history=silo.model.history,
     )
+    contexts = None if silo.event_contexts is None else silo.event_contexts.contexts(item_table)
     sums: UpdateSums | None = None
     upload, n_examples, routed = 0.0, 0.0, None
     for chunk in pad_chunks(examples, config.max_cells):
         rows = silo.local_index(chunk.clients)
         chunk_private = {name: value[rows] for name, value in private.items()}
-        result = local_train(silo.model, shared, chunk_private, item_table, chunk, config.local)
+        result = local_train(silo.model, shared, chunk_private, item_table, chunk, config.local, contexts=contexts)
         for name, value in result.private.items():
             private[name][rows] = value
         touched = result.touched_pairs(silo.split.n_items)

@@ -25,7 +25,6 @@ from torch import Tensor
 
 from mmfedrec.federation.batches import PaddedChunk
 from mmfedrec.federation.client_optimizer import ADAM_EPS, PrefixOptimizer
-from mmfedrec.federation.history import history_context
 from mmfedrec.federation.models.scoring import DENSE_MAX_RATIO, row_dot, table_dot
 
 
@@ -237,6 +236,7 @@ def local_train(
     chunk: PaddedChunk,
     config: LocalConfig,
     owners: Tensor | None = None,
+    contexts: Tensor | None = None,
 ) -> LocalResult:
     """Train each client of `chunk` on its examples, starting from the global `shared` tensors.
 
@@ -246,6 +246,8 @@ def local_train(
         private: this chunk's private state, (C, ...).
         item_table: starting item vectors, (I, D + 1) for every client, or (U, I, D + 1) when
             each client has its own table (local-only), read at rows `owners` (C,).
+        contexts: a history-aware model's (N + 1, D) context of every training event this round
+            (`EventContexts.contexts`), read at `chunk.events`.
     """
     n_clients, length = chunk.weights.shape
     local_shared = {k: v.unsqueeze(0).repeat(n_clients, *[1] * v.dim()) for k, v in shared.items()}
@@ -253,11 +255,11 @@ def local_train(
     steps = [slice(start, start + config.batch_size) for start in range(0, length, config.batch_size)]
     n_items, width = item_table.shape[-2:]
     bilinear = hasattr(model, "client_vector")  # scores = row_dot(rows, client_vector): MF, ours
-    context = None  # (C, L, D) each example's history, read from the round's starting table
+    context = None  # (C, L, D) each example's history context
     if model.history:
-        if owners is not None:
-            raise ValueError("a history-aware model reads the shared item table; clients own tables here")
-        context = history_context(item_table, chunk.history)
+        if contexts is None:
+            raise ValueError("a history-aware model needs the round's event contexts")
+        context = contexts[chunk.events]
     if bilinear and config.local_epochs == 1 and context is None:  # each copy's step stays factored (RowFactors)
         row_delta = None
         row_scale = item_table.new_zeros(chunk.items.shape)  # (C, L, 1 + n_neg)

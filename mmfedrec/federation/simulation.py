@@ -28,7 +28,7 @@ from mmfedrec.federation.comm import download_nbytes, upload_nbytes
 from mmfedrec.federation.compression import CompressionConfig, ErrorFeedbackCompressor
 from mmfedrec.federation.defended import DefenseConfig, aggregate_defended, attack, collect_uploads, reject_non_finite
 from mmfedrec.federation.faults import byzantine_clients, dropped_clients
-from mmfedrec.federation.history import user_contexts
+from mmfedrec.federation.history import EventContexts, user_contexts
 from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import LocalConfig, LocalResult, local_train
 from mmfedrec.federation.models import initial_state
@@ -89,6 +89,7 @@ class Simulation:
         self.rng = np.random.default_rng(seed)  # client sampling
         self.indptr, self.train_items = split.train_csr()
         self.known = KnownPairs.for_split(split, config.negatives_avoid_heldout)
+        self.event_contexts = EventContexts.for_model(model, self.indptr, self.train_items, split.n_items)
         self.server = ServerModel(
             self.shared, tower, config.server_optimizer, config.server_lr, config.content_lr, config.row_average
         )
@@ -127,7 +128,6 @@ class Simulation:
             key,
             self.pseudo,
             self.known,
-            self.model.history,
         )
         chunks = (
             pad_chunks(examples, self.config.max_cells)
@@ -135,13 +135,16 @@ class Simulation:
             else single_client_chunks(examples)
         )
         item_table = self.server.item_table()
+        contexts = None if self.event_contexts is None else self.event_contexts.contexts(item_table)
         sums: UpdateSums | None = None
         per_client: list[tuple[Tensor, LocalResult]] = []
         upload = torch.zeros(len(clients), dtype=torch.float64)
         for chunk in chunks:
             private = {k: v[chunk.clients] for k, v in self.private.items()}
             if self.local_tables is None:
-                result = local_train(self.model, self.shared, private, item_table, chunk, self.config.local)
+                result = local_train(
+                    self.model, self.shared, private, item_table, chunk, self.config.local, contexts=contexts
+                )
             else:
                 result = local_train(
                     self.model, self.shared, private, self.local_tables, chunk, self.config.local, chunk.clients

@@ -3,8 +3,15 @@ import pytest
 import torch
 
 from mmfedrec.evaluation.protocols import evaluate
-from mmfedrec.federation.batches import build_round_examples, pad_chunks, round_key
-from mmfedrec.federation.history import NO_HISTORY, RECENCY_DECAY, history_context, preceding_items, recent_items
+from mmfedrec.federation.batches import NO_EVENT, build_round_examples, pad_chunks, round_key
+from mmfedrec.federation.history import (
+    NO_HISTORY,
+    RECENCY_DECAY,
+    EventContexts,
+    history_context,
+    preceding_items,
+    recent_items,
+)
 from mmfedrec.federation.models import build_model
 from tests.federation.helpers import planted_split
 from tests.federation.test_simulation import make_simulation
@@ -19,19 +26,28 @@ def test_preceding_items_stay_within_each_users_past() -> None:
     np.testing.assert_array_equal(preceding_items(indptr, items, owners, index, 2), expected)
 
 
-def test_each_example_carries_the_items_before_its_positive() -> None:
+def test_each_example_names_its_training_event() -> None:
     split = planted_split()
     indptr, items = split.train_csr()
     clients = np.arange(split.n_users)
-    examples = build_round_examples(clients, indptr, items, split.n_items, 4, round_key(0, 1), history=3)
-    owner = np.repeat(np.arange(len(clients)), examples.counts)
-    for user, positive, past in zip(clients[owner], examples.positives, examples.history, strict=True):
-        sequence = list(items[indptr[user] : indptr[user + 1]])
-        before = sequence[: sequence.index(positive)][::-1][:3]
-        assert list(past) == before + [NO_HISTORY] * (3 - len(before))
+    examples = build_round_examples(clients, indptr, items, split.n_items, 4, round_key(0, 1))
+    owner = clients[np.repeat(np.arange(len(clients)), examples.counts)]
+    np.testing.assert_array_equal(items[examples.events], examples.positives)
+    assert ((examples.events >= indptr[owner]) & (examples.events < indptr[owner + 1])).all()
     chunk = pad_chunks(examples, 1 << 12)[0]
-    assert chunk.history.shape == (*chunk.weights.shape, 3)
-    assert (chunk.history[chunk.weights == 0] == NO_HISTORY).all()
+    assert (chunk.events[chunk.weights == 0] == NO_EVENT).all()
+
+
+def test_event_contexts_equal_the_weighted_mean_of_the_items_before_each_event() -> None:
+    split = planted_split()
+    indptr, items = split.train_csr()
+    table = torch.randn(split.n_items, 9)
+    contexts = EventContexts(indptr, items, split.n_items, 3).contexts(table)
+    owners = np.repeat(np.arange(split.n_users), np.diff(indptr))
+    history = preceding_items(indptr, items, owners, np.arange(len(items)), 3)
+    torch.testing.assert_close(contexts[:-1], history_context(table, history))
+    assert (history == NO_HISTORY).all(-1).any()  # first events have no past: zero context
+    torch.testing.assert_close(contexts[NO_EVENT], torch.zeros(8))
 
 
 def test_ranking_reads_the_latest_items_and_the_validation_item_at_test_time() -> None:
@@ -47,7 +63,7 @@ def test_ranking_reads_the_latest_items_and_the_validation_item_at_test_time() -
 
 def test_history_context_weighs_recent_items_more_and_drops_the_bias() -> None:
     table = torch.arange(12.0).view(4, 3)  # 4 items, D = 2, last column = bias
-    history = torch.tensor([[0, 2], [3, NO_HISTORY], [NO_HISTORY, NO_HISTORY]])
+    history = np.array([[0, 2], [3, NO_HISTORY], [NO_HISTORY, NO_HISTORY]])
     decay = RECENCY_DECAY  # item 2 is one step older than item 0
     expected = torch.tensor([[(0 + decay * 6) / (1 + decay), (1 + decay * 7) / (1 + decay)], [9.0, 10.0], [0.0, 0.0]])
     torch.testing.assert_close(history_context(table, history), expected)
