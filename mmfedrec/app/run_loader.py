@@ -19,6 +19,7 @@ from mmfedrec.data.splits import Split
 from mmfedrec.data.types import Catalog
 from mmfedrec.errors import MmfedrecError
 from mmfedrec.experiment import ExperimentConfig
+from mmfedrec.federation.history import user_contexts
 from mmfedrec.federation.methods import MethodSpec, method_spec
 from mmfedrec.federation.personal_items import PersonalItemRows
 
@@ -36,6 +37,7 @@ class RunModel:
         item_rows: Tensor,
         local_lr: float,
         personal: PersonalItemRows | None = None,
+        contexts: Tensor | None = None,
     ) -> None:
         self.model = model
         self.shared = {k: v.detach().unsqueeze(0) for k, v in shared.items()}  # (1, ...) broadcast over clients
@@ -43,6 +45,7 @@ class RunModel:
         self.item_rows = item_rows.detach()  # (1, I, D+1) global table, or (U, I, D+1) local-only tables
         self.local_lr = local_lr
         self.personal = personal  # each client's own fine-tuned item vectors (--personal-items runs)
+        self.contexts = contexts  # (U, D) each client's latest items, for a history-aware model (--history)
 
     @property
     def n_items(self) -> int:
@@ -65,7 +68,13 @@ class RunModel:
         """(I,) scores of every item for one user (optionally with a replaced private state)."""
         with torch.no_grad():
             state = self.client_private(user) if private is None else private
-            return self.model.scores(state, self.shared, self._rows(user))[0].numpy()
+            return self._scores(user, state, self._rows(user))[0].numpy()
+
+    def _scores(self, user: int, private: dict[str, Tensor], rows: Tensor) -> Tensor:
+        """(1, L) scores of `rows` for one client, with its history context when the model reads one."""
+        if self.contexts is None:
+            return self.model.scores(private, self.shared, rows)
+        return self.model.scores(private, self.shared, rows, self.contexts[user : user + 1])
 
     def expert_weights(self, user: int) -> np.ndarray | None:
         """(K,) the router's expert weights for this client; None for models without a router."""
@@ -105,7 +114,7 @@ class RunModel:
         pos_weight = torch.from_numpy(np.asarray(weights, dtype=np.float32))
         for step in range(steps):
             items = torch.cat([pos, torch.from_numpy(negatives[step])])  # (P + P*n,)
-            logits = self.model.scores(private, self.shared, rows[:, items])[0]  # (P + P*n,)
+            logits = self._scores(user, private, rows[:, items])[0]  # (P + P*n,)
             labels = torch.cat([torch.ones(len(pos)), torch.zeros(len(items) - len(pos))])
             example_weight = torch.cat([pos_weight, pos_weight.repeat_interleave(n_negatives)])
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, weight=example_weight)
@@ -185,7 +194,8 @@ def load_run(folder: Path, cache_dir: Path | None = None) -> LoadedRun:
         item_rows = local_tables if local_tables is not None else trainer.tower().detach().unsqueeze(0)
     personal = getattr(trainer, "personal", None)
     local_lr = config.train.federated.local.lr
-    model = RunModel(trainer.model, trainer.shared, trainer.private, item_rows, local_lr, personal)
+    contexts = user_contexts(trainer.model, split, item_rows[0], "test")  # all the client has done so far
+    model = RunModel(trainer.model, trainer.shared, trainer.private, item_rows, local_lr, personal, contexts)
     summary_path = folder / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     return LoadedRun(

@@ -193,3 +193,23 @@ def test_a_personal_items_run_is_served_with_each_clients_own_item_vectors(tmp_p
     expected = trainer.scorer()(users)
     for row, user in enumerate(users):
         np.testing.assert_allclose(run.model.scores(int(user)), expected[row], rtol=1e-6, atol=1e-6)
+
+
+def test_a_history_run_is_served_with_each_clients_latest_items(tmp_path: Path) -> None:
+    """The app ranks as the evaluator's test stage did: from all the client has done so far."""
+    from mmfedrec.app.run_loader import load_run
+    from mmfedrec.cli import main
+    from mmfedrec.federation.runner import build_trainer
+    from tests.app.conftest import TINY
+
+    out = tmp_path / "run"
+    argv = ["--threads", "1", "train", "--method", "ours-id-only", "--rounds", "2", "--history", "3", "--out", str(out)]
+    assert main([*argv, *TINY, "--cache-dir", str(tmp_path / "cache")]) == 0
+    run = load_run(out)
+    trainer = build_trainer(run.method, run.split, None, run.config.train, run.config.seeds[0])
+    trainer.load_state(load_file(str(out / "model.safetensors")))
+    users = run.split.evaluated_users("test")[:3]
+    expected, without_valid = trainer.scorer("test")(users), trainer.scorer("valid")(users)
+    assert not np.allclose(expected, without_valid)
+    for row, user in enumerate(users):
+        np.testing.assert_allclose(run.model.scores(int(user)), expected[row], rtol=1e-6, atol=1e-6)
