@@ -70,7 +70,13 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         help="ours and its ablations: the user state also reads the mean vector of the client's N latest items "
         "(next-item training; kept on the client, nothing more is uploaded). 0 = off",
     )
-    group.add_argument("--loss", choices=("bce", "bpr"), default="bce")
+    group.add_argument(
+        "--loss",
+        choices=("bce", "bpr", "softmax"),  # local.LOSSES, without importing torch to parse arguments
+        default="bce",
+        help="bce: each item of an example on its own; bpr: positive over each negative; softmax: the positive "
+        "against all its negatives at once (sampled softmax; pairs well with --negatives 16)",
+    )
     group.add_argument("--fedprox-mu", type=float, default=0.0)
     group.add_argument("--server-optimizer", choices=("fedavg", "fedadam"), default="fedavg")
     group.add_argument("--server-lr", type=positive_float, default=1.0)

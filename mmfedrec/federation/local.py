@@ -27,6 +27,9 @@ from mmfedrec.federation.batches import PaddedChunk
 from mmfedrec.federation.client_optimizer import ADAM_EPS, PrefixOptimizer
 from mmfedrec.federation.models.scoring import DENSE_MAX_RATIO, row_dot, table_dot
 
+LOSSES = ("bce", "bpr", "softmax")
+MASKED_LOGIT = -1e9  # a collided negative's logit under the softmax loss: no weight, no gradient
+
 
 @dataclass(frozen=True)
 class LocalConfig:
@@ -35,7 +38,7 @@ class LocalConfig:
     optimizer: str = "adam"  # "adam" (fresh state each round) or "sgd"
     local_epochs: int = 1  # passes over the client's examples per round
     batch_size: int = 64  # examples (positive + its negatives) per local step
-    loss: str = "bce"  # "bce" (sampled negatives) or "bpr"
+    loss: str = "bce"  # LOSSES: "bce" (sampled negatives), "bpr" or "softmax" (sampled softmax)
     proximal_mu: float = 0.0  # FedProx (Li et al., 2020): mu/2 ||shared_local - shared_global||^2
     weight_decay: float = 0.0  # L2 on the private user state
     row_optimizer: str = ""  # step of the item vectors: "adam" (first step) or "sgd"; "" = `optimizer`
@@ -44,6 +47,8 @@ class LocalConfig:
     def __post_init__(self) -> None:
         if self.row_optimizer not in ("", "adam", "sgd"):
             raise ValueError(f"row_optimizer must be 'adam', 'sgd' or '' (as optimizer), got {self.row_optimizer!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.row_lr < 0:
             raise ValueError(f"row_lr must be >= 0 (0 = lr), got {self.row_lr}")
 
@@ -167,7 +172,11 @@ def example_loss(scores: Tensor, mask: Tensor, kind: str) -> Tensor:
         margin = scores[..., :1] - scores[..., 1:]  # (C, B, n_neg)
         negatives = mask[..., 1:]
         return -(F.logsigmoid(margin) * negatives).sum(-1) / negatives.sum(-1).clamp_min(1)
-    raise ValueError(f"loss must be 'bce' or 'bpr', got {kind!r}")
+    if kind == "softmax":  # cross-entropy of the positive against its negatives (Klenitskiy & Vasilev, 2023)
+        present = mask > 0
+        logits = scores.masked_fill(~present, MASKED_LOGIT)  # padding rows stay finite, then weigh 0
+        return -torch.log_softmax(logits, -1)[..., 0] * mask[..., 0]
+    raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {kind!r}")
 
 
 def _optimizer(config: LocalConfig, shared: list[Tensor], own: list[Tensor]) -> PrefixOptimizer:

@@ -5,7 +5,7 @@ import torch
 from mmfedrec.federation import local
 from mmfedrec.federation.batches import build_round_examples, pad_chunks, round_key
 from mmfedrec.federation.item_tower import ItemTower
-from mmfedrec.federation.local import DENSE_MAX_RATIO, LocalConfig, RowFactors, local_train
+from mmfedrec.federation.local import DENSE_MAX_RATIO, LocalConfig, RowFactors, example_loss, local_train
 from mmfedrec.federation.models import build_model
 from tests.federation.helpers import planted_split
 
@@ -73,3 +73,14 @@ def test_factored_item_updates_sum_per_item_like_their_rows(monkeypatch: pytest.
     monkeypatch.setattr(local, "DENSE_MAX_RATIO", dense_ratio)
     torch.testing.assert_close(result.item_row_sums(split.n_items), expected, atol=1e-5, rtol=1e-5)
     assert expected.abs().sum() > 0
+
+
+def test_softmax_loss_ranks_the_positive_against_its_real_negatives_only() -> None:
+    scores = torch.tensor([[[2.0, 1.0, 5.0, 0.5], [0.3, 0.1, 0.2, 0.4]]], requires_grad=True)  # (1, 2, 1 + 3)
+    mask = torch.tensor([[[1.0, 1.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]]])  # a collided negative; a padding row
+    loss = example_loss(scores, mask, "softmax")
+    expected = torch.nn.functional.cross_entropy(torch.tensor([[2.0, 1.0, 0.5]]), torch.tensor([0]))
+    torch.testing.assert_close(loss, torch.stack([expected, torch.tensor(0.0)]).view(1, 2))
+    loss.sum().backward()
+    assert torch.isfinite(scores.grad).all()
+    assert scores.grad[0, 0, 2] == 0 and (scores.grad[0, 1] == 0).all()
