@@ -2,28 +2,33 @@
 Never its user embedding, its personalised gate, or its interaction list."""
 
 import numpy as np
+import pytest
 import torch
 
 from mmfedrec.federation.batches import build_round_examples, pad_chunks, round_key
 from mmfedrec.federation.comm import client_upload, message_nbytes, upload_nbytes
+from mmfedrec.federation.history import EventContexts
 from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import LocalConfig, local_train
 from mmfedrec.federation.models import build_model
 from tests.federation.helpers import planted_split
 
 
-def test_an_upload_holds_no_private_state_and_its_bytes_are_counted() -> None:
+@pytest.mark.parametrize("history", [0, 3])
+def test_an_upload_holds_no_private_state_and_its_bytes_are_counted(history: int) -> None:
     split = planted_split()
-    model = build_model("moe", 16, n_experts=3)
+    model = build_model("moe", 16, n_experts=3, history=history)
     generator = torch.Generator().manual_seed(0)
     shared, private = model.init_shared(generator), model.init_private(split.n_users, generator)
     tower = ItemTower(split.n_items, 16, generator=generator)
     indptr, items = split.train_csr()
     examples = build_round_examples(np.arange(split.n_users), indptr, items, split.n_items, 4, round_key(0, 1))
     chunk = pad_chunks(examples, max_cells=512)[0]
-    result = local_train(
-        model, shared, {k: v[chunk.clients] for k, v in private.items()}, tower().detach(), chunk, LocalConfig()
-    )
+    table = tower().detach()
+    event_contexts = EventContexts.for_model(model, indptr, items, split.n_items)  # the history stays local
+    contexts = None if event_contexts is None else event_contexts.contexts(table)
+    chunk_private = {k: v[chunk.clients] for k, v in private.items()}
+    result = local_train(model, shared, chunk_private, table, chunk, LocalConfig(), contexts=contexts)
     bytes_per_client = upload_nbytes(result, result.touched_pairs(split.n_items), split.n_items)
     for k, client in enumerate(chunk.clients.tolist()):
         message = client_upload(result, k)
