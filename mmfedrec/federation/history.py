@@ -10,6 +10,8 @@ The item vectors are read as inputs (no gradient): the history adds no upload.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -71,8 +73,9 @@ def history_context(item_table: Tensor, history: np.ndarray) -> Tensor:
 class EventContexts:
     """Every training event's history context, for a whole round in one sparse product.
 
-    Gathering each example's H item vectors took most of a round (measured on ML-100K, H = 10);
-    the weights sit in a fixed (events x items) sparse matrix, so a round costs one product."""
+    Gathering each example's H item vectors took most of a round; the weights sit in a fixed
+    (events x items) CSR matrix instead, so a round costs one sparse product (ML-100K, H = 10:
+    2.8 ms, against 60 ms to gather and 32 ms as a COO product)."""
 
     def __init__(self, indptr: np.ndarray, items: np.ndarray, n_items: int, length: int) -> None:
         owners = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
@@ -81,7 +84,10 @@ class EventContexts:
         index = torch.from_numpy(np.stack([event, history[event, slot]]))
         values = torch.from_numpy(history_weights(history)[event, slot]).float()
         shape = (len(items), n_items)
-        self.matrix = torch.sparse_coo_tensor(index, values, shape, check_invariants=True).coalesce()
+        coo = torch.sparse_coo_tensor(index, values, shape, check_invariants=True).coalesce()
+        with warnings.catch_warnings():  # torch marks sparse CSR as beta; its product here is 11x COO's
+            warnings.simplefilter("ignore", UserWarning)
+            self.matrix = coo.to_sparse_csr()
 
     @classmethod
     def for_model(cls, model: object, indptr: np.ndarray, items: np.ndarray, n_items: int) -> EventContexts | None:
@@ -93,7 +99,7 @@ class EventContexts:
         """(N + 1, D) each event's context from `item_table` (I, D + 1); the last row, zero, is
         the context of `NO_EVENT` (-1), so `contexts[events]` needs no mask."""
         table = item_table[:, :-1].contiguous()
-        return torch.cat([torch.sparse.mm(self.matrix, table), table.new_zeros(1, table.shape[1])])
+        return torch.cat([self.matrix @ table, table.new_zeros(1, table.shape[1])])
 
 
 def user_contexts(model: object, split: Split, item_table: Tensor, stage: str) -> Tensor | None:
