@@ -81,6 +81,15 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--server-optimizer", choices=("fedavg", "fedadam"), default="fedavg")
     group.add_argument("--server-lr", type=positive_float, default=1.0)
     group.add_argument(
+        "--content-lr", type=positive_float, default=0.005, help="server Adam step on the item tower's content"
+    )
+    group.add_argument(
+        "--id-shrink",
+        type=float,
+        default=0.05,
+        help="share of each item ID vector handed to the content per round (0 = the content never takes over)",
+    )
+    group.add_argument(
         "--row-average",
         choices=("senders", "clients"),
         default="senders",
@@ -180,6 +189,8 @@ def experiment_config(args: argparse.Namespace, method: str, out: Path):
         personal_items=args.personal_items,
         server_optimizer=args.server_optimizer,
         server_lr=args.server_lr,
+        content_lr=args.content_lr,
+        id_shrink=args.id_shrink,
         row_average=args.row_average,
         local=local,
         compression=CompressionConfig(topk=args.compress_topk, bits=args.compress_bits),

@@ -57,6 +57,7 @@ class FlowerRunConfig:
     server_optimizer: str = FederatedConfig.server_optimizer
     server_lr: float = FederatedConfig.server_lr
     content_lr: float = FederatedConfig.content_lr
+    id_shrink: float = FederatedConfig.id_shrink
     expertwise: bool = FederatedConfig.expertwise
     row_average: str = FederatedConfig.row_average
     max_cells: int = FederatedConfig.max_cells  # padded examples per batched chunk on a node
@@ -138,6 +139,7 @@ class FlowerRunConfig:
             server_optimizer=self.server_optimizer,
             server_lr=self.server_lr,
             content_lr=self.content_lr,
+            id_shrink=self.id_shrink,
             expertwise=self.expertwise,
             row_average=self.row_average,
             max_cells=self.max_cells,
@@ -211,6 +213,7 @@ class FlowerRunConfig:
             server_optimizer=federated.server_optimizer,
             server_lr=federated.server_lr,
             content_lr=federated.content_lr,
+            id_shrink=federated.id_shrink,
             expertwise=federated.expertwise,
             row_average=federated.row_average,
             max_cells=federated.max_cells,

@@ -21,12 +21,13 @@ class ServerModel:
         lr: float = 1.0,
         content_lr: float = 0.005,
         row_average: str = "senders",
+        id_shrink: float = 0.05,
     ) -> None:
         self.shared = shared
         self.row_average = row_average
         self.tower = tower
         self.optimizer = ServerOptimizer(shared, optimizer, lr)
-        self.tower_updater = TowerUpdater(tower, content_lr)
+        self.tower_updater = TowerUpdater(tower, content_lr, id_shrink=id_shrink)
 
     def item_table(self) -> Tensor:
         """(I, D + 1) current item vectors, as clients download them."""

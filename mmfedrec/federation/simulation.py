@@ -47,6 +47,7 @@ class FederatedConfig:
     server_optimizer: str = "fedavg"  # "fedavg" or "fedadam"
     server_lr: float = 1.0  # on the dense shared tensors
     content_lr: float = 0.005  # server Adam step on the item tower's content modules (fusion)
+    id_shrink: float = 0.05  # share of the item ID vectors handed to the content each round (TowerUpdater)
     expertwise: bool = True  # weight expert updates by routed mass (else by examples)
     row_average: str = "senders"  # item updates divided by their senders (FedMF) or the round's clients (FedAvg)
     federate: bool = True  # False: local-only baseline, every client keeps its own item vectors
@@ -57,6 +58,8 @@ class FederatedConfig:
     defense: DefenseConfig = field(default_factory=DefenseConfig)  # DP, robust aggregation, attacks, faults
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.id_shrink < 1.0:
+            raise MmfedrecError(f"id shrink (--id-shrink) must be in [0, 1), got {self.id_shrink}")
         if self.row_average not in ROW_AVERAGES:
             raise MmfedrecError(f"row average must be one of {', '.join(ROW_AVERAGES)}, got {self.row_average!r}")
         if self.row_average == "clients" and self.defense.aggregator != "fedavg":
@@ -91,7 +94,13 @@ class Simulation:
         self.known = KnownPairs.for_split(split, config.negatives_avoid_heldout)
         self.event_contexts = EventContexts.for_model(model, self.indptr, self.train_items, split.n_items)
         self.server = ServerModel(
-            self.shared, tower, config.server_optimizer, config.server_lr, config.content_lr, config.row_average
+            self.shared,
+            tower,
+            config.server_optimizer,
+            config.server_lr,
+            config.content_lr,
+            config.row_average,
+            config.id_shrink,
         )
         self.local_tables: Tensor | None = None
         if not config.federate:  # local-only: each client owns a copy of the starting item vectors
