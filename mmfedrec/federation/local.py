@@ -13,6 +13,8 @@ dot product with a client vector (MF, ours) the rows' gradient is an outer produ
 is formed from its two factors and the per-row gradient is never computed. With one local
 epoch those models neither gather rows (`table_dot` scores the whole table) nor form the
 steps: the result keeps the two factors (`RowFactors`) and sums them per item in one product.
+A history-aware model (`model.history > 0`) has one client vector per example instead, so its
+rows are gathered and each copy's step is formed.
 """
 
 from __future__ import annotations
