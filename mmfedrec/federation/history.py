@@ -4,7 +4,7 @@ A client's time-ordered interactions never leave it. A model with `history = H >
 private user vector a recency-weighted mean of the current item vectors of the H items before each
 training positive (next-item training), and of the H most recent items when it ranks. On a leave-one-out
 split by time the held-out item is the user's next one, and what came just before it predicts it
-far better than a static user vector does (see benchmarks/README.md, "History-aware user state").
+far better than a static user vector does (benchmarks/README.md, "A history-aware user state").
 The item vectors are read as inputs (no gradient): the history adds no upload.
 """
 
