@@ -69,8 +69,8 @@ class CentralTrainer:
         mask = torch.from_numpy(np.concatenate([np.ones((len(owners), 1), bool), examples.negative_ok], 1)).float()
         weights = torch.from_numpy(examples.weights)
         if self.model.history:  # each example's items before its positive
-            users = examples.clients[np.repeat(np.arange(len(examples.clients)), examples.counts)]
-            history = preceding_items(self.indptr, self.train_items, users, examples.events, self.model.history)
+            example_users = examples.clients[np.repeat(np.arange(len(examples.clients)), examples.counts)]
+            history = preceding_items(self.indptr, self.train_items, example_users, examples.events, self.model.history)
         order = torch.from_numpy(self.rng.permutation(len(owners)))
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]

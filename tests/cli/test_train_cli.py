@@ -127,5 +127,7 @@ def test_history_trains_in_process_and_centrally_and_is_refused_without_a_mixtur
     for method in ("ours-id-only", "central-ours"):
         assert main([*argv, "--method", method, "--out", str(tmp_path / method)]) == 0
         assert json.loads((tmp_path / method / "config.json").read_text())["train"]["history"] == 3
+        first_round = json.loads((tmp_path / method / "metrics.jsonl").read_text().splitlines()[0])
+        assert first_round["clients"] == 80  # every synthetic user, not their examples
     assert main([*argv, "--method", "fedncf", "--out", str(tmp_path / "ncf")]) == 2
     assert "--history applies to ours and its ablations" in capsys.readouterr().err

@@ -9,8 +9,8 @@ the first round's upload contained the private gate exactly), hence no such spli
 "shared-gate" ablation trains one router that is aggregated like the experts. Items come as
 vectors from the server-side item tower (multimodal content + ID), last column = bias.
 
-With `history = H > 0` the experts read the user vector plus a context: the mean vector of the
-client's H latest items before the one scored (`mmfedrec.federation.history`); the gate still
+With `history = H > 0` the experts read the user vector plus a context: the recency-weighted
+mean vector of the client's H latest items before the one scored (`mmfedrec.federation.history`); the gate still
 reads the user vector alone, so routing stays a property of the client.
 """
 
