@@ -72,9 +72,8 @@ class RunModel:
 
     def _scores(self, user: int, private: dict[str, Tensor], rows: Tensor) -> Tensor:
         """(1, L) scores of `rows` for one client, with its history context when the model reads one."""
-        if self.contexts is None:
-            return self.model.scores(private, self.shared, rows)
-        return self.model.scores(private, self.shared, rows, self.contexts[user : user + 1])
+        context = None if self.contexts is None else self.contexts[user : user + 1]
+        return self.model.scores(private, self.shared, rows, context)
 
     def expert_weights(self, user: int) -> np.ndarray | None:
         """(K,) the router's expert weights for this client; None for models without a router."""

@@ -69,19 +69,18 @@ class CentralTrainer:
         mask = torch.from_numpy(np.concatenate([np.ones((len(owners), 1), bool), examples.negative_ok], 1)).float()
         weights = torch.from_numpy(examples.weights)
         if self.model.history:  # each example's items before its positive
-            example_users = examples.clients[np.repeat(np.arange(len(examples.clients)), examples.counts)]
-            history = preceding_items(self.indptr, self.train_items, example_users, examples.events, self.model.history)
+            history = preceding_items(
+                self.indptr, self.train_items, owners.numpy(), examples.events, self.model.history
+            )
         order = torch.from_numpy(self.rng.permutation(len(owners)))
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             item_table = self.tower()  # (I, D+1), in the graph: the tower trains end to end
             private = {k: v[owners[batch]] for k, v in self.private.items()}
             shared = {k: v.unsqueeze(0) for k, v in self.shared.items()}
-            rows = item_table[items[batch]]
-            if self.model.history:  # each example's own history: the table is read without gradient
-                scores = self.model.scores(private, shared, rows, history_context(item_table, history[batch.numpy()]))
-            else:
-                scores = self.model.scores(private, shared, rows)  # (B, 1+n)
+            # each example's own history, read without gradient
+            context = history_context(item_table, history[batch.numpy()]) if self.model.history else None
+            scores = self.model.scores(private, shared, item_table[items[batch]], context)  # (B, 1+n)
             per_example = example_loss(scores.unsqueeze(1), mask[batch].unsqueeze(1), self.loss).squeeze(1)
             loss = (per_example * weights[batch]).mean() + self.model.auxiliary_loss(private, shared).mean()
             self.optimizer.zero_grad(set_to_none=True)
@@ -99,9 +98,8 @@ class CentralTrainer:
             index = torch.from_numpy(np.asarray(users, dtype=np.int64))
             with torch.no_grad():
                 private = {k: v.detach()[index] for k, v in self.private.items()}
-                if context is None:
-                    return self.model.scores(private, shared, item_table.unsqueeze(0)).numpy()
-                return self.model.scores(private, shared, item_table.unsqueeze(0), context[index]).numpy()
+                user_context = None if context is None else context[index]
+                return self.model.scores(private, shared, item_table.unsqueeze(0), user_context).numpy()
 
         return score
 

@@ -160,10 +160,9 @@ def silo_scorer(
     def score(users: np.ndarray) -> np.ndarray:
         index = silo.local_index(users)
         user_private = {k: v[index] for k, v in private.items()}
+        user_context = None if context is None else context[torch.from_numpy(users)]
         with torch.no_grad():
-            if context is None:
-                return silo.model.scores(user_private, shared_one, rows).numpy()
-            return silo.model.scores(user_private, shared_one, rows, context[torch.from_numpy(users)]).numpy()
+            return silo.model.scores(user_private, shared_one, rows, user_context).numpy()
 
     return score
 

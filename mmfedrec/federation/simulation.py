@@ -229,10 +229,9 @@ class Simulation:
                 rows = self.personal.tables(index, item_table)
             else:
                 rows = item_table.unsqueeze(0)
+            user_context = None if context is None else context[index]
             with torch.no_grad():
-                if context is None:
-                    return self.model.scores(private, shared, rows).numpy()
-                return self.model.scores(private, shared, rows, context[index]).numpy()
+                return self.model.scores(private, shared, rows, user_context).numpy()
 
         return score
 

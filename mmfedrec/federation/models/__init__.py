@@ -8,11 +8,12 @@ code with C = 1. Shared tensors may be given with a leading 1 to broadcast (eval
 A model exposes:
 - `init_shared(generator) -> dict`: the server's dense shared tensors (no client dim);
 - `init_private(n_clients, generator) -> dict`: state that never leaves a client, (C, ...);
-- `scores(private, shared, rows) -> (C, L)`: logits for the item vectors `rows` (C|1, L, D+1),
-  whose last column is the item bias;
+- `scores(private, shared, rows, context=None) -> (C, L)`: logits for the item vectors `rows`
+  (C|1, L, D+1), whose last column is the item bias;
 - `auxiliary_loss(private, shared) -> (C,)` and `routed_mass(private, shared) -> (C, K) | None`;
 - `history`: how many recent items condition the user state (`mmfedrec.federation.history`);
-  when > 0, `scores` and `client_vector` take a last `context` argument, (C, D) or (C, B, D).
+  when > 0, `scores` gets each client's history `context` (C, D) (None otherwise), and
+  `client_vector` takes one per client or per example, (C, D) or (C, B, D).
 """
 
 from mmfedrec.federation.models.registry import MODEL_NAMES, build_model, initial_state

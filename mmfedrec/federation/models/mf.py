@@ -27,7 +27,9 @@ class MatrixFactorization:
         """(C, D+1) user vectors with a trailing 1 that meets the item bias."""
         return torch.nn.functional.pad(private["user"], (0, 1), value=1.0)
 
-    def scores(self, private: dict[str, Tensor], shared: dict[str, Tensor], rows: Tensor) -> Tensor:
+    def scores(
+        self, private: dict[str, Tensor], shared: dict[str, Tensor], rows: Tensor, context: Tensor | None = None
+    ) -> Tensor:  # `context` is always None here: history = 0
         return row_dot(rows, self.client_vector(private, shared))  # (C, L)
 
     def auxiliary_loss(self, private: dict[str, Tensor], shared: dict[str, Tensor]) -> Tensor:

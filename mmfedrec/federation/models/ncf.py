@@ -28,7 +28,9 @@ class NeuralCF:
     def init_private(self, n_clients: int, generator: torch.Generator) -> dict[str, Tensor]:
         return {"user": 0.1 * torch.randn(n_clients, self.dim, generator=generator)}
 
-    def scores(self, private: dict[str, Tensor], shared: dict[str, Tensor], rows: Tensor) -> Tensor:
+    def scores(
+        self, private: dict[str, Tensor], shared: dict[str, Tensor], rows: Tensor, context: Tensor | None = None
+    ) -> Tensor:  # `context` is always None here: history = 0
         item, bias = rows[..., : self.dim], rows[..., self.dim]  # (C, L, D), (C, L)
         user = private["user"].unsqueeze(1).expand(-1, item.shape[1], -1)  # (C, L, D)
         gmf = ((user * item) * shared["gmf.weight"].unsqueeze(-2)).sum(-1)  # (C, L)

@@ -32,7 +32,9 @@ class PersonalizedScoreFunction:
             "score.1.weight": 0.1 * torch.randn(n_clients, h, 1, generator=generator),
         }
 
-    def scores(self, private: dict[str, Tensor], shared: dict[str, Tensor], rows: Tensor) -> Tensor:
+    def scores(
+        self, private: dict[str, Tensor], shared: dict[str, Tensor], rows: Tensor, context: Tensor | None = None
+    ) -> Tensor:  # `context` is always None here: history = 0
         item, bias = rows[..., : self.dim], rows[..., self.dim]  # (C|1, L, D)
         user = private["user"].unsqueeze(1)  # (C, 1, D)
         features = torch.cat([user * item, item.expand(user.shape[0], -1, -1)], -1)  # (C, L, 2D)
