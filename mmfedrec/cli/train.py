@@ -67,8 +67,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         "--history",
         type=int_in(0, 1000),
         default=0,
-        help="ours and its ablations: the user state also reads the mean vector of the client's N latest items "
-        "(next-item training; kept on the client, nothing more is uploaded). 0 = off",
+        help="ours and its ablations: the user state also reads a recency-weighted mean vector of the client's "
+        "N latest items (next-item training; kept on the client, nothing more is uploaded). 0 = off",
     )
     group.add_argument(
         "--loss",
