@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mmfedrec.cli.options import add_dataset_options, dataset_spec, int_in, positive_float
 from mmfedrec.errors import MmfedrecError
+from mmfedrec.federation.schedule import LR_SCHEDULES
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -95,6 +96,12 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         default="senders",
         help="an item vector's summed update is divided by the clients that trained it (FedMF) "
         "or by all clients of the round (FedAvg over the whole table, as PFedRec's code)",
+    )
+    group.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default="constant",
+        help="federated client learning rates over the rounds: constant, or a cosine decay over --rounds",
     )
     group.add_argument("--central-lr", type=positive_float, default=0.005)
     group.add_argument("--text-model", help="local model folder (default: packaged all-MiniLM-L6-v2)")
@@ -192,6 +199,7 @@ def experiment_config(args: argparse.Namespace, method: str, out: Path):
         content_lr=args.content_lr,
         id_shrink=args.id_shrink,
         row_average=args.row_average,
+        lr_schedule=args.lr_schedule,
         local=local,
         compression=CompressionConfig(topk=args.compress_topk, bits=args.compress_bits),
         defense=defense,

@@ -118,12 +118,13 @@ def train_silo(
         known=silo.known,
     )
     contexts = None if silo.event_contexts is None else silo.event_contexts.contexts(item_table)
+    local = config.local_at(server_round)
     sums: UpdateSums | None = None
     upload, n_examples, routed = 0.0, 0.0, None
     for chunk in pad_chunks(examples, config.max_cells):
         rows = silo.local_index(chunk.clients)
         chunk_private = {name: value[rows] for name, value in private.items()}
-        result = local_train(silo.model, shared, chunk_private, item_table, chunk, config.local, contexts=contexts)
+        result = local_train(silo.model, shared, chunk_private, item_table, chunk, local, contexts=contexts)
         for name, value in result.private.items():
             private[name][rows] = value
         touched = result.touched_pairs(silo.split.n_items)

@@ -61,6 +61,7 @@ class FlowerRunConfig:
     expertwise: bool = FederatedConfig.expertwise
     row_average: str = FederatedConfig.row_average
     max_cells: int = FederatedConfig.max_cells  # padded examples per batched chunk on a node
+    lr_schedule: str = FederatedConfig.lr_schedule
     lr: float = LocalConfig.lr
     shared_lr: float = LocalConfig.shared_lr
     local_optimizer: str = LocalConfig.optimizer
@@ -143,6 +144,7 @@ class FlowerRunConfig:
             expertwise=self.expertwise,
             row_average=self.row_average,
             max_cells=self.max_cells,
+            lr_schedule=self.lr_schedule,
             local=local,
         )
         return TrainSettings(
@@ -217,6 +219,7 @@ class FlowerRunConfig:
             expertwise=federated.expertwise,
             row_average=federated.row_average,
             max_cells=federated.max_cells,
+            lr_schedule=federated.lr_schedule,
             lr=local.lr,
             shared_lr=local.shared_lr,
             local_optimizer=local.optimizer,

@@ -19,7 +19,7 @@ rows are gathered and each copy's step is formed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +58,10 @@ class LocalConfig:
     def row_step(self) -> tuple[str, float]:
         """(optimizer, learning rate) of the item-vector steps."""
         return self.row_optimizer or self.optimizer, self.row_lr or self.lr
+
+    def scaled(self, factor: float) -> LocalConfig:
+        """The same steps with every learning rate (own, shared, item vectors) times `factor`."""
+        return replace(self, lr=self.lr * factor, shared_lr=self.shared_lr * factor, row_lr=self.row_step[1] * factor)
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,7 @@ def build_trainer(
             settings.federated.local.loss,
             negatives_avoid_heldout=settings.federated.negatives_avoid_heldout,
         )
-    config = settings.federated
+    config = replace(settings.federated, rounds=settings.rounds)  # the horizon of the lr schedule
     if not method.federate:
         config = replace(config, federate=False)
     if method.personal_items:

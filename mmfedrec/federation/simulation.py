@@ -34,6 +34,7 @@ from mmfedrec.federation.local import LocalConfig, LocalResult, local_train
 from mmfedrec.federation.models import initial_state
 from mmfedrec.federation.personal_items import PersonalItemRows
 from mmfedrec.federation.resumable import generator_state, load_optimizer_tensors, optimizer_tensors, restore_generator
+from mmfedrec.federation.schedule import LR_SCHEDULES, lr_factor
 from mmfedrec.federation.server import ServerModel
 
 
@@ -53,11 +54,16 @@ class FederatedConfig:
     federate: bool = True  # False: local-only baseline, every client keeps its own item vectors
     personal_items: bool = False  # clients rank with their own fine-tuned item vectors (PFedRec)
     max_cells: int = 1 << 15  # padded examples per batched chunk (bounds memory)
+    lr_schedule: str = "constant"  # LR_SCHEDULES: the client learning rates over the rounds
     local: LocalConfig = field(default_factory=LocalConfig)
     compression: CompressionConfig = field(default_factory=CompressionConfig)  # uploads, with error feedback
     defense: DefenseConfig = field(default_factory=DefenseConfig)  # DP, robust aggregation, attacks, faults
 
     def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise MmfedrecError(
+                f"lr schedule (--lr-schedule) must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
+            )
         if not 0.0 <= self.id_shrink < 1.0:
             raise MmfedrecError(f"id shrink (--id-shrink) must be in [0, 1), got {self.id_shrink}")
         if self.row_average not in ROW_AVERAGES:
@@ -66,6 +72,10 @@ class FederatedConfig:
             raise MmfedrecError(
                 f"row average 'clients' is FedAvg's; {self.defense.aggregator} aggregates each item over its senders"
             )
+
+    def local_at(self, round_index: int) -> LocalConfig:
+        """The client steps of round `round_index` (1-based), learning rates as the schedule has them."""
+        return self.local.scaled(lr_factor(self.lr_schedule, round_index, self.rounds))
 
 
 @dataclass(frozen=True)
@@ -145,19 +155,16 @@ class Simulation:
         )
         item_table = self.server.item_table()
         contexts = None if self.event_contexts is None else self.event_contexts.contexts(item_table)
+        local = self.config.local_at(round_index)
         sums: UpdateSums | None = None
         per_client: list[tuple[Tensor, LocalResult]] = []
         upload = torch.zeros(len(clients), dtype=torch.float64)
         for chunk in chunks:
             private = {k: v[chunk.clients] for k, v in self.private.items()}
             if self.local_tables is None:
-                result = local_train(
-                    self.model, self.shared, private, item_table, chunk, self.config.local, contexts=contexts
-                )
+                result = local_train(self.model, self.shared, private, item_table, chunk, local, contexts=contexts)
             else:
-                result = local_train(
-                    self.model, self.shared, private, self.local_tables, chunk, self.config.local, chunk.clients
-                )
+                result = local_train(self.model, self.shared, private, self.local_tables, chunk, local, chunk.clients)
             for name, value in result.private.items():
                 self.private[name][chunk.clients] = value
             if self.personal is not None:

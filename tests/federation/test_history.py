@@ -90,13 +90,15 @@ def test_only_the_mixture_of_experts_model_reads_a_history() -> None:
 
 
 def test_batched_engine_matches_the_loop_with_history() -> None:
-    engines = {name: make_simulation(name, history=3) for name in ("batched", "loop")}
+    # SGD: Adam's first steps turn float-order noise in near-zero gate gradients into ~1e-5
+    # differences once the context map has moved (measured: SGD agrees to 4e-9).
+    engines = {name: make_simulation(name, history=3, optimizer="sgd") for name in ("batched", "loop")}
     for simulation in engines.values():
         for round_index in range(2):
             simulation.run_round(round_index)
     batched, loop = engines["batched"], engines["loop"]
     for name, tensor in batched.state().items():
-        torch.testing.assert_close(tensor, loop.state()[name], atol=1e-5, rtol=1e-4, msg=name)
+        torch.testing.assert_close(tensor, loop.state()[name], atol=1e-6, rtol=1e-5, msg=name)
     for stage in ("valid", "test"):
         scores = evaluate(batched.scorer(stage), batched.split, stage)["sampled"]["ndcg@10"]
         assert scores == pytest.approx(evaluate(loop.scorer(stage), loop.split, stage)["sampled"]["ndcg@10"], abs=1e-6)

@@ -13,10 +13,11 @@ from tests.federation.helpers import planted_split
 
 
 def make_simulation(
-    engine: str, model_name: str = "moe", lr: float = 0.01, history: int = 0, **overrides
+    engine: str, model_name: str = "moe", lr: float = 0.01, history: int = 0, optimizer: str = "adam", **overrides
 ) -> Simulation:
     split = planted_split()
-    config = FederatedConfig(engine=engine, max_cells=256, local=LocalConfig(lr=lr, batch_size=8), **overrides)
+    local = LocalConfig(lr=lr, batch_size=8, optimizer=optimizer)
+    config = FederatedConfig(engine=engine, max_cells=256, local=local, **overrides)
     tower = ItemTower(split.n_items, 16, generator=torch.Generator().manual_seed(0))
     return Simulation(build_model(model_name, 16, n_experts=3, history=history), tower, split, config, seed=0)
 

@@ -32,14 +32,10 @@ def test_an_upload_holds_no_private_state_and_its_bytes_are_counted(history: int
     bytes_per_client = upload_nbytes(result, result.touched_pairs(split.n_items), split.n_items)
     for k, client in enumerate(chunk.clients.tolist()):
         message = client_upload(result, k)
-        assert set(message) == {
-            "shared.experts.weight",
-            "shared.experts.bias",
-            "items.index",
-            "items.delta",
-            "routed_mass",
-            "n_examples",
-        }
+        shared_names = {"shared.experts.weight", "shared.experts.bias"} | (
+            {"shared.context.weight"} if history else set()
+        )
+        assert set(message) == shared_names | {"items.index", "items.delta", "routed_mass", "n_examples"}
         assert not any("user" in name or "private" in name for name in message)
         user_vector, gate = result.private["user"][k], result.private["router.private.weight"][k]
         for tensor in message.values():

@@ -10,8 +10,10 @@ the first round's upload contained the private gate exactly), hence no such spli
 vectors from the server-side item tower (multimodal content + ID), last column = bias.
 
 With `history = H > 0` the experts read the user vector plus a context: the recency-weighted
-mean vector of the client's H latest items before the one scored (`mmfedrec.federation.history`); the gate still
-reads the user vector alone, so routing stays a property of the client.
+mean vector of the client's H latest items before the one scored (`mmfedrec.federation.history`),
+through a shared (D, D) map that starts as the identity and is aggregated like the experts, so
+what the user did just now can weigh differently from who the user is. The gate still reads the
+user vector alone, so routing stays a property of the client.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class MixtureOfExperts:
             "experts.weight": eye + 0.05 * torch.randn(self.n_experts, self.dim, self.dim, generator=generator),
             "experts.bias": torch.zeros(self.n_experts, self.dim),
         }
+        if self.history:
+            shared["context.weight"] = torch.eye(self.dim)
         router_init = self._router_init(generator)  # drawn either way: both variants share user inits
         if not self.personalized_gate:
             shared |= {f"router.shared.{k}": v for k, v in router_init.items()}
@@ -78,13 +82,15 @@ class MixtureOfExperts:
             expert_out = expert_out + shared["experts.bias"]
             mixed = (self.gate(private, shared).unsqueeze(-1) * expert_out).sum(1)  # (C, D)
             return torch.nn.functional.pad(mixed, (0, 1), value=1.0)
-        # Linear experts: mixing their weights first costs one (D, D) map per client, not per context.
+        # Linear experts: (user + context A) W + b = (user W + b) + context (A W), with W, b the
+        # client's mixed experts and A the context map: one (D, D) map per client, one product per context.
         gate = self.gate(private, shared)
         weight = (gate[:, :, None, None] * shared["experts.weight"]).sum(1)  # (C, D, D)
         bias = (gate.unsqueeze(-1) * shared["experts.bias"]).sum(1)  # (C, D)
+        user_part = torch.baddbmm(bias.unsqueeze(1), user.unsqueeze(1), weight)  # (C, 1, D)
+        context_map = torch.matmul(shared["context.weight"], weight)  # (C, D, D)
         per_example = context.dim() == 3
-        inputs = (user.unsqueeze(1) + context) if per_example else (user + context).unsqueeze(1)  # (C, B, D)
-        mixed = torch.baddbmm(bias.unsqueeze(1), inputs, weight)
+        mixed = torch.baddbmm(user_part, context if per_example else context.unsqueeze(1), context_map)  # (C, B, D)
         return torch.nn.functional.pad(mixed if per_example else mixed.squeeze(1), (0, 1), value=1.0)
 
     def scores(

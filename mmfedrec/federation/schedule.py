@@ -1,0 +1,24 @@
+"""Learning-rate schedules over a federated run's rounds.
+
+Constant client steps keep moving the model as much in the last round as in the first; on
+ML-100K a cosine decay over the run (Loshchilov & Hutter, 2017) lets it settle, and with the
+history-aware model it raised validation NDCG@10 by ~0.02 (benchmarks/README.md, "A history-aware
+user state").
+"""
+
+from __future__ import annotations
+
+import math
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(schedule: str, round_index: int, rounds: int) -> float:
+    """The share of the configured client learning rates that round `round_index` (1-based) of
+    `rounds` trains at: 1 throughout (constant), or ½(1 + cos(π (r - 1) / R)), from 1 in the first
+    round down towards 0 (cosine; never 0, so every round trains)."""
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * (min(round_index, rounds) - 1) / rounds))
+    raise ValueError(f"lr schedule must be one of {', '.join(LR_SCHEDULES)}, got {schedule!r}")
