@@ -69,7 +69,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         type=int_in(0, 1000),
         default=0,
         help="ours and its ablations: the user state also reads a recency-weighted mean vector of the client's "
-        "N latest items (next-item training; kept on the client, nothing more is uploaded). 0 = off",
+        "N latest items, through a shared context map (next-item training; the items stay on the client). 0 = off",
     )
     group.add_argument(
         "--loss",

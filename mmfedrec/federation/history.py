@@ -1,11 +1,12 @@
 """A client's recent items: what conditions a history-aware user state.
 
 A client's time-ordered interactions never leave it. A model with `history = H > 0` adds to the
-private user vector a recency-weighted mean of the current item vectors of the H items before each
+private user vector (through a shared context map, `MixtureOfExperts.client_vector`) a
+recency-weighted mean of the current item vectors of the H items before each
 training positive (next-item training), and of the H most recent items when it ranks. On a leave-one-out
 split by time the held-out item is the user's next one, and what came just before it predicts it
 far better than a static user vector does (benchmarks/README.md, "A history-aware user state").
-The item vectors are read as inputs (no gradient): the history adds no upload.
+The item vectors are read as inputs (no gradient): the history itself adds no upload.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Learning-rate schedules over a federated run's rounds.
 
-Constant client steps keep moving the model as much in the last round as in the first; on
-ML-100K a cosine decay over the run (Loshchilov & Hutter, 2017) lets it settle, and with the
-history-aware model it raised validation NDCG@10 by ~0.02 (benchmarks/README.md, "A history-aware
-user state").
+Constant client steps keep moving the model as much in the last round as in the first. A cosine
+decay over the run (Loshchilov & Hutter, 2017) lets it settle: on ML-100K it raised the
+history-aware model's mean validation NDCG@10 from 0.5050 to 0.5234 (seeds 0-2;
+benchmarks/README.md, "A history-aware user state").
 """
 
 from __future__ import annotations
