@@ -11,14 +11,15 @@ Under Adam that is Adam's first step, lr * g / (|g| + eps): applied directly, it
 optimizer state (Adam moments for ~16M floats a round on ML-100K). For models whose score is a
 dot product with a client vector (MF, ours) the rows' gradient is an outer product, so the step
 is formed from its two factors and the per-row gradient is never computed. With one local
-epoch those models neither gather rows (`table_dot` scores the whole table) nor form the
-steps: the result keeps the two factors (`RowFactors`) and sums them per item in one product.
-A history-aware model (`model.history > 0`) has one client vector per example instead, so its
-rows are gathered and each copy's step is formed.
+epoch those models do not form the steps: the result keeps the two factors (`RowFactors`) and
+sums them per item in one product, and with one client vector per step they gather no rows either
+(`table_dot` scores the whole table). A history-aware model (`model.history > 0`) has one client
+vector per example, so its rows are gathered, and its factors hold a vector per example.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import torch
@@ -74,8 +75,8 @@ class RowFactors:
     """
 
     scale: Tensor  # (C, L, 1 + n_neg)
-    vectors: Tensor  # (C, S, D + 1), one per local step
-    batch_size: int
+    vectors: Tensor  # (C, S, D + 1), one per local step (S = L with one vector per example)
+    batch_size: int  # example positions per vector (1: one vector per example)
 
     @property
     def copy_steps(self) -> Tensor:
@@ -101,6 +102,24 @@ class RowFactors:
         per_step = self.scale.new_zeros(n_clients * n_steps * n_items)
         per_step.index_add_(0, (owner_step * n_items + items).flatten(), self.scale.flatten())
         return per_step.view(-1, n_items).T @ self.vectors.reshape(-1, width)
+
+    def sparse_item_sums(self, items: Tensor, n_items: int) -> Tensor:
+        """`item_sums` where its dense matrix does not pay: the scales as a sparse (I, C * S) CSR
+        matrix, its rows the copies sorted by item, times the vectors. At a whole ML-100K round's
+        98k examples with a vector each: 11 ms, against 48 ms to form the rows and scatter them."""
+        n_clients, n_steps, width = self.vectors.shape
+        owner_step = torch.arange(n_clients).view(-1, 1, 1) * n_steps + self.copy_steps.view(1, -1, 1)  # (C, L, 1)
+        flat_items = items.flatten()
+        order = torch.argsort(flat_items)
+        row_starts = flat_items.new_zeros(n_items + 1)
+        row_starts[1:] = torch.bincount(flat_items, minlength=n_items).cumsum(0)
+        columns = owner_step.expand_as(items).flatten()[order]
+        with warnings.catch_warnings():  # torch marks sparse CSR as beta
+            warnings.simplefilter("ignore", UserWarning)
+            matrix = torch.sparse_csr_tensor(
+                row_starts, columns, self.scale.flatten()[order], (n_items, n_clients * n_steps)
+            )
+            return matrix @ self.vectors.reshape(-1, width)
 
 
 @dataclass
@@ -136,8 +155,10 @@ class LocalResult:
     def item_row_sums(self, n_items: int) -> Tensor:
         """(I, D + 1) the chunk's item-vector updates summed per item."""
         updates = self.row_updates
-        if isinstance(updates, RowFactors) and updates.item_sums_pay(n_items):
-            return updates.item_sums(self.row_items, n_items)
+        if isinstance(updates, RowFactors):
+            if updates.item_sums_pay(n_items):
+                return updates.item_sums(self.row_items, n_items)
+            return updates.sparse_item_sums(self.row_items, n_items)
         width = self.row_delta.shape[-1]  # masked-out rows are zero: no masked copy
         return torch.zeros(n_items, width).index_add_(0, self.row_items.flatten(), self.row_delta.reshape(-1, width))
 
@@ -275,10 +296,11 @@ def local_train(
         if contexts is None:
             raise ValueError("a history-aware model needs the round's event contexts")
         context = contexts[chunk.events]
-    if bilinear and config.local_epochs == 1 and context is None:  # each copy's step stays factored (RowFactors)
+    if bilinear and config.local_epochs == 1:  # each copy's step stays factored (RowFactors)
         row_delta = None
         row_scale = item_table.new_zeros(chunk.items.shape)  # (C, L, 1 + n_neg)
-        step_vectors = item_table.new_zeros((n_clients, len(steps), width))
+        per_vector = 1 if context is not None else config.batch_size  # example positions per client vector
+        step_vectors = item_table.new_zeros((n_clients, -(-length // per_vector), width))
     else:
         row_delta = item_table.new_zeros((*chunk.items.shape, width))  # (C, L, 1 + n_neg, D + 1)
     optimizer = _optimizer(config, list(local_shared.values()), list(local_private.values()))
@@ -328,7 +350,8 @@ def local_train(
             if bilinear:
                 scale, step_vector = _bilinear_row_step(flat_scores.grad.view(scores.shape), vector.detach(), config)
                 if row_delta is None:
-                    row_scale[:n, step], step_vectors[:n, step_index] = scale, step_vector
+                    row_scale[:n, step] = scale
+                    step_vectors[:n, step if context is not None else step_index] = step_vector
                 else:  # the vector of each client (n, D + 1) or of each example (n, B, D + 1)
                     per_copy = step_vector.unsqueeze(-2) if context is not None else step_vector[:, None, None, :]
                     row_delta[:n, step].addcmul_(scale.unsqueeze(-1), per_copy)
@@ -350,7 +373,7 @@ def local_train(
             shared_delta={k: local_shared[k].sub_(shared[k]) for k in shared},  # in place: the copies are ours
             row_items=chunk.items,
             row_mask=chunk.item_mask,
-            row_updates=RowFactors(row_scale, step_vectors, config.batch_size) if row_delta is None else row_delta,
+            row_updates=RowFactors(row_scale, step_vectors, per_vector) if row_delta is None else row_delta,
             routed_mass=None if gate is None else gate * n_examples.unsqueeze(-1),
             n_examples=n_examples,
         )

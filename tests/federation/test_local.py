@@ -4,6 +4,7 @@ import torch
 
 from mmfedrec.federation import local
 from mmfedrec.federation.batches import build_round_examples, pad_chunks, round_key
+from mmfedrec.federation.history import EventContexts
 from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import DENSE_MAX_RATIO, LocalConfig, RowFactors, example_loss, local_train
 from mmfedrec.federation.models import build_model
@@ -54,17 +55,23 @@ def test_row_step_defaults_follow_the_client_optimizer() -> None:
         LocalConfig(row_optimizer="lion")
 
 
-@pytest.mark.parametrize("dense_ratio", [DENSE_MAX_RATIO, 0])  # one product, or a scatter of the rows
-def test_factored_item_updates_sum_per_item_like_their_rows(monkeypatch: pytest.MonkeyPatch, dense_ratio: int) -> None:
+@pytest.mark.parametrize("history", [0, 3])  # one client vector per local step, or per example
+@pytest.mark.parametrize("dense_ratio", [DENSE_MAX_RATIO, 0])  # a dense product, or a sparse one
+def test_factored_item_updates_sum_per_item_like_their_rows(
+    monkeypatch: pytest.MonkeyPatch, dense_ratio: int, history: int
+) -> None:
     split = planted_split()
     generator = torch.Generator().manual_seed(0)
-    model = build_model("moe", 16, n_experts=3)
+    model = build_model("moe", 16, n_experts=3, history=history)
     shared, private = model.init_shared(generator), model.init_private(split.n_users, generator)
     table = ItemTower(split.n_items, 16, generator=generator)().detach()
     indptr, items = split.train_csr()
     examples = build_round_examples(np.arange(split.n_users), indptr, items, split.n_items, 4, round_key(0, 1))
     chunk = pad_chunks(examples, max_cells=512)[0]
-    result = local_train(model, shared, {k: v[chunk.clients] for k, v in private.items()}, table, chunk, LocalConfig())
+    event_contexts = EventContexts.for_model(model, indptr, items, split.n_items)
+    contexts = None if event_contexts is None else event_contexts.contexts(table)
+    chunk_private = {k: v[chunk.clients] for k, v in private.items()}
+    result = local_train(model, shared, chunk_private, table, chunk, LocalConfig(), contexts=contexts)
     assert isinstance(result.row_updates, RowFactors)
     rows = result.row_updates.dense()
     expected = torch.zeros(split.n_items, 17).index_put_(
