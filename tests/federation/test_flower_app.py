@@ -27,11 +27,18 @@ def small_config(tmp_path, **changes) -> FlowerRunConfig:
 
 
 @pytest.mark.parametrize(
-    ("method", "fraction", "history"),
-    [("ours-id-only", 1.0, 0), ("ours-id-only", 0.5, 3), ("fedavg-mf", 1.0, 0), ("pfedrec", 1.0, 0)],
+    ("method", "fraction", "history", "schedule"),
+    [
+        ("ours-id-only", 1.0, 0, "constant"),
+        ("ours-id-only", 0.5, 3, "cosine"),
+        ("fedavg-mf", 1.0, 0, "constant"),
+        ("pfedrec", 1.0, 0, "constant"),
+    ],
 )
-def test_flower_rounds_match_the_inprocess_engine(tmp_path, method: str, fraction: float, history: int) -> None:
-    config = small_config(tmp_path, method=method, client_fraction=fraction, history=history)
+def test_flower_rounds_match_the_inprocess_engine(
+    tmp_path, method: str, fraction: float, history: int, schedule: str
+) -> None:
+    config = small_config(tmp_path, method=method, client_fraction=fraction, history=history, lr_schedule=schedule)
     split = config.split()
     torch.manual_seed(config.seed)
     reference = build_trainer(config.method_spec(), split, None, config.train_settings(), config.seed)
@@ -58,11 +65,21 @@ def test_flower_rounds_match_the_inprocess_engine(tmp_path, method: str, fractio
 
 
 @pytest.mark.parametrize(  # "clients": silos send their client counts
-    ("row_average", "select_on", "history"), [("senders", "ndcg@10", 0), ("clients", "hr@10", 3)]
+    ("row_average", "select_on", "history", "schedule"),
+    [("senders", "ndcg@10", 0, "constant"), ("clients", "hr@10", 3, "cosine")],
 )
-def test_flower_outcome_matches_train_seed(tmp_path, row_average: str, select_on: str, history: int) -> None:
+def test_flower_outcome_matches_train_seed(
+    tmp_path, row_average: str, select_on: str, history: int, schedule: str
+) -> None:
     """Model selection and the best-round test run the same way: one summary, either engine."""
-    config = small_config(tmp_path, num_server_rounds=3, row_average=row_average, select_on=select_on, history=history)
+    config = small_config(
+        tmp_path,
+        num_server_rounds=3,
+        row_average=row_average,
+        select_on=select_on,
+        history=history,
+        lr_schedule=schedule,
+    )
     reference = train_seed(config.method_spec(), config.split(), None, config.train_settings(), config.seed)
     outcome, _ = run_inprocess(config, num_partitions=3)
     assert outcome.best_round == reference.best_round
