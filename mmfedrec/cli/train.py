@@ -101,7 +101,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         "--lr-schedule",
         choices=LR_SCHEDULES,
         default="constant",
-        help="federated client learning rates over the rounds: constant, or a cosine decay over --rounds",
+        help="client learning rates (central methods: the Adam step) over the rounds: constant, or a cosine decay over --rounds",
     )
     group.add_argument("--central-lr", type=positive_float, default=0.005)
     group.add_argument("--text-model", help="local model folder (default: packaged all-MiniLM-L6-v2)")

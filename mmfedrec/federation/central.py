@@ -19,6 +19,7 @@ from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import example_loss
 from mmfedrec.federation.models import initial_state
 from mmfedrec.federation.resumable import generator_state, load_optimizer_tensors, optimizer_tensors, restore_generator
+from mmfedrec.federation.schedule import lr_factor
 from mmfedrec.federation.simulation import RoundStats
 
 
@@ -37,7 +38,10 @@ class CentralTrainer:
         loss: str = "bce",
         weight_decay: float = 1e-6,
         negatives_avoid_heldout: bool = False,
+        lr_schedule: str = "constant",
+        rounds: int = 1,
     ) -> None:
+        """`lr_schedule` over `rounds` epochs sets Adam's step each epoch (`mmfedrec.federation.schedule`)."""
         self.model, self.tower, self.split = model, tower, split
         shared, private = initial_state(model, split.n_users, seed)
         self.shared = {k: v.requires_grad_() for k, v in shared.items()}
@@ -49,10 +53,13 @@ class CentralTrainer:
         self.n_negatives, self.batch_size, self.loss = n_negatives, batch_size, loss
         params = [*self.shared.values(), *self.private.values(), *tower.parameters()]
         self.optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        self.lr, self.lr_schedule, self.rounds = lr, lr_schedule, rounds
         self.pseudo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def run_round(self, round_index: int) -> RoundStats:
         started = time.perf_counter()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr * lr_factor(self.lr_schedule, round_index, self.rounds)
         users = np.arange(self.split.n_users)
         examples = build_round_examples(
             users,

@@ -125,6 +125,8 @@ def build_trainer(
             settings.central_batch_size,
             settings.federated.local.loss,
             negatives_avoid_heldout=settings.federated.negatives_avoid_heldout,
+            lr_schedule=settings.federated.lr_schedule,
+            rounds=settings.rounds,
         )
     config = replace(settings.federated, rounds=settings.rounds)  # the horizon of the lr schedule
     if not method.federate:

@@ -5,9 +5,13 @@ import pytest
 import torch
 
 from mmfedrec.errors import MmfedrecError
+from mmfedrec.federation.central import CentralTrainer
+from mmfedrec.federation.item_tower import ItemTower
 from mmfedrec.federation.local import LocalConfig
+from mmfedrec.federation.models import build_model
 from mmfedrec.federation.schedule import lr_factor
 from mmfedrec.federation.simulation import FederatedConfig
+from tests.federation.helpers import planted_split
 from tests.federation.test_simulation import make_simulation
 
 
@@ -45,3 +49,14 @@ def test_a_cosine_round_trains_as_a_constant_one_at_the_scaled_rates() -> None:
     unscaled.run_round(1)
     unscaled.run_round(2)
     assert not torch.allclose(unscaled.state()["private.user"], cosine.state()["private.user"])
+
+
+def test_the_central_trainer_steps_adam_by_the_schedule() -> None:
+    split = planted_split()
+    tower = ItemTower(split.n_items, 16, generator=torch.Generator().manual_seed(0))
+    model = build_model("mf", 16)
+    trainer = CentralTrainer(model, tower, split, seed=0, lr=0.01, lr_schedule="cosine", rounds=2)
+    trainer.run_round(1)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
+    trainer.run_round(2)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.005)
