@@ -1,4 +1,4 @@
-"""Learning-rate schedules over a federated run's rounds.
+"""Learning-rate schedules over a run's rounds (a central trainer's epochs).
 
 Constant client steps keep moving the model as much in the last round as in the first. A cosine
 decay over the run (Loshchilov & Hutter, 2017) lets it settle: on ML-100K it raised the
