@@ -8,6 +8,7 @@ Such a model has a `client_vector(private, shared) -> (C, D + 1)` method and sco
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 DENSE_MAX_RATIO = 12
@@ -51,6 +52,27 @@ class _RowDot(torch.autograd.Function):
             else:
                 grad_vectors = torch.bmm(grad.unsqueeze(1), rows).squeeze(1)
         return grad_rows, grad_vectors
+
+
+def gathered_dot(table: Tensor, items: Tensor, vectors: Tensor) -> Tensor:
+    """(I, D) table rows at `items` (N, J) . (N, D) vectors -> (N, J) scores, for a vector per few
+    rows (one per example, with a history). The rows are gathered by `embedding` and not kept: the
+    vectors' gradient is one `embedding_bag`, a weighted sum of the rows. At 31k vectors x 5 rows:
+    gather 1.0 ms (2.8 ms by advanced indexing), gradient 0.3 ms (1.5 ms from saved rows). The
+    table gets no gradient."""
+    return _GatheredDot.apply(table, items, vectors)
+
+
+class _GatheredDot(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, table: Tensor, items: Tensor, vectors: Tensor) -> Tensor:
+        ctx.save_for_backward(table, items)
+        return (F.embedding(items, table) * vectors.unsqueeze(1)).sum(-1)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[None, None, Tensor]:
+        table, items = ctx.saved_tensors
+        return None, None, F.embedding_bag(items, table, per_sample_weights=grad, mode="sum")
 
 
 def table_dot(table: Tensor, items: Tensor, vectors: Tensor) -> Tensor:
