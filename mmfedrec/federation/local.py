@@ -108,17 +108,17 @@ class RowFactors:
         matrix, its rows the copies sorted by item, times the vectors. At a whole ML-100K round's
         98k examples with a vector each: 11 ms, against 48 ms to form the rows and scatter them."""
         n_clients, n_steps, width = self.vectors.shape
-        owner_step = torch.arange(n_clients).view(-1, 1, 1) * n_steps + self.copy_steps.view(1, -1, 1)  # (C, L, 1)
+        length, copies = items.shape[1:]
         flat_items = items.flatten()
-        order = torch.argsort(flat_items)
+        order = torch.argsort(flat_items)  # copy (c, l, j) sits at c * length * copies + l * copies + j
+        client, position = order // (length * copies), order // copies % length
+        columns = client * n_steps + torch.div(position, self.batch_size, rounding_mode="floor")
         row_starts = flat_items.new_zeros(n_items + 1)
         row_starts[1:] = torch.bincount(flat_items, minlength=n_items).cumsum(0)
-        columns = owner_step.expand_as(items).flatten()[order]
+        values = self.scale.flatten().index_select(0, order)
         with warnings.catch_warnings():  # torch marks sparse CSR as beta
             warnings.simplefilter("ignore", UserWarning)
-            matrix = torch.sparse_csr_tensor(
-                row_starts, columns, self.scale.flatten()[order], (n_items, n_clients * n_steps)
-            )
+            matrix = torch.sparse_csr_tensor(row_starts, columns, values, (n_items, n_clients * n_steps))
             return matrix @ self.vectors.reshape(-1, width)
 
 
