@@ -112,7 +112,7 @@ class RowFactors:
         flat_items = items.flatten()
         order = torch.argsort(flat_items)  # copy (c, l, j) sits at c * length * copies + l * copies + j
         client, position = order // (length * copies), order // copies % length
-        columns = client * n_steps + torch.div(position, self.batch_size, rounding_mode="floor")
+        columns = client * n_steps + position // self.batch_size
         row_starts = flat_items.new_zeros(n_items + 1)
         row_starts[1:] = torch.bincount(flat_items, minlength=n_items).cumsum(0)
         values = self.scale.flatten().index_select(0, order)
