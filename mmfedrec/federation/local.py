@@ -105,8 +105,9 @@ class RowFactors:
 
     def sparse_item_sums(self, items: Tensor, n_items: int) -> Tensor:
         """`item_sums` where its dense matrix does not pay: the scales as a sparse (I, C * S) CSR
-        matrix, its rows the copies sorted by item, times the vectors. At a whole ML-100K round's
-        98k examples with a vector each: 11 ms, against 48 ms to form the rows and scatter them."""
+        matrix, its rows the copies sorted by item, times the vectors. At an ML-100K round's shapes
+        with a vector per example: 14 ms, against 20 ms to form the rows and scatter them
+        (benchmarks/history_kernels.py)."""
         n_clients, n_steps, width = self.vectors.shape
         length, copies = items.shape[1:]
         flat_items = items.flatten()
@@ -219,7 +220,7 @@ def _step_rows(
     """(n, B, 1 + n_neg) item indices of a step -> (n, B, 1 + n_neg, D + 1) vectors, from one table
     or from each client's own, with the changes earlier epochs made to these copies."""
     n = items.shape[0]
-    # `embedding` gathers rows 2.8x faster than advanced indexing (31k examples x 5 rows)
+    # `embedding` gathers rows 2x faster than advanced indexing (benchmarks/history_kernels.py)
     rows = F.embedding(items, item_table) if owners is None else item_table[owners[:n].view(-1, 1, 1), items]
     if epoch > 0:
         rows += row_delta[:n, step]

@@ -19,8 +19,9 @@ beat gathering the rows 4.8x when items / rows = 5, broke even near 17 and lost 
 
 SHORT_ROWS = 16
 """Up to this many rows per vector, the vectors' gradient is a product and sum, not a batched
-matrix product: at 5 rows (one example's positive and 4 negatives) 1.4 ms against 2.6 ms for
-31k vectors on 2 cores; at 320 rows per vector the batched product wins 2.4x."""
+matrix product: at 5 rows (one example's positive and 4 negatives) 1.4 ms against 2.3 ms for
+31k vectors on 2 cores; at 320 rows per vector the batched product wins 3x
+(benchmarks/history_kernels.py)."""
 
 
 def row_dot(rows: Tensor, vectors: Tensor) -> Tensor:
@@ -58,8 +59,8 @@ def gathered_dot(table: Tensor, items: Tensor, vectors: Tensor) -> Tensor:
     """(I, D) table rows at `items` (N, J) . (N, D) vectors -> (N, J) scores, for a vector per few
     rows (one per example, with a history). The rows are gathered by `embedding` and not kept: the
     vectors' gradient is one `embedding_bag`, a weighted sum of the rows. At 31k vectors x 5 rows:
-    gather 1.0 ms (2.8 ms by advanced indexing), gradient 0.3 ms (1.5 ms from saved rows). The
-    table gets no gradient."""
+    gather 0.9 ms (1.9 ms by advanced indexing), gradient 0.24 ms (1.4 ms from saved rows;
+    benchmarks/history_kernels.py). The table gets no gradient."""
     return _GatheredDot.apply(table, items, vectors)
 
 

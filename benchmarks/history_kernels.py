@@ -1,0 +1,117 @@
+"""The kernels behind a history-aware round, each against the form it replaced, at one ML-100K round's shapes.
+
+    python benchmarks/history_kernels.py --json [--threads 2]
+
+A history model has one client vector per example (31k examples in a chunk's largest step, 98k in
+a round, 5 item rows each: a positive and 4 negatives). Prints milliseconds per call, median of
+repeats, for:
+- item_sums: the round's item-vector steps summed per item, as a sparse CSR product
+  (`RowFactors.sparse_item_sums`) against forming every row and scattering it;
+- gather: an example's rows by `embedding` against advanced indexing;
+- vector_grad: the vectors' gradient as one `embedding_bag` against a product and sum over saved rows;
+- short_rows_grad, long_rows_grad: over saved rows, a product and sum against a batched matrix
+  product, at 5 rows per vector and at 320 (`SHORT_ROWS`);
+- expert_mixture: 492 clients' mixed (D, D) experts as products against broadcast sums, forward and backward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+
+
+def milliseconds(run: Callable[[], object], repeats: int = 30) -> float:
+    run()  # warm-up
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - started)
+    return round(1000 * statistics.median(seconds), 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", action="store_true", help="one JSON line instead of a table")
+    args = parser.parse_args()
+
+    from mmfedrec.runtime import configure_runtime
+
+    configure_runtime(args.threads)
+    import torch
+    import torch.nn.functional as F
+
+    from mmfedrec.federation.local import RowFactors
+
+    generator = torch.Generator().manual_seed(0)
+    n_items, width, copies = 1682, 33, 5
+    table = torch.randn(n_items, width, generator=generator)
+    results: dict[str, dict[str, float]] = {}
+
+    # a round: 943 clients x 104 example positions, one vector per example
+    clients, length = 943, 104
+    items = torch.randint(0, n_items, (clients, length, copies), generator=generator)
+    factors = RowFactors(torch.randn(clients, length, copies), torch.randn(clients, length, width), 1)
+
+    def formed_and_scattered() -> torch.Tensor:
+        rows = factors.dense().reshape(-1, width)
+        return torch.zeros(n_items, width).index_add_(0, items.flatten(), rows)
+
+    results["item_sums"] = {
+        "sparse_csr": milliseconds(lambda: factors.sparse_item_sums(items, n_items), 10),
+        "form_and_scatter": milliseconds(formed_and_scattered, 10),
+    }
+
+    # the largest local step: 31k examples
+    examples = 31_000
+    step_items = torch.randint(0, n_items, (examples, copies), generator=generator)
+    score_grad = torch.randn(examples, copies, generator=generator)
+    rows = table[step_items]
+    results["gather"] = {
+        "embedding": milliseconds(lambda: F.embedding(step_items, table)),
+        "advanced_indexing": milliseconds(lambda: table[step_items]),
+    }
+    results["vector_grad"] = {
+        "embedding_bag": milliseconds(
+            lambda: F.embedding_bag(step_items, table, per_sample_weights=score_grad, mode="sum")
+        ),
+        "from_saved_rows": milliseconds(lambda: (score_grad.unsqueeze(-1) * rows).sum(1)),
+    }
+    results["short_rows_grad"] = {
+        "product_and_sum": milliseconds(lambda: (score_grad.unsqueeze(-1) * rows).sum(1)),
+        "batched_matmul": milliseconds(lambda: torch.bmm(score_grad.unsqueeze(1), rows).squeeze(1)),
+    }
+    client_rows = torch.randn(492, 320, width, generator=generator)  # a vector per client: many rows each
+    client_grad = torch.randn(492, 320, generator=generator)
+    results["long_rows_grad"] = {
+        "product_and_sum": milliseconds(lambda: (client_grad.unsqueeze(-1) * client_rows).sum(1)),
+        "batched_matmul": milliseconds(lambda: torch.bmm(client_grad.unsqueeze(1), client_rows).squeeze(1)),
+    }
+
+    n_clients, n_experts, dim = 492, 4, 32
+    gate = torch.softmax(torch.randn(n_clients, n_experts, generator=generator), -1).requires_grad_()
+    experts = torch.randn(n_clients, n_experts, dim, dim, generator=generator, requires_grad=True)
+    upstream = torch.randn(n_clients, dim, dim, generator=generator)
+
+    def broadcast_sums() -> None:
+        ((gate[:, :, None, None] * experts).sum(1) * upstream).sum().backward()
+
+    def products() -> None:
+        mixed = torch.matmul(gate.unsqueeze(1), experts.flatten(-2)).view(n_clients, dim, dim)
+        (mixed * upstream).sum().backward()
+
+    results["expert_mixture"] = {"products": milliseconds(products), "broadcast_sums": milliseconds(broadcast_sums)}
+
+    if args.json:
+        print(json.dumps({"threads": args.threads, "ms": results}))
+        return
+    for kernel, forms in results.items():
+        print(f"{kernel:16s} " + "  ".join(f"{form} {value:.2f} ms" for form, value in forms.items()))
+
+
+if __name__ == "__main__":
+    main()
