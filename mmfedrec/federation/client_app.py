@@ -127,8 +127,8 @@ def train_silo(
         result = local_train(silo.model, shared, chunk_private, item_table, chunk, local, contexts=contexts)
         for name, value in result.private.items():
             private[name][rows] = value
-        touched = result.touched_pairs(silo.split.n_items)
-        upload += float(upload_nbytes(result, touched, silo.split.n_items).double().sum())
+        touched = result.touched_items(silo.split.n_items)
+        upload += float(upload_nbytes(result, touched).double().sum())
         n_examples += float(result.n_examples.sum())
         if result.routed_mass is not None:
             mass = result.routed_mass.sum(0)

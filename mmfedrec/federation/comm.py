@@ -28,12 +28,11 @@ def message_nbytes(message: dict[str, Tensor]) -> int:
     return sum(t.numel() * t.element_size() for t in message.values())
 
 
-def upload_nbytes(result: LocalResult, touched: Tensor, n_items: int) -> Tensor:
+def upload_nbytes(result: LocalResult, touched: Tensor) -> Tensor:
     """(C,) bytes each client of the chunk uploads; equals `message_nbytes(client_upload(...))`,
-    computed without building the messages (`touched`: `result.touched_pairs(n_items)`)."""
-    n_clients = result.n_examples.shape[0]
+    computed without building the messages (`touched`: `result.touched_items(n_items)`)."""
     dense = sum(d[0].numel() * d.element_size() for d in result.shared_delta.values())
-    unique_rows = torch.bincount(touched // n_items, minlength=n_clients)
+    unique_rows = touched.sum(1)
     row_bytes = ITEM_INDEX_BYTES + result.row_update_nbytes
     return dense + unique_rows * row_bytes + counts_nbytes(result)
 

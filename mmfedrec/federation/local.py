@@ -22,6 +22,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -111,7 +112,7 @@ class RowFactors:
         n_clients, n_steps, width = self.vectors.shape
         length, copies = items.shape[1:]
         flat_items = items.flatten()
-        order = torch.argsort(flat_items)  # copy (c, l, j) sits at c * length * copies + l * copies + j
+        order = order_by_item(flat_items, n_items)  # copy (c, l, j) sits at c * length * copies + l * copies + j
         client, position = order // (length * copies), order // copies % length
         columns = client * n_steps + position // self.batch_size
         row_starts = flat_items.new_zeros(n_items + 1)
@@ -121,6 +122,18 @@ class RowFactors:
             warnings.simplefilter("ignore", UserWarning)
             matrix = torch.sparse_csr_tensor(row_starts, columns, values, (n_items, n_clients * n_steps))
             return matrix @ self.vectors.reshape(-1, width)
+
+
+RADIX_MAX_ITEMS = 1 << 15
+
+
+def order_by_item(items: Tensor, n_items: int) -> Tensor:
+    """(N,) the positions of `items` (N,) in item order (stable). numpy's stable sort of 16-bit keys
+    is a radix sort: 0.7 ms against 3.7 ms for `torch.argsort` at a chunk's 160k copies on 2 cores.
+    Catalogues of more than `RADIX_MAX_ITEMS` items sort in torch."""
+    if n_items <= RADIX_MAX_ITEMS:
+        return torch.from_numpy(np.argsort(items.numpy().astype(np.int16), kind="stable"))
+    return torch.argsort(items, stable=True)
 
 
 @dataclass
@@ -169,17 +182,15 @@ class LocalResult:
         owner = owners.view(-1, *[1] * (self.row_mask.dim() - 1)).expand_as(self.row_mask)
         return owner[self.row_mask] * n_items + self.row_items[self.row_mask]
 
-    def touched_pairs(self, n_items: int) -> Tensor:
-        """Sorted keys `row * n_items + item` of the distinct (client, item) pairs of the chunk,
-        `row` being the client's row in the chunk: one uploaded item vector each.
-
-        Marked in a byte map of all (row, item) pairs rather than sorted: ~10x faster than
-        `torch.unique` at ML-100K chunk sizes."""
+    def touched_items(self, n_items: int) -> Tensor:
+        """(C, I) which item vectors each client of the chunk sends an update for (one per item,
+        however many of its copies the client trained): its sums per client and per item count the
+        uploaded rows and each item's senders, ~1.5x faster than listing the pairs."""
         n_rows = len(self.n_examples)
         rows = torch.arange(n_rows).view(-1, *[1] * (self.row_items.dim() - 1))
         seen = torch.zeros(n_rows * n_items, dtype=torch.bool)
         seen[(rows * n_items + self.row_items)[self.row_mask]] = True
-        return seen.nonzero().squeeze(1)
+        return seen.view(n_rows, n_items)
 
 
 def sum_by_key(keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
@@ -293,15 +304,13 @@ def local_train(
     steps = [slice(start, start + config.batch_size) for start in range(0, length, config.batch_size)]
     n_items, width = item_table.shape[-2:]
     bilinear = hasattr(model, "client_vector")  # scores = row_dot(rows, client_vector): MF, ours
-    context = None  # (C, L, D) each example's history context
-    if model.history:
-        if contexts is None:
-            raise ValueError("a history-aware model needs the round's event contexts")
-        context = contexts[chunk.events]
+    history = bool(model.history)  # one client vector per example, from its history context
+    if history and contexts is None:
+        raise ValueError("a history-aware model needs the round's event contexts")
     if bilinear and config.local_epochs == 1:  # each copy's step stays factored (RowFactors)
         row_delta = None
         row_scale = item_table.new_zeros(chunk.items.shape)  # (C, L, 1 + n_neg)
-        per_vector = 1 if context is not None else config.batch_size  # example positions per client vector
+        per_vector = 1 if history else config.batch_size  # example positions per client vector
         step_vectors = item_table.new_zeros((n_clients, -(-length // per_vector), width))
     else:
         row_delta = item_table.new_zeros((*chunk.items.shape, width))  # (C, L, 1 + n_neg, D + 1)
@@ -318,8 +327,9 @@ def local_train(
             params_private = {k: v[:n].detach().requires_grad_() for k, v in local_private.items()}
             params_shared = {k: v[:n].detach().requires_grad_() for k, v in local_shared.items()}
             items = chunk.items[:n, step]  # (n, B, 1 + n_neg)
-            if bilinear and context is not None:  # one client vector per example
-                vector = model.client_vector(params_private, params_shared, context[:n, step])  # (n, B, D + 1)
+            if bilinear and history:  # one client vector per example
+                context = contexts[chunk.events[:n, step]]  # (n, B, D), gathered per step: no padding
+                vector = model.client_vector(params_private, params_shared, context)  # (n, B, D + 1)
                 if row_delta is None and owners is None:  # the rows are the table's: gathered, not kept
                     flat_scores = gathered_dot(item_table, items.flatten(0, 1), vector.flatten(0, 1)).view(n, -1)
                 else:
@@ -356,9 +366,9 @@ def local_train(
                 scale, step_vector = _bilinear_row_step(flat_scores.grad.view(scores.shape), vector.detach(), config)
                 if row_delta is None:
                     row_scale[:n, step] = scale
-                    step_vectors[:n, step if context is not None else step_index] = step_vector
+                    step_vectors[:n, step if history else step_index] = step_vector
                 else:  # the vector of each client (n, D + 1) or of each example (n, B, D + 1)
-                    per_copy = step_vector.unsqueeze(-2) if context is not None else step_vector[:, None, None, :]
+                    per_copy = step_vector.unsqueeze(-2) if history else step_vector[:, None, None, :]
                     row_delta[:n, step].addcmul_(scale.unsqueeze(-1), per_copy)
             else:
                 _add_row_step(row_delta[:n, step], rows.grad, config)

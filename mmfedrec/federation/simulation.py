@@ -171,10 +171,10 @@ class Simulation:
                 self.personal.update(chunk.clients, result, item_table)
             if self.compressor is not None:  # what the server receives is the compressed update
                 result, sent = self.compressor.compress(result, chunk.clients)
-                touched = result.touched_pairs(self.split.n_items)
+                touched = result.touched_items(self.split.n_items)
             else:
-                touched = result.touched_pairs(self.split.n_items)
-                sent = upload_nbytes(result, touched, self.split.n_items)
+                touched = result.touched_items(self.split.n_items)
+                sent = upload_nbytes(result, touched)
             upload[torch.from_numpy(chunk.rows)] = sent.double()
             if self.local_tables is not None:
                 self._apply_locally(chunk.clients, result)

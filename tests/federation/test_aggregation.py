@@ -22,7 +22,7 @@ def result(deltas: list[float], mass: list[list[float]], n: list[float], items: 
 
 def test_expertwise_fedavg_and_item_rows_by_hand() -> None:
     chunk = result([1.0, 3.0], mass=[[3.0, 0.0], [1.0, 2.0]], n=[3.0, 3.0], items=[0, 0])
-    delta, rows = finalize(update_sums(chunk, chunk.touched_pairs(2), n_items=2, expertwise=True))
+    delta, rows = finalize(update_sums(chunk, chunk.touched_items(2), n_items=2, expertwise=True))
     # expert 0: (3*1 + 1*3)/4 = 1.5; expert 1: only client 1 routed to it -> 3
     assert delta["experts.weight"].tolist() == [1.5, 3.0]
     assert delta["router.shared.bias"].tolist() == [2.0]  # example-weighted: (3*1 + 3*3)/6
@@ -33,8 +33,8 @@ def test_sums_do_not_depend_on_how_clients_are_grouped() -> None:
     whole = result([1.0, 3.0, -2.0], mass=[[1.0, 0.0], [1.0, 2.0], [0.5, 0.5]], n=[2.0, 3.0, 1.0], items=[0, 1, 1])
     first = result([1.0, 3.0], mass=[[1.0, 0.0], [1.0, 2.0]], n=[2.0, 3.0], items=[0, 1])
     second = result([-2.0], mass=[[0.5, 0.5]], n=[1.0], items=[1])
-    together = update_sums(whole, whole.touched_pairs(2), 2, True)
-    added = update_sums(first, first.touched_pairs(2), 2, True) + update_sums(second, second.touched_pairs(2), 2, True)
+    together = update_sums(whole, whole.touched_items(2), 2, True)
+    added = update_sums(first, first.touched_items(2), 2, True) + update_sums(second, second.touched_items(2), 2, True)
     for name, tensor in together.tensors().items():
         torch.testing.assert_close(tensor, added.tensors()[name])
     roundtrip = UpdateSums.from_tensors(added.tensors())
@@ -43,7 +43,7 @@ def test_sums_do_not_depend_on_how_clients_are_grouped() -> None:
 
 def test_item_rows_averaged_over_their_senders_or_over_every_client() -> None:
     chunk = result([1.0, 3.0, -2.0], mass=[[1.0, 0.0], [1.0, 2.0], [0.5, 0.5]], n=[2.0, 3.0, 1.0], items=[0, 0, 1])
-    sums = update_sums(chunk, chunk.touched_pairs(3), n_items=3, expertwise=True)
+    sums = update_sums(chunk, chunk.touched_items(3), n_items=3, expertwise=True)
     assert finalize(sums)[1][:, 0].tolist() == [2.0, -2.0, 0.0]  # FedMF: item 0 by its 2 senders, item 1 by 1
     by_clients = finalize(sums, row_average="clients")[1][:, 0]  # FedAvg over the table: all 3 clients
     torch.testing.assert_close(by_clients, torch.tensor([4.0 / 3, -2.0 / 3, 0.0]))

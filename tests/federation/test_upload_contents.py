@@ -29,7 +29,7 @@ def test_an_upload_holds_no_private_state_and_its_bytes_are_counted(history: int
     contexts = None if event_contexts is None else event_contexts.contexts(table)
     chunk_private = {k: v[chunk.clients] for k, v in private.items()}
     result = local_train(model, shared, chunk_private, table, chunk, LocalConfig(), contexts=contexts)
-    bytes_per_client = upload_nbytes(result, result.touched_pairs(split.n_items), split.n_items)
+    bytes_per_client = upload_nbytes(result, result.touched_items(split.n_items))
     for k, client in enumerate(chunk.clients.tolist()):
         message = client_upload(result, k)
         shared_names = {"shared.experts.weight", "shared.experts.bias"} | (

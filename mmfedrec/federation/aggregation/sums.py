@@ -48,7 +48,7 @@ class UpdateSums:
 
 
 def update_sums(result: LocalResult, touched: Tensor, n_items: int, expertwise: bool) -> UpdateSums:
-    """Sums for one chunk of clients (`touched`: `result.touched_pairs(n_items)`, to count each
+    """Sums for one chunk of clients (`touched`: `result.touched_items(n_items)`, to count each
     client once per item it sent)."""
     weighted, weights = {}, {}
     for name, delta in result.shared_delta.items():  # (C, ...)
@@ -60,7 +60,7 @@ def update_sums(result: LocalResult, touched: Tensor, n_items: int, expertwise: 
             weighted[name] = torch.tensordot(result.n_examples, delta, dims=1)
             weights[name] = result.n_examples.sum()
     row_sum = result.item_row_sums(n_items)
-    row_senders = torch.bincount(touched % n_items, minlength=n_items).float()
+    row_senders = touched.sum(0).float()
     clients = torch.tensor(float(len(result.n_examples)))
     return UpdateSums(weighted, weights, row_sum, row_senders, clients)
 
