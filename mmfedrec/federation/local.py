@@ -68,60 +68,92 @@ class LocalConfig:
 
 @dataclass(frozen=True)
 class RowFactors:
-    """Item-vector changes of a dot-product model after one epoch, as two factors.
+    """Item-vector changes of a dot-product model after one epoch, as two factors, for the example
+    positions the local steps went through (none of the padding after a client's last step).
 
-    Each copy of an item vector takes one step, scale x the client's (normalised) vector at that
-    local step: `delta[c, l, j] = scale[c, l, j] * vectors[c, l // batch_size]`. Kept factored,
-    the chunk's sums per item are one matrix product instead of a scatter of every row.
+    Position p, a client's example slot in one local step, moved each of its copies j by
+    `delta[p, j] = scale[p, j] * vectors[vector_of[p]]`: the client's (normalised) vector at that
+    step, or with a history the example's own. Kept factored, the sums per item are one matrix
+    product instead of a scatter of every row.
     """
 
-    scale: Tensor  # (C, L, 1 + n_neg)
-    vectors: Tensor  # (C, S, D + 1), one per local step (S = L with one vector per example)
-    batch_size: int  # example positions per vector (1: one vector per example)
+    cells: Tensor  # (P,) each position's cell c * L + l in the chunk's (C, L) layout
+    items: Tensor  # (P, 1 + n_neg) the item of each copy
+    scale: Tensor  # (P, 1 + n_neg)
+    vectors: Tensor  # (V, D + 1)
+    vector_of: Tensor  # (P,) the vector each position's copies moved along
 
-    @property
-    def copy_steps(self) -> Tensor:
-        """(L,) the local step in which each example position's copies were stepped."""
-        return torch.arange(self.scale.shape[1]) // self.batch_size
-
-    def dense(self) -> Tensor:
-        """(C, L, 1 + n_neg, D + 1) the change of every item-vector copy."""
-        return self.scale.unsqueeze(-1) * self.vectors[:, self.copy_steps].unsqueeze(2)
+    def dense(self, shape: torch.Size) -> Tensor:
+        """(C, L, 1 + n_neg, D + 1) the change of every item-vector copy, in the chunk's layout
+        `shape` (C, L, 1 + n_neg); zero for padding."""
+        rows = self.scale.unsqueeze(-1) * self.vectors[self.vector_of].unsqueeze(1)  # (P, 1 + n_neg, D + 1)
+        layout = rows.new_zeros(shape[0] * shape[1], *rows.shape[1:])
+        return layout.index_copy_(0, self.cells, rows).view(*shape, -1)
 
     def item_sums_pay(self, n_items: int) -> bool:
-        """Whether `item_sums` beats scattering the formed rows: while its dense (C * S, I) matrix
-        is at most `DENSE_MAX_RATIO` times the rows (ML-100K: 6x, 3-4x faster)."""
-        n_clients, n_steps, _ = self.vectors.shape
-        return n_clients * n_steps * n_items <= DENSE_MAX_RATIO * self.scale.numel()
+        """Whether `item_sums` beats `sparse_item_sums`: while its dense (V, I) matrix is at most
+        `DENSE_MAX_RATIO` times the copies (ML-100K without history: 6x, 3-4x faster)."""
+        return len(self.vectors) * n_items <= DENSE_MAX_RATIO * self.scale.numel()
 
-    def item_sums(self, items: Tensor, n_items: int) -> Tensor:
-        """(I, D + 1) the changes summed per item, `items` (C, L, 1 + n_neg) naming each copy's item:
-        scales summed per (client, step, item) into a dense (C * S, I) matrix, which then meets
-        the step vectors in one product."""
-        n_clients, n_steps, width = self.vectors.shape
-        owner_step = torch.arange(n_clients).view(-1, 1, 1) * n_steps + self.copy_steps.view(1, -1, 1)  # (C, L, 1)
-        per_step = self.scale.new_zeros(n_clients * n_steps * n_items)
-        per_step.index_add_(0, (owner_step * n_items + items).flatten(), self.scale.flatten())
-        return per_step.view(-1, n_items).T @ self.vectors.reshape(-1, width)
+    def item_sums(self, n_items: int) -> Tensor:
+        """(I, D + 1) the changes summed per item: scales summed per (vector, item) into a dense
+        (V, I) matrix, which then meets the vectors in one product."""
+        per_vector = self.scale.new_zeros(len(self.vectors) * n_items)
+        per_vector.index_add_(0, (self.vector_of.unsqueeze(1) * n_items + self.items).flatten(), self.scale.flatten())
+        return per_vector.view(-1, n_items).T @ self.vectors
 
-    def sparse_item_sums(self, items: Tensor, n_items: int) -> Tensor:
-        """`item_sums` where its dense matrix does not pay: the scales as a sparse (I, C * S) CSR
+    def sparse_item_sums(self, n_items: int) -> Tensor:
+        """`item_sums` where its dense matrix does not pay: the scales as a sparse (I, V) CSR
         matrix, its rows the copies sorted by item, times the vectors. At an ML-100K round's shapes
         with a vector per example: 14 ms, against 20 ms to form the rows and scatter them
         (benchmarks/history_kernels.py)."""
-        n_clients, n_steps, width = self.vectors.shape
-        length, copies = items.shape[1:]
-        flat_items = items.flatten()
-        order = order_by_item(flat_items, n_items)  # copy (c, l, j) sits at c * length * copies + l * copies + j
-        client, position = order // (length * copies), order // copies % length
-        columns = client * n_steps + position // self.batch_size
+        flat_items = self.items.flatten()
+        order = order_by_item(flat_items, n_items)
+        columns = self.vector_of[order // self.items.shape[1]]
         row_starts = flat_items.new_zeros(n_items + 1)
         row_starts[1:] = torch.bincount(flat_items, minlength=n_items).cumsum(0)
         values = self.scale.flatten().index_select(0, order)
         with warnings.catch_warnings():  # torch marks sparse CSR as beta
             warnings.simplefilter("ignore", UserWarning)
-            matrix = torch.sparse_csr_tensor(row_starts, columns, values, (n_items, n_clients * n_steps))
-            return matrix @ self.vectors.reshape(-1, width)
+            matrix = torch.sparse_csr_tensor(row_starts, columns, values, (n_items, len(self.vectors)))
+            return matrix @ self.vectors
+
+
+class _FactorWriter:
+    """Fills a chunk's `RowFactors` one local step at a time, each step's (n, B) positions after
+    the last: only the positions trained are stored, so a chunk's padding costs nothing here."""
+
+    def __init__(self, chunk: PaddedChunk, steps: list[slice], prefix: list[int], per_example: bool) -> None:
+        self.length = chunk.items.shape[1]
+        self.per_example = per_example
+        sizes = [n * len(range(*step.indices(self.length))) for step, n in zip(steps, prefix, strict=True)]
+        n_positions, copies = sum(sizes), chunk.items.shape[2]
+        self.cells = torch.empty(n_positions, dtype=torch.int64)
+        self.items = torch.empty(n_positions, copies, dtype=torch.int64)
+        self.scale = torch.empty(n_positions, copies)
+        self.vector_of = torch.arange(n_positions) if per_example else torch.empty(n_positions, dtype=torch.int64)
+        self.vectors: list[Tensor] = []
+        self.n_positions = self.n_vectors = 0
+
+    def write(self, step: slice, items: Tensor, scale: Tensor, vector: Tensor) -> None:
+        """A step's `items` and `scale` (n, B, 1 + n_neg) and its vectors: (n, B, D + 1) with one per
+        example, else (n, D + 1)."""
+        n, width = items.shape[:2]
+        stored = slice(self.n_positions, self.n_positions + n * width)
+        cells = torch.arange(n).unsqueeze(1) * self.length + torch.arange(step.start, step.start + width)
+        self.cells[stored] = cells.flatten()
+        self.items[stored] = items.flatten(0, 1)
+        self.scale[stored] = scale.flatten(0, 1)
+        if self.per_example:
+            self.vectors.append(vector.flatten(0, 1))
+        else:
+            self.vectors.append(vector)
+            self.vector_of[stored] = torch.arange(self.n_vectors, self.n_vectors + n).repeat_interleave(width)
+        self.n_positions += n * width
+        self.n_vectors += len(self.vectors[-1])
+
+    def factors(self) -> RowFactors:
+        return RowFactors(self.cells, self.items, self.scale, torch.cat(self.vectors), self.vector_of)
 
 
 RADIX_MAX_ITEMS = 1 << 15
@@ -156,7 +188,7 @@ class LocalResult:
     def row_delta(self) -> Tensor:
         """(C, L, 1 + n_neg, D + 1) change of each touched item vector (formed once if factored)."""
         if isinstance(self.row_updates, RowFactors):
-            self.row_updates = self.row_updates.dense()
+            self.row_updates = self.row_updates.dense(self.row_items.shape)
         return self.row_updates
 
     @property
@@ -171,8 +203,8 @@ class LocalResult:
         updates = self.row_updates
         if isinstance(updates, RowFactors):
             if updates.item_sums_pay(n_items):
-                return updates.item_sums(self.row_items, n_items)
-            return updates.sparse_item_sums(self.row_items, n_items)
+                return updates.item_sums(n_items)
+            return updates.sparse_item_sums(n_items)
         width = self.row_delta.shape[-1]  # masked-out rows are zero: no masked copy
         return torch.zeros(n_items, width).index_add_(0, self.row_items.flatten(), self.row_delta.reshape(-1, width))
 
@@ -185,12 +217,14 @@ class LocalResult:
     def touched_items(self, n_items: int) -> Tensor:
         """(C, I) which item vectors each client of the chunk sends an update for (one per item,
         however many of its copies the client trained): its sums per client and per item count the
-        uploaded rows and each item's senders, ~1.5x faster than listing the pairs."""
+        uploaded rows and each item's senders. At a 64k-example chunk: 1.1 ms, against 3.7 ms to
+        list the pairs."""
         n_rows = len(self.n_examples)
         rows = torch.arange(n_rows).view(-1, *[1] * (self.row_items.dim() - 1))
-        seen = torch.zeros(n_rows * n_items, dtype=torch.bool)
-        seen[(rows * n_items + self.row_items)[self.row_mask]] = True
-        return seen.view(n_rows, n_items)
+        spare = n_rows * n_items  # where masked-out copies land: no compaction of the real ones
+        keys = torch.where(self.row_mask, rows * n_items + self.row_items, spare)
+        seen = torch.zeros(spare + 1, dtype=torch.bool).index_fill_(0, keys.flatten(), True)
+        return seen[:spare].view(n_rows, n_items)
 
 
 def sum_by_key(keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
@@ -307,22 +341,20 @@ def local_train(
     history = bool(model.history)  # one client vector per example, from its history context
     if history and contexts is None:
         raise ValueError("a history-aware model needs the round's event contexts")
-    if bilinear and config.local_epochs == 1:  # each copy's step stays factored (RowFactors)
-        row_delta = None
-        row_scale = item_table.new_zeros(chunk.items.shape)  # (C, L, 1 + n_neg)
-        per_vector = 1 if history else config.batch_size  # example positions per client vector
-        step_vectors = item_table.new_zeros((n_clients, -(-length // per_vector), width))
-    else:
-        row_delta = item_table.new_zeros((*chunk.items.shape, width))  # (C, L, 1 + n_neg, D + 1)
-    optimizer = _optimizer(config, list(local_shared.values()), list(local_private.values()))
-    item_mask = chunk.item_mask.float()
     real = chunk.weights > 0  # (C, L)
     counts = real.sum(-1)  # (C,)
     by_size = bool((counts[:-1] >= counts[1:]).all())  # pad_chunks orders a chunk's clients largest first
+    # Clients ordered by size: those with examples in a step are a prefix, the rest skip it.
+    prefix = [int((counts > step.start).sum()) if by_size else n_clients for step in steps]
+    factors = None  # each copy's step stays factored (RowFactors) ...
+    if bilinear and config.local_epochs == 1:
+        factors, row_delta = _FactorWriter(chunk, steps, prefix, per_example=history), None
+    else:  # ... or is added to its copy, which later epochs read
+        row_delta = item_table.new_zeros((*chunk.items.shape, width))  # (C, L, 1 + n_neg, D + 1)
+    optimizer = _optimizer(config, list(local_shared.values()), list(local_private.values()))
+    item_mask = chunk.item_mask.float()
     for epoch in range(config.local_epochs):
-        for step_index, step in enumerate(steps):
-            # Clients ordered by size: those with examples in this step are a prefix, the rest skip it.
-            n = int((counts > step.start).sum()) if by_size else n_clients
+        for step, n in zip(steps, prefix, strict=True):
             # Fresh leaves over the first n clients' storage: gradients only for them.
             params_private = {k: v[:n].detach().requires_grad_() for k, v in local_private.items()}
             params_shared = {k: v[:n].detach().requires_grad_() for k, v in local_shared.items()}
@@ -364,9 +396,8 @@ def local_train(
             # Padding and collided negatives have zero gradient, hence no step.
             if bilinear:
                 scale, step_vector = _bilinear_row_step(flat_scores.grad.view(scores.shape), vector.detach(), config)
-                if row_delta is None:
-                    row_scale[:n, step] = scale
-                    step_vectors[:n, step if history else step_index] = step_vector
+                if factors is not None:
+                    factors.write(step, items, scale, step_vector)
                 else:  # the vector of each client (n, D + 1) or of each example (n, B, D + 1)
                     per_copy = step_vector.unsqueeze(-2) if history else step_vector[:, None, None, :]
                     row_delta[:n, step].addcmul_(scale.unsqueeze(-1), per_copy)
@@ -388,7 +419,7 @@ def local_train(
             shared_delta={k: local_shared[k].sub_(shared[k]) for k in shared},  # in place: the copies are ours
             row_items=chunk.items,
             row_mask=chunk.item_mask,
-            row_updates=RowFactors(row_scale, step_vectors, per_vector) if row_delta is None else row_delta,
+            row_updates=row_delta if factors is None else factors.factors(),
             routed_mass=None if gate is None else gate * n_examples.unsqueeze(-1),
             n_examples=n_examples,
         )

@@ -53,7 +53,7 @@ class FederatedConfig:
     row_average: str = "senders"  # item updates divided by their senders (FedMF) or the round's clients (FedAvg)
     federate: bool = True  # False: local-only baseline, every client keeps its own item vectors
     personal_items: bool = False  # clients rank with their own fine-tuned item vectors (PFedRec)
-    max_cells: int = 1 << 15  # padded examples per batched chunk (bounds memory)
+    max_cells: int = 1 << 16  # padded examples per batched chunk (bounds memory)
     lr_schedule: str = "constant"  # LR_SCHEDULES: the client learning rates over the rounds
     local: LocalConfig = field(default_factory=LocalConfig)
     compression: CompressionConfig = field(default_factory=CompressionConfig)  # uploads, with error feedback

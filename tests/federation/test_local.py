@@ -73,7 +73,7 @@ def test_factored_item_updates_sum_per_item_like_their_rows(
     chunk_private = {k: v[chunk.clients] for k, v in private.items()}
     result = local_train(model, shared, chunk_private, table, chunk, LocalConfig(), contexts=contexts)
     assert isinstance(result.row_updates, RowFactors)
-    rows = result.row_updates.dense()
+    rows = result.row_delta
     expected = torch.zeros(split.n_items, 17).index_put_(
         (result.row_items[result.row_mask],), rows[result.row_mask], accumulate=True
     )
