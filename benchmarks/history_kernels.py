@@ -7,6 +7,9 @@ a round, 5 item rows each: a positive and 4 negatives). Prints milliseconds per 
 repeats, for:
 - item_sums: the round's item-vector steps summed per item, as a sparse CSR product
   (`RowFactors.sparse_item_sums`) against forming every row and scattering it;
+- order_by_item: a chunk's copies sorted by item, numpy's radix sort against `torch.argsort`;
+- touched_items: which items each client of a chunk sends, marked in a map by `index_fill`
+  against listing the distinct pairs and counting them;
 - gather: an example's rows by `embedding` against advanced indexing;
 - vector_grad: the vectors' gradient as one `embedding_bag` against a product and sum over saved rows;
 - short_rows_grad, long_rows_grad: over saved rows, a product and sum against a batched matrix
@@ -45,26 +48,50 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
 
-    from mmfedrec.federation.local import RowFactors
+    from mmfedrec.federation.local import RowFactors, order_by_item
 
     generator = torch.Generator().manual_seed(0)
     n_items, width, copies = 1682, 33, 5
     table = torch.randn(n_items, width, generator=generator)
     results: dict[str, dict[str, float]] = {}
 
-    # a round: 943 clients x 104 example positions, one vector per example
-    clients, length = 943, 104
-    items = torch.randint(0, n_items, (clients, length, copies), generator=generator)
-    factors = RowFactors(torch.randn(clients, length, copies), torch.randn(clients, length, width), 1)
+    # a round: 98k examples, one vector per example
+    positions = 98_000
+    items = torch.randint(0, n_items, (positions, copies), generator=generator)
+    factors = RowFactors(
+        torch.arange(positions), items, torch.randn(positions, copies), torch.randn(positions, width), None
+    )
 
     def formed_and_scattered() -> torch.Tensor:
-        rows = factors.dense().reshape(-1, width)
+        rows = factors.dense(torch.Size([1, positions, copies])).reshape(-1, width)  # one row of positions
         return torch.zeros(n_items, width).index_add_(0, items.flatten(), rows)
 
     results["item_sums"] = {
-        "sparse_csr": milliseconds(lambda: factors.sparse_item_sums(items, n_items), 10),
+        "sparse_csr": milliseconds(lambda: factors.sparse_item_sums(n_items), 10),
         "form_and_scatter": milliseconds(formed_and_scattered, 10),
     }
+    chunk_copies = items[:32_000].flatten()  # the copies of a 2^16-cell chunk's 32k examples
+    results["order_by_item"] = {
+        "numpy_radix": milliseconds(lambda: order_by_item(chunk_copies, n_items)),
+        "torch_argsort": milliseconds(lambda: torch.argsort(chunk_copies, stable=True)),
+    }
+    chunk_clients, chunk_length = 247, 261  # a 2^16-cell chunk: which items each client sends
+    chunk_items = torch.randint(0, n_items, (chunk_clients, chunk_length, copies), generator=generator)
+    real = torch.rand(chunk_clients, chunk_length, copies, generator=generator) > 0.3
+    rows_of = torch.arange(chunk_clients).view(-1, 1, 1)
+
+    def filled_map() -> torch.Tensor:
+        spare = chunk_clients * n_items
+        keys = torch.where(real, rows_of * n_items + chunk_items, spare)
+        return torch.zeros(spare + 1, dtype=torch.bool).index_fill_(0, keys.flatten(), True)
+
+    def listed_pairs() -> tuple[torch.Tensor, torch.Tensor]:
+        seen = torch.zeros(chunk_clients * n_items, dtype=torch.bool)
+        seen[(rows_of * n_items + chunk_items)[real]] = True
+        pairs = seen.nonzero().squeeze(1)
+        return torch.bincount(pairs // n_items), torch.bincount(pairs % n_items)
+
+    results["touched_items"] = {"filled_map": milliseconds(filled_map), "listed_pairs": milliseconds(listed_pairs)}
 
     # the largest local step: 31k examples
     examples = 31_000

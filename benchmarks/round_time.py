@@ -1,7 +1,8 @@
 """Time one federated round: batched engine vs the per-client loop, same model, same examples.
 
 Every client trains (1 local epoch, 4 negatives per positive). ML-100K when --root is given,
-else synthetic data of the same shape (943 users, 1,682 items, ~100k events, long-tailed).
+else synthetic data of the same shape (943 users, 1,682 items, ~100k events, long-tailed). The
+two engines' rounds are interleaved, so that their ratio does not depend on when each ran.
 Also times an ML-1M-sized synthetic round (6,040 users) and measures peak memory for a round
 of 100,000 synthetic clients.
 
@@ -51,20 +52,45 @@ def random_features(item_ids: np.ndarray, seed: int = 0):
     return ItemFeatures(item_ids, text, image, mask, {"image_weights": "random-features (benchmark)"})
 
 
-def seconds_per_round(split, features, engine: str, rounds: int, method: str = "ours", history: int = 0) -> float:
+def warm_trainer(split, features, engine: str, method: str = "ours", history: int = 0):
+    """A trainer for one round per call, its first round (allocator, first touch) already run."""
     from mmfedrec.federation.methods import method_spec
     from mmfedrec.federation.runner import TrainSettings, build_trainer
     from mmfedrec.federation.simulation import FederatedConfig
 
     settings = TrainSettings(history=history, federated=FederatedConfig(engine=engine, n_negatives=4))
     trainer = build_trainer(method_spec(method), split, features, settings, seed=0)
-    trainer.run_round(0)  # warm-up: allocator, first-touch
-    seconds = []
+    trainer.run_round(0)
+    return trainer
+
+
+def timed_round(trainer, round_index: int) -> float:
+    started = time.perf_counter()
+    trainer.run_round(round_index)
+    return time.perf_counter() - started
+
+
+def seconds_per_round(split, features, engine: str, rounds: int, method: str = "ours", history: int = 0) -> float:
+    """Median seconds of `rounds` rounds: robust to another process stealing a core for a moment."""
+    trainer = warm_trainer(split, features, engine, method, history)
+    return statistics.median(timed_round(trainer, r) for r in range(1, rounds + 1))
+
+
+def interleaved_seconds(
+    split, features, rounds: int, loop_rounds: int, method: str, history: int
+) -> tuple[float, float]:
+    """Median seconds per round of the batched engine and of the per-client loop, their rounds
+    interleaved (a loop round after every `rounds // loop_rounds` batched ones), so both engines
+    meet the machine in the same state: this 2-core VM's speed drifts by up to 30 % over minutes."""
+    batched = warm_trainer(split, features, "batched", method, history)
+    loop = warm_trainer(split, features, "loop", method, history)
+    per_loop_round = max(1, rounds // loop_rounds)
+    batched_seconds, loop_seconds = [], []
     for round_index in range(1, rounds + 1):
-        started = time.perf_counter()
-        trainer.run_round(round_index)
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds)  # robust to another process stealing a core for a moment
+        batched_seconds.append(timed_round(batched, round_index))
+        if round_index % per_loop_round == 0 and len(loop_seconds) < loop_rounds:
+            loop_seconds.append(timed_round(loop, len(loop_seconds) + 1))
+    return statistics.median(batched_seconds), statistics.median(loop_seconds)
 
 
 def peak_memory_child(n_users: int, threads: int, method: str, history: int) -> dict:
@@ -105,8 +131,7 @@ def main() -> None:
     else:
         split = random_split(943, 1682, 106.0)
     features = random_features(split.item_ids)
-    batched = seconds_per_round(split, features, "batched", args.rounds, args.method, args.history)
-    loop = seconds_per_round(split, features, "loop", args.loop_rounds, args.method, args.history)
+    batched, loop = interleaved_seconds(split, features, args.rounds, args.loop_rounds, args.method, args.history)
     result = {
         "data": "movielens-100k" if args.root else "synthetic (ML-100K shape)",
         "method": args.method,

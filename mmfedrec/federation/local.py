@@ -73,7 +73,7 @@ class RowFactors:
 
     Position p, a client's example slot in one local step, moved each of its copies j by
     `delta[p, j] = scale[p, j] * vectors[vector_of[p]]`: the client's (normalised) vector at that
-    step, or with a history the example's own. Kept factored, the sums per item are one matrix
+    step, or with a history the example's own (`vector_of` None: vector p). Kept factored, the sums per item are one matrix
     product instead of a scatter of every row.
     """
 
@@ -81,14 +81,18 @@ class RowFactors:
     items: Tensor  # (P, 1 + n_neg) the item of each copy
     scale: Tensor  # (P, 1 + n_neg)
     vectors: Tensor  # (V, D + 1)
-    vector_of: Tensor  # (P,) the vector each position's copies moved along
+    vector_of: Tensor | None  # (P,) the vector each position's copies moved along; None: its own
 
     def dense(self, shape: torch.Size) -> Tensor:
         """(C, L, 1 + n_neg, D + 1) the change of every item-vector copy, in the chunk's layout
         `shape` (C, L, 1 + n_neg); zero for padding."""
-        rows = self.scale.unsqueeze(-1) * self.vectors[self.vector_of].unsqueeze(1)  # (P, 1 + n_neg, D + 1)
+        rows = self.scale.unsqueeze(-1) * self._position_vectors().unsqueeze(1)  # (P, 1 + n_neg, D + 1)
         layout = rows.new_zeros(shape[0] * shape[1], *rows.shape[1:])
         return layout.index_copy_(0, self.cells, rows).view(*shape, -1)
+
+    def _position_vectors(self) -> Tensor:
+        """(P, D + 1) the vector of each position."""
+        return self.vectors if self.vector_of is None else self.vectors[self.vector_of]
 
     def item_sums_pay(self, n_items: int) -> bool:
         """Whether `item_sums` beats `sparse_item_sums`: while its dense (V, I) matrix is at most
@@ -99,17 +103,19 @@ class RowFactors:
         """(I, D + 1) the changes summed per item: scales summed per (vector, item) into a dense
         (V, I) matrix, which then meets the vectors in one product."""
         per_vector = self.scale.new_zeros(len(self.vectors) * n_items)
-        per_vector.index_add_(0, (self.vector_of.unsqueeze(1) * n_items + self.items).flatten(), self.scale.flatten())
+        vector_of = torch.arange(len(self.scale)) if self.vector_of is None else self.vector_of
+        per_vector.index_add_(0, (vector_of.unsqueeze(1) * n_items + self.items).flatten(), self.scale.flatten())
         return per_vector.view(-1, n_items).T @ self.vectors
 
     def sparse_item_sums(self, n_items: int) -> Tensor:
         """`item_sums` where its dense matrix does not pay: the scales as a sparse (I, V) CSR
         matrix, its rows the copies sorted by item, times the vectors. At an ML-100K round's shapes
-        with a vector per example: 14 ms, against 20 ms to form the rows and scatter them
+        with a vector per example: 10 ms, against 26 ms to form the rows and scatter them
         (benchmarks/history_kernels.py)."""
         flat_items = self.items.flatten()
         order = order_by_item(flat_items, n_items)
-        columns = self.vector_of[order // self.items.shape[1]]
+        positions = order // self.items.shape[1]
+        columns = positions if self.vector_of is None else self.vector_of.index_select(0, positions)
         row_starts = flat_items.new_zeros(n_items + 1)
         row_starts[1:] = torch.bincount(flat_items, minlength=n_items).cumsum(0)
         values = self.scale.flatten().index_select(0, order)
@@ -125,13 +131,12 @@ class _FactorWriter:
 
     def __init__(self, chunk: PaddedChunk, steps: list[slice], prefix: list[int], per_example: bool) -> None:
         self.length = chunk.items.shape[1]
-        self.per_example = per_example
         sizes = [n * len(range(*step.indices(self.length))) for step, n in zip(steps, prefix, strict=True)]
         n_positions, copies = sum(sizes), chunk.items.shape[2]
         self.cells = torch.empty(n_positions, dtype=torch.int64)
         self.items = torch.empty(n_positions, copies, dtype=torch.int64)
         self.scale = torch.empty(n_positions, copies)
-        self.vector_of = torch.arange(n_positions) if per_example else torch.empty(n_positions, dtype=torch.int64)
+        self.vector_of = None if per_example else torch.empty(n_positions, dtype=torch.int64)
         self.vectors: list[Tensor] = []
         self.n_positions = self.n_vectors = 0
 
@@ -144,7 +149,7 @@ class _FactorWriter:
         self.cells[stored] = cells.flatten()
         self.items[stored] = items.flatten(0, 1)
         self.scale[stored] = scale.flatten(0, 1)
-        if self.per_example:
+        if self.vector_of is None:  # one vector per example
             self.vectors.append(vector.flatten(0, 1))
         else:
             self.vectors.append(vector)
@@ -161,8 +166,8 @@ RADIX_MAX_ITEMS = 1 << 15
 
 def order_by_item(items: Tensor, n_items: int) -> Tensor:
     """(N,) the positions of `items` (N,) in item order (stable). numpy's stable sort of 16-bit keys
-    is a radix sort: 0.7 ms against 3.7 ms for `torch.argsort` at a chunk's 160k copies on 2 cores.
-    Catalogues of more than `RADIX_MAX_ITEMS` items sort in torch."""
+    is a radix sort: 0.67 ms against 1.1 ms for `torch.argsort` at a chunk's 160k copies on 2 cores
+    (benchmarks/history_kernels.py). Catalogues of more than `RADIX_MAX_ITEMS` items sort in torch."""
     if n_items <= RADIX_MAX_ITEMS:
         return torch.from_numpy(np.argsort(items.numpy().astype(np.int16), kind="stable"))
     return torch.argsort(items, stable=True)
@@ -217,8 +222,8 @@ class LocalResult:
     def touched_items(self, n_items: int) -> Tensor:
         """(C, I) which item vectors each client of the chunk sends an update for (one per item,
         however many of its copies the client trained): its sums per client and per item count the
-        uploaded rows and each item's senders. At a 64k-example chunk: 1.1 ms, against 3.7 ms to
-        list the pairs."""
+        uploaded rows and each item's senders. At a 64k-example chunk: 0.8 ms, against 3.5 ms to
+        list the pairs and count them (benchmarks/history_kernels.py)."""
         n_rows = len(self.n_examples)
         rows = torch.arange(n_rows).view(-1, *[1] * (self.row_items.dim() - 1))
         spare = n_rows * n_items  # where masked-out copies land: no compaction of the real ones
