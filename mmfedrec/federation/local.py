@@ -11,10 +11,11 @@ Under Adam that is Adam's first step, lr * g / (|g| + eps): applied directly, it
 optimizer state (Adam moments for ~16M floats a round on ML-100K). For models whose score is a
 dot product with a client vector (MF, ours) the rows' gradient is an outer product, so the step
 is formed from its two factors and the per-row gradient is never computed. With one local
-epoch those models do not form the steps: the result keeps the two factors (`RowFactors`) and
-sums them per item in one product, and with one client vector per step they gather no rows either
-(`table_dot` scores the whole table). A history-aware model (`model.history > 0`) has one client
-vector per example, so its rows are gathered, and its factors hold a vector per example.
+epoch those models do not form the steps: the result keeps the two factors (`RowFactors`, for
+the example positions trained, none of the padding) and sums them per item in one product, and
+with one client vector per step they gather no rows either (`table_dot` scores the whole table).
+A history-aware model (`model.history > 0`) has one client vector per example, so its rows are
+gathered, and its factors hold a vector per example.
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ class RowFactors:
 
     Position p, a client's example slot in one local step, moved each of its copies j by
     `delta[p, j] = scale[p, j] * vectors[vector_of[p]]`: the client's (normalised) vector at that
-    step, or with a history the example's own (`vector_of` None: vector p). Kept factored, the sums per item are one matrix
-    product instead of a scatter of every row.
+    step, or with a history the example's own (`vector_of` None: vector p). Kept factored, the
+    sums per item are one matrix product instead of a scatter of every row.
     """
 
     cells: Tensor  # (P,) each position's cell c * L + l in the chunk's (C, L) layout
