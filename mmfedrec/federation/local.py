@@ -347,6 +347,7 @@ def local_train(
     history = bool(model.history)  # one client vector per example, from its history context
     if history and contexts is None:
         raise ValueError("a history-aware model needs the round's event contexts")
+    event_rows = chunk.events.remainder(len(contexts)) if history else None  # NO_EVENT -> the last row, zero
     real = chunk.weights > 0  # (C, L)
     counts = real.sum(-1)  # (C,)
     by_size = bool((counts[:-1] >= counts[1:]).all())  # pad_chunks orders a chunk's clients largest first
@@ -366,7 +367,7 @@ def local_train(
             params_shared = {k: v[:n].detach().requires_grad_() for k, v in local_shared.items()}
             items = chunk.items[:n, step]  # (n, B, 1 + n_neg)
             if bilinear and history:  # one client vector per example
-                context = contexts[chunk.events[:n, step]]  # (n, B, D), gathered per step: no padding
+                context = F.embedding(event_rows[:n, step], contexts)  # (n, B, D): per step, no padding
                 vector = model.client_vector(params_private, params_shared, context)  # (n, B, D + 1)
                 if row_delta is None and owners is None:  # the rows are the table's: gathered, not kept
                     flat_scores = gathered_dot(item_table, items.flatten(0, 1), vector.flatten(0, 1)).view(n, -1)
