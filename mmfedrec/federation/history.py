@@ -100,7 +100,10 @@ class EventContexts:
         """(N + 1, D) each event's context from `item_table` (I, D + 1); the last row, zero, is
         the context of `NO_EVENT` (-1), so `contexts[events]` needs no mask."""
         table = item_table[:, :-1].contiguous()
-        return torch.cat([self.matrix @ table, table.new_zeros(1, table.shape[1])])
+        contexts = table.new_empty(self.matrix.shape[0] + 1, table.shape[1])
+        torch.mm(self.matrix, table, out=contexts[:-1])  # in place: no copy of the (N, D) product
+        contexts[-1] = 0.0
+        return contexts
 
 
 def user_contexts(model: object, split: Split, item_table: Tensor, stage: str) -> Tensor | None:

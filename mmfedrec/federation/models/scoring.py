@@ -61,7 +61,9 @@ def gathered_dot(table: Tensor, items: Tensor, vectors: Tensor) -> Tensor:
     rows (one per example, with a history). The rows are gathered by `embedding` and not kept: the
     vectors' gradient is one `embedding_bag`, a weighted sum of the rows. At 31k vectors x 5 rows:
     gather 0.9 ms (1.9 ms by advanced indexing), gradient 0.24 ms (1.4 ms from saved rows;
-    benchmarks/history_kernels.py). The table gets no gradient."""
+    benchmarks/history_kernels.py). The dot products are one batched product over the gathered
+    rows: a history round 1-8 % faster than a product and sum, which writes every (row x vector)
+    product first. The table gets no gradient."""
     return _GatheredDot.apply(table, items, vectors)
 
 
@@ -69,7 +71,7 @@ class _GatheredDot(torch.autograd.Function):
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, table: Tensor, items: Tensor, vectors: Tensor) -> Tensor:
         ctx.save_for_backward(table, items)
-        return (F.embedding(items, table) * vectors.unsqueeze(1)).sum(-1)
+        return torch.bmm(F.embedding(items, table), vectors.unsqueeze(-1)).squeeze(-1)  # no (N, J, D) product
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[None, None, Tensor]:
