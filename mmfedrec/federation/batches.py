@@ -81,7 +81,8 @@ def build_round_examples(
     client = clients[owner].astype(np.uint64)
     # Group by client, shuffle within by the hash's top 32 bits: one sort key (5x faster than lexsort).
     shuffle_keys = counter_hash(round_key, client, _position_in_group(owner), SHUFFLE_SLOT) >> np.uint64(32)
-    order = np.argsort((owner.astype(np.uint64) << np.uint64(32)) | shuffle_keys, kind="stable")
+    keys = ((owner.astype(np.uint64) << np.uint64(32)) | shuffle_keys).view(np.int64)  # below 2^63: same order
+    order = torch.sort(torch.from_numpy(keys), stable=True).indices.numpy()  # numpy's stable argsort's order, 2x faster
     owner, positives, weights, client = owner[order], positives[order], weights[order], client[order]
     events = events[order]
 
