@@ -128,9 +128,13 @@ class RowFactors:
 
 class _FactorWriter:
     """Fills a chunk's `RowFactors` one local step at a time, each step's (n, B) positions after
-    the last: only the positions trained are stored, so a chunk's padding costs nothing here."""
+    the last: only the positions trained are stored, so a chunk's padding costs nothing here, and
+    each step's factors are copied while they are still in cache."""
 
-    def __init__(self, chunk: PaddedChunk, steps: list[slice], prefix: list[int], per_example: bool) -> None:
+    def __init__(
+        self, chunk: PaddedChunk, steps: list[slice], prefix: list[int], per_example: bool, width: int
+    ) -> None:
+        """`prefix`: the clients each of `steps` trains; `width`: D + 1."""
         self.length = chunk.items.shape[1]
         sizes = [n * len(range(*step.indices(self.length))) for step, n in zip(steps, prefix, strict=True)]
         n_positions, copies = sum(sizes), chunk.items.shape[2]
@@ -138,28 +142,27 @@ class _FactorWriter:
         self.items = torch.empty(n_positions, copies, dtype=torch.int64)
         self.scale = torch.empty(n_positions, copies)
         self.vector_of = None if per_example else torch.empty(n_positions, dtype=torch.int64)
-        self.vectors: list[Tensor] = []
+        self.vectors = torch.empty(n_positions if per_example else sum(prefix), width)
         self.n_positions = self.n_vectors = 0
 
     def write(self, step: slice, items: Tensor, scale: Tensor, vector: Tensor) -> None:
         """A step's `items` and `scale` (n, B, 1 + n_neg) and its vectors: (n, B, D + 1) with one per
         example, else (n, D + 1)."""
-        n, width = items.shape[:2]
-        stored = slice(self.n_positions, self.n_positions + n * width)
-        cells = torch.arange(n).unsqueeze(1) * self.length + torch.arange(step.start, step.start + width)
+        n, span = items.shape[:2]
+        stored = slice(self.n_positions, self.n_positions + n * span)
+        cells = torch.arange(n).unsqueeze(1) * self.length + torch.arange(step.start, step.start + span)
         self.cells[stored] = cells.flatten()
         self.items[stored] = items.flatten(0, 1)
         self.scale[stored] = scale.flatten(0, 1)
-        if self.vector_of is None:  # one vector per example
-            self.vectors.append(vector.flatten(0, 1))
-        else:
-            self.vectors.append(vector)
-            self.vector_of[stored] = torch.arange(self.n_vectors, self.n_vectors + n).repeat_interleave(width)
-        self.n_positions += n * width
-        self.n_vectors += len(self.vectors[-1])
+        vectors = vector.flatten(0, 1) if self.vector_of is None else vector  # one per example, or per client
+        if self.vector_of is not None:
+            self.vector_of[stored] = torch.arange(self.n_vectors, self.n_vectors + n).repeat_interleave(span)
+        self.vectors[self.n_vectors : self.n_vectors + len(vectors)] = vectors
+        self.n_positions += n * span
+        self.n_vectors += len(vectors)
 
     def factors(self) -> RowFactors:
-        return RowFactors(self.cells, self.items, self.scale, torch.cat(self.vectors), self.vector_of)
+        return RowFactors(self.cells, self.items, self.scale, self.vectors, self.vector_of)
 
 
 RADIX_MAX_ITEMS = 1 << 15
@@ -355,7 +358,7 @@ def local_train(
     prefix = [int((counts > step.start).sum()) if by_size else n_clients for step in steps]
     factors = None  # each copy's step stays factored (RowFactors) ...
     if bilinear and config.local_epochs == 1:
-        factors, row_delta = _FactorWriter(chunk, steps, prefix, per_example=history), None
+        factors, row_delta = _FactorWriter(chunk, steps, prefix, per_example=history, width=width), None
     else:  # ... or is added to its copy, which later epochs read
         row_delta = item_table.new_zeros((*chunk.items.shape, width))  # (C, L, 1 + n_neg, D + 1)
     optimizer = _optimizer(config, list(local_shared.values()), list(local_private.values()))
