@@ -11,6 +11,8 @@ repeats, for:
 - touched_items: which items each client of a chunk sends, marked in a map by `index_fill`
   against listing the distinct pairs and counting them;
 - gather: an example's rows by `embedding` against advanced indexing;
+- score_dot: the gathered rows' dot products with their example's vector, one batched product
+  against a product and sum;
 - vector_grad: the vectors' gradient as one `embedding_bag` against a product and sum over saved rows;
 - short_rows_grad, long_rows_grad: over saved rows, a product and sum against a batched matrix
   product, at 5 rows per vector and at 320 (`SHORT_ROWS`);
@@ -101,6 +103,13 @@ def main() -> None:
     results["gather"] = {
         "embedding": milliseconds(lambda: F.embedding(step_items, table)),
         "advanced_indexing": milliseconds(lambda: table[step_items]),
+    }
+    step_vectors = torch.randn(examples, width, generator=generator)
+    results["score_dot"] = {
+        "batched_product": milliseconds(
+            lambda: torch.bmm(F.embedding(step_items, table), step_vectors.unsqueeze(-1)).squeeze(-1)
+        ),
+        "product_and_sum": milliseconds(lambda: (F.embedding(step_items, table) * step_vectors.unsqueeze(1)).sum(-1)),
     }
     results["vector_grad"] = {
         "embedding_bag": milliseconds(

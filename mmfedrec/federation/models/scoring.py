@@ -62,7 +62,7 @@ def gathered_dot(table: Tensor, items: Tensor, vectors: Tensor) -> Tensor:
     vectors' gradient is one `embedding_bag`, a weighted sum of the rows. At 31k vectors x 5 rows:
     gather 0.9 ms (1.9 ms by advanced indexing), gradient 0.24 ms (1.4 ms from saved rows;
     benchmarks/history_kernels.py). The dot products are one batched product over the gathered
-    rows: a history round 1-8 % faster than a product and sum, which writes every (row x vector)
+    rows: 2.1 ms, against 2.4-3.5 ms for a product and sum, which writes every (row x vector)
     product first. The table gets no gradient."""
     return _GatheredDot.apply(table, items, vectors)
 
