@@ -136,7 +136,7 @@ class _FactorWriter:
     ) -> None:
         """`prefix`: the clients each of `steps` trains; `width`: D + 1."""
         self.length = chunk.items.shape[1]
-        sizes = [n * len(range(*step.indices(self.length))) for step, n in zip(steps, prefix, strict=True)]
+        sizes = [n * (min(step.stop, self.length) - step.start) for step, n in zip(steps, prefix, strict=True)]
         n_positions, copies = sum(sizes), chunk.items.shape[2]
         self.cells = torch.empty(n_positions, dtype=torch.int64)
         self.items = torch.empty(n_positions, copies, dtype=torch.int64)
@@ -154,8 +154,10 @@ class _FactorWriter:
         self.cells[stored] = cells.flatten()
         self.items[stored] = items.flatten(0, 1)
         self.scale[stored] = scale.flatten(0, 1)
-        vectors = vector.flatten(0, 1) if self.vector_of is None else vector  # one per example, or per client
-        if self.vector_of is not None:
+        if self.vector_of is None:  # one vector per example
+            vectors = vector.flatten(0, 1)
+        else:  # one per client, shared by its positions in the step
+            vectors = vector
             self.vector_of[stored] = torch.arange(self.n_vectors, self.n_vectors + n).repeat_interleave(span)
         self.vectors[self.n_vectors : self.n_vectors + len(vectors)] = vectors
         self.n_positions += n * span
