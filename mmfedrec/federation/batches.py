@@ -76,18 +76,18 @@ def build_round_examples(
         positives = np.concatenate([positives, pseudo[1][take]])
         weights = np.concatenate([weights, pseudo[2][take].astype(np.float32)])
         events = np.concatenate([events, np.full(int(take.sum()), NO_EVENT)])
-    grouped = np.argsort(owner, kind="stable")  # pseudo positives join their client's group
-    owner, positives, weights, events = owner[grouped], positives[grouped], weights[grouped], events[grouped]
+        grouped = np.argsort(owner, kind="stable")  # pseudo positives join their client's group
+        owner, positives, weights, events = owner[grouped], positives[grouped], weights[grouped], events[grouped]
     client = clients[owner].astype(np.uint64)
+    position = _position_in_group(owner)
     # Group by client, shuffle within by the hash's top 32 bits: one sort key (5x faster than lexsort).
-    shuffle_keys = counter_hash(round_key, client, _position_in_group(owner), SHUFFLE_SLOT) >> np.uint64(32)
+    shuffle_keys = counter_hash(round_key, client, position, SHUFFLE_SLOT) >> np.uint64(32)
     keys = ((owner.astype(np.uint64) << np.uint64(32)) | shuffle_keys).view(np.int64)  # below 2^63: same order
     order = torch.sort(torch.from_numpy(keys), stable=True).indices.numpy()  # numpy's stable argsort's order, 2x faster
-    owner, positives, weights, client = owner[order], positives[order], weights[order], client[order]
-    events = events[order]
+    positives, weights, events = positives[order], weights[order], events[order]  # owners stay grouped: unchanged
 
     slots = np.arange(1, n_negatives + 1, dtype=np.uint64)
-    draws = counter_hash(round_key, client[:, None], _position_in_group(owner)[:, None], slots[None, :])
+    draws = counter_hash(round_key, client[:, None], position[:, None], slots[None, :])
     negatives = (draws % np.uint64(n_items)).astype(np.int64)  # (E, n_neg); modulo bias < 1e-15
     if known is None:
         known = KnownPairs.from_csr(indptr, train_items, clients, n_items, int(clients.max(initial=0)) + 1)
@@ -95,8 +95,8 @@ def build_round_examples(
     return RoundExamples(
         clients=clients,
         counts=np.bincount(owner, minlength=len(clients)),
-        positives=positives.astype(np.int64),
-        negatives=negatives.astype(np.int64),
+        positives=positives.astype(np.int64, copy=False),
+        negatives=negatives,
         negative_ok=negative_ok,
         weights=weights,
         events=events,
@@ -215,45 +215,58 @@ def pad_chunks(examples: RoundExamples, max_cells: int) -> list[PaddedChunk]:
     18 local steps a round at 2^16 cells (19 grouping from the smallest), 16 at 2^17 (26).
     """
     order = np.argsort(-examples.counts, kind="stable")
+    table = _ExampleTable.of(examples)
     chunks: list[PaddedChunk] = []
     start = 0
     while start < len(order):
-        longest = max(1, examples.counts[order[start]])
-        end = start + 1
-        while end < len(order) and (end + 1 - start) * longest <= max_cells:
-            end += 1
-        chunks.append(_pad(examples, order[start:end]))  # largest first: see local_train
+        longest = max(1, int(examples.counts[order[start]]))
+        end = min(len(order), start + max(1, max_cells // longest))
+        chunks.append(table.pad(order[start:end]))  # largest first: see local_train
         start = end
     return chunks
 
 
 def single_client_chunks(examples: RoundExamples) -> list[PaddedChunk]:
     """One unpadded chunk per client: what the reference loop trains on."""
-    return [_pad(examples, np.array([k])) for k in range(len(examples.clients))]
+    table = _ExampleTable.of(examples)
+    return [table.pad(np.array([k])) for k in range(len(examples.clients))]
 
 
-def _pad(examples: RoundExamples, rows: np.ndarray) -> PaddedChunk:
-    """The examples of clients `rows` as (C, L) tensors, each client's examples first in its row."""
-    counts = examples.counts[rows]
-    n_rows, length, width = len(rows), max(1, int(counts.max())), 1 + examples.negatives.shape[1]
-    starts = np.cumsum(counts) - counts  # where each client's examples begin in the chunk
-    within = np.arange(int(counts.sum()))
-    source = np.repeat(examples.offsets[rows] - starts, counts) + within  # (E_chunk,) index in `examples`
-    cell = np.repeat(np.arange(n_rows) * length - starts, counts) + within  # (E_chunk,) flat padded cell
-    items = np.zeros((n_rows * length, width), dtype=np.int64)
-    item_mask = np.zeros((n_rows * length, width), dtype=bool)
-    weights = np.zeros(n_rows * length, dtype=np.float32)
-    events = np.full(n_rows * length, NO_EVENT, dtype=np.int64)
-    items[cell, 0], items[cell, 1:] = examples.positives[source], examples.negatives[source]
-    events[cell] = examples.events[source]
-    item_mask[cell, 0], item_mask[cell, 1:] = True, examples.negative_ok[source]
-    weights[cell] = examples.weights[source]
-    shape = (n_rows, length)
-    return PaddedChunk(
-        rows=rows,
-        clients=torch.from_numpy(examples.clients[rows]),
-        items=torch.from_numpy(items).view(*shape, width),
-        item_mask=torch.from_numpy(item_mask).view(*shape, width),
-        weights=torch.from_numpy(weights).view(shape),
-        events=torch.from_numpy(events).view(shape),
-    )
+@dataclass(frozen=True)
+class _ExampleTable:
+    """A round's examples as rows, plus one blank row (index E) that every padding cell reads:
+    a chunk is then one row gather per array (`np.take`, 4x faster than fancy indexing on 2D rows)."""
+
+    examples: RoundExamples
+    offsets: np.ndarray  # (C + 1,) where each client's examples start
+    items: np.ndarray  # (E + 1, 1 + n_neg) positive first; the blank row: item 0
+    item_mask: np.ndarray  # (E + 1, 1 + n_neg) False for collided negatives and the blank row
+    weights: np.ndarray  # (E + 1,) 0 for the blank row
+    events: np.ndarray  # (E + 1,) NO_EVENT for the blank row
+
+    @classmethod
+    def of(cls, examples: RoundExamples) -> _ExampleTable:
+        n_examples, width = len(examples.positives), 1 + examples.negatives.shape[1]
+        items = np.zeros((n_examples + 1, width), dtype=np.int64)
+        items[:-1, 0], items[:-1, 1:] = examples.positives, examples.negatives
+        item_mask = np.zeros((n_examples + 1, width), dtype=bool)
+        item_mask[:-1, 0], item_mask[:-1, 1:] = True, examples.negative_ok
+        weights = np.append(examples.weights, np.float32(0.0))
+        events = np.append(examples.events, NO_EVENT)
+        return cls(examples, examples.offsets, items, item_mask, weights, events)
+
+    def pad(self, rows: np.ndarray) -> PaddedChunk:
+        """The examples of clients `rows` as (C, L) tensors, each client's examples first in its row."""
+        counts = self.examples.counts[rows]
+        shape = (len(rows), max(1, int(counts.max())))
+        within = np.arange(shape[1])
+        blank = len(self.weights) - 1
+        source = np.where(within < counts[:, None], self.offsets[rows, None] + within, blank).ravel()  # (C * L,)
+        return PaddedChunk(
+            rows=rows,
+            clients=torch.from_numpy(self.examples.clients[rows]),
+            items=torch.from_numpy(np.take(self.items, source, axis=0)).view(*shape, -1),
+            item_mask=torch.from_numpy(np.take(self.item_mask, source, axis=0)).view(*shape, -1),
+            weights=torch.from_numpy(np.take(self.weights, source)).view(shape),
+            events=torch.from_numpy(np.take(self.events, source)).view(shape),
+        )

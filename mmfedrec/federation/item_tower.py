@@ -72,13 +72,18 @@ class TowerUpdater:
             else None
         )
 
-    def step(self, row_update: Tensor) -> None:
+    def step(self, row_update: Tensor, current: Tensor | None = None) -> None:
+        """Move the tower by the averaged row update (I, D + 1); `current`: the tower's output now,
+        when the caller already has it (the round's item table), so it is not formed again."""
         with torch.no_grad():
-            target = self.tower() + row_update  # (I, D + 1)
+            target = (self.tower() if current is None else current) + row_update  # (I, D + 1)
             self.tower.id_table.add_(row_update * self.tower.id_mask).mul_(1.0 - self.id_shrink)
+            # What the content must reach beside the (now fixed) ID part: the same gradient as
+            # fitting the whole tower, without forming the ID part and the bias column each step.
+            content_target = (target - self.tower.id_table * self.tower.id_mask)[:, :-1]
         if self.content_optimizer is None:
             return
         for _ in range(self.content_steps):
             self.content_optimizer.zero_grad(set_to_none=True)
-            (0.5 * (self.tower() - target).pow(2).sum(-1).mean()).backward()
+            (0.5 * (self.tower.content() - content_target).pow(2).sum(-1).mean()).backward()
             self.content_optimizer.step()

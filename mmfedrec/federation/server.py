@@ -34,11 +34,12 @@ class ServerModel:
         with torch.no_grad():
             return self.tower().detach()
 
-    def apply(self, sums: UpdateSums) -> None:
-        """Average the clients' updates and step the shared tensors and the item tower."""
-        self.apply_delta(*finalize(sums, self.row_average))
+    def apply(self, sums: UpdateSums, item_table: Tensor | None = None) -> None:
+        """Average the clients' updates and step the shared tensors and the item tower
+        (`item_table`: the round's `item_table()`, if the caller has it)."""
+        self.apply_delta(*finalize(sums, self.row_average), item_table)
 
-    def apply_delta(self, delta: dict[str, Tensor], row_update: Tensor) -> None:
+    def apply_delta(self, delta: dict[str, Tensor], row_update: Tensor, item_table: Tensor | None = None) -> None:
         """Step the shared tensors by the aggregated `delta` and the tower by the row update (I, D+1).
 
         A non-finite update means training diverged: refuse it rather than train on NaNs."""
@@ -51,4 +52,4 @@ class ServerModel:
                 "lower the learning rates (--lr, --row-lr, --shared-lr)"
             )
         self.optimizer.step(self.shared, delta)
-        self.tower_updater.step(row_update)
+        self.tower_updater.step(row_update, item_table)

@@ -185,9 +185,9 @@ class Simulation:
                 sums = chunk_sums if sums is None else sums + chunk_sums
         rejected = 0
         if sums is not None:
-            self.server.apply(sums)
+            self.server.apply(sums, item_table)
         elif per_client:
-            rejected = self._aggregate_defended(per_client, round_index, key)
+            rejected = self._aggregate_defended(per_client, round_index, key, item_table)
         download = download_nbytes(self.shared, item_table) if self.config.federate else 0
         return RoundStats(
             round=round_index,
@@ -199,7 +199,9 @@ class Simulation:
             rejected=rejected,
         )
 
-    def _aggregate_defended(self, parts: list[tuple[Tensor, LocalResult]], round_index: int, key: int) -> int:
+    def _aggregate_defended(
+        self, parts: list[tuple[Tensor, LocalResult]], round_index: int, key: int, item_table: Tensor
+    ) -> int:
         """Attacks, validation and the defended aggregation; returns how many uploads were rejected."""
         defense = self.config.defense
         uploads = collect_uploads(parts, self.split.n_items)
@@ -212,7 +214,7 @@ class Simulation:
         delta, row_update = aggregate_defended(
             uploads, defense, self.split.n_items, expected, self.noise, key, self.config.row_average
         )
-        self.server.apply_delta(delta, row_update)
+        self.server.apply_delta(delta, row_update, item_table)
         return rejected
 
     def _apply_locally(self, clients: Tensor, result: LocalResult) -> None:
