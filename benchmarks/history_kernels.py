@@ -5,9 +5,11 @@
 A history model has one client vector per example (31k examples in a chunk's largest step, 98k in
 a round, 5 item rows each: a positive and 4 negatives). Prints milliseconds per call, median of
 repeats, for:
-- item_sums: the round's item-vector steps summed per item, as a sparse CSR product
-  (`RowFactors.sparse_item_sums`) against forming every row and scattering it;
-- order_by_item: a chunk's copies sorted by item, numpy's radix sort against `torch.argsort`;
+- item_sums: the round's item-vector steps summed per item, as scipy's product of the factors in
+  compressed columns (`RowFactors.item_sums`) against torch's CSR product of the copies sorted by
+  item, and against forming every row and scattering it;
+- item_sums_per_client: the same without history (a vector per client and step), against the
+  scales summed into a dense (vector, item) matrix;
 - touched_items: which items each client of a chunk sends, marked in a map by `index_fill`
   against listing the distinct pairs and counting them;
 - gather: an example's rows by `embedding` against advanced indexing;
@@ -25,7 +27,10 @@ import argparse
 import json
 import statistics
 import time
+import warnings
 from collections.abc import Callable
+
+import numpy as np
 
 
 def milliseconds(run: Callable[[], object], repeats: int = 30) -> float:
@@ -50,7 +55,7 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
 
-    from mmfedrec.federation.local import RowFactors, order_by_item
+    from mmfedrec.federation.local import RowFactors
 
     generator = torch.Generator().manual_seed(0)
     n_items, width, copies = 1682, 33, 5
@@ -68,14 +73,41 @@ def main() -> None:
         rows = factors.dense(torch.Size([1, positions, copies])).reshape(-1, width)  # one row of positions
         return torch.zeros(n_items, width).index_add_(0, items.flatten(), rows)
 
+    def sorted_torch_csr() -> torch.Tensor:  # what the compressed columns replaced
+        flat_items = items.flatten()
+        order = torch.from_numpy(np.argsort(flat_items.numpy().astype(np.int16), kind="stable"))
+        row_starts = flat_items.new_zeros(n_items + 1)
+        row_starts[1:] = torch.bincount(flat_items, minlength=n_items).cumsum(0)
+        values = factors.scale.flatten().index_select(0, order)
+        with warnings.catch_warnings():  # torch marks sparse CSR as beta
+            warnings.simplefilter("ignore", UserWarning)
+            matrix = torch.sparse_csr_tensor(row_starts, order // copies, values, (n_items, positions))
+            return matrix @ factors.vectors
+
     results["item_sums"] = {
-        "sparse_csr": milliseconds(lambda: factors.sparse_item_sums(n_items), 10),
+        "scipy_csc": milliseconds(lambda: factors.item_sums(n_items), 10),
+        "torch_csr_sorted": milliseconds(sorted_torch_csr, 10),
         "form_and_scatter": milliseconds(formed_and_scattered, 10),
     }
-    chunk_copies = items[:32_000].flatten()  # the copies of a 2^16-cell chunk's 32k examples
-    results["order_by_item"] = {
-        "numpy_radix": milliseconds(lambda: order_by_item(chunk_copies, n_items)),
-        "torch_argsort": milliseconds(lambda: torch.argsort(chunk_copies, stable=True)),
+    # without history: a vector per client and step (2,005 in an ML-100K round, 49 positions each)
+    client_steps, span = 2005, 49
+    per_client = RowFactors(
+        torch.arange(client_steps * span),
+        torch.randint(0, n_items, (client_steps * span, copies), generator=generator),
+        torch.randn(client_steps * span, copies, generator=generator),
+        torch.randn(client_steps, width, generator=generator),
+        torch.arange(client_steps).repeat_interleave(span),
+    )
+
+    def dense_matrix() -> torch.Tensor:  # scales summed per (vector, item), then one product
+        per_vector = per_client.scale.new_zeros(client_steps * n_items)
+        keys = per_client.vector_of.unsqueeze(1) * n_items + per_client.items
+        per_vector.index_add_(0, keys.flatten(), per_client.scale.flatten())
+        return per_vector.view(-1, n_items).T @ per_client.vectors
+
+    results["item_sums_per_client"] = {
+        "scipy_csc": milliseconds(lambda: per_client.item_sums(n_items)),
+        "dense_matrix": milliseconds(dense_matrix),
     }
     chunk_clients, chunk_length = 247, 261  # a 2^16-cell chunk: which items each client sends
     chunk_items = torch.randint(0, n_items, (chunk_clients, chunk_length, copies), generator=generator)
