@@ -80,14 +80,15 @@ def build_round_examples(
         owner, positives, weights, events = owner[grouped], positives[grouped], weights[grouped], events[grouped]
     client = clients[owner].astype(np.uint64)
     position = _position_in_group(owner)
+    example_hash = counter_hash(round_key, client, position)  # (E,) the draws below extend it by their slot
     # Group by client, shuffle within by the hash's top 32 bits: one sort key (5x faster than lexsort).
-    shuffle_keys = counter_hash(round_key, client, position, SHUFFLE_SLOT) >> np.uint64(32)
+    shuffle_keys = counter_hash(SHUFFLE_SLOT, start=example_hash) >> np.uint64(32)
     keys = ((owner.astype(np.uint64) << np.uint64(32)) | shuffle_keys).view(np.int64)  # below 2^63: same order
     order = torch.sort(torch.from_numpy(keys), stable=True).indices.numpy()  # numpy's stable argsort's order, 2x faster
     positives, weights, events = positives[order], weights[order], events[order]  # owners stay grouped: unchanged
 
     slots = np.arange(1, n_negatives + 1, dtype=np.uint64)
-    draws = counter_hash(round_key, client[:, None], position[:, None], slots[None, :])
+    draws = counter_hash(slots[None, :], start=example_hash[:, None])
     negatives = (draws % np.uint64(n_items)).astype(np.int64)  # (E, n_neg); modulo bias < 1e-15
     if known is None:
         known = KnownPairs.from_csr(indptr, train_items, clients, n_items, int(clients.max(initial=0)) + 1)
@@ -114,10 +115,16 @@ def _mix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def counter_hash(*parts: object) -> np.ndarray:
-    """A uniform 64-bit value for each combination of the (broadcast) integer `parts`."""
+HASH_START = np.uint64(0x9E3779B97F4A7C15)
+
+
+def counter_hash(*parts: object, start: np.ndarray | np.uint64 = HASH_START) -> np.ndarray:
+    """A uniform 64-bit value for each combination of the (broadcast) integer `parts`.
+
+    `start`: the hash of earlier parts, to extend: `counter_hash(b, start=counter_hash(a))` equals
+    `counter_hash(a, b)`, so draws that share leading parts hash them once."""
     with np.errstate(over="ignore"):
-        state = np.uint64(0x9E3779B97F4A7C15)
+        state = start
         for part in parts:
             state = _mix64(
                 np.bitwise_xor(state, np.asarray(part, dtype=np.uint64) & _MASK) + np.uint64(0x9E3779B97F4A7C15)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from mmfedrec.federation.batches import KnownPairs, build_round_examples, pad_chunks, round_key
+from mmfedrec.federation.batches import KnownPairs, build_round_examples, counter_hash, pad_chunks, round_key
 from tests.federation.helpers import planted_split
 
 
@@ -62,3 +62,10 @@ def test_pfedrec_sampling_also_avoids_held_out_items() -> None:
         assert pfedrec.contains(keys).all()
     train_keys = split.train_users * split.n_items + split.train_items
     assert honest.contains(train_keys).all() and pfedrec.contains(train_keys).all()
+
+
+def test_counter_hash_extends_a_hash_of_leading_parts() -> None:
+    clients, slots = np.arange(7, dtype=np.uint64), np.arange(1, 5, dtype=np.uint64)
+    whole = counter_hash(11, clients[:, None], slots[None, :])
+    assert np.array_equal(counter_hash(slots[None, :], start=counter_hash(11, clients)[:, None]), whole)
+    assert len(np.unique(whole)) == whole.size
