@@ -135,23 +135,22 @@ class _FactorWriter:
         self.vectors = torch.empty(n_positions if per_example else sum(prefix), width)
         self.n_positions = self.n_vectors = 0
 
-    def write(self, step: slice, items: Tensor, scale: Tensor, vector: Tensor) -> None:
-        """A step's `items` and `scale` (n, B, 1 + n_neg) and its vectors: (n, B, D + 1) with one per
-        example, else (n, D + 1)."""
+    def write(self, step: slice, items: Tensor, score_grad: Tensor, vector: Tensor, config: LocalConfig) -> None:
+        """A step's `items` and score gradient (n, B, 1 + n_neg) and its vectors: (n, B, D + 1) with
+        one per example, else (n, D + 1); the step's factors (`_bilinear_row_step`) are written
+        straight into the buffers."""
         n, span = items.shape[:2]
         stored = slice(self.n_positions, self.n_positions + n * span)
         cells = torch.arange(n).unsqueeze(1) * self.length + torch.arange(step.start, step.start + span)
         self.cells[stored] = cells.flatten()
         self.items[stored] = items.flatten(0, 1)
-        self.scale[stored] = scale.flatten(0, 1)
-        if self.vector_of is None:  # one vector per example
-            vectors = vector.flatten(0, 1)
-        else:  # one per client, shared by its positions in the step
-            vectors = vector
+        n_vectors = n * span if self.vector_of is None else n  # one per example, or per client
+        if self.vector_of is not None:  # a client's vector is shared by its positions in the step
             self.vector_of[stored] = torch.arange(self.n_vectors, self.n_vectors + n).repeat_interleave(span)
-        self.vectors[self.n_vectors : self.n_vectors + len(vectors)] = vectors
+        out = (self.scale[stored].view_as(score_grad), self.vectors[self.n_vectors : self.n_vectors + n_vectors])
+        _bilinear_row_step(score_grad, vector, config, (out[0], out[1].view_as(vector)))
         self.n_positions += n * span
-        self.n_vectors += len(vectors)
+        self.n_vectors += n_vectors
 
     def factors(self) -> RowFactors:
         return RowFactors(self.cells, self.items, self.scale, self.vectors, self.vector_of)
@@ -271,18 +270,24 @@ def _add_row_step(row_delta: Tensor, grad: Tensor, config: LocalConfig) -> None:
 
 
 @torch.no_grad()
-def _bilinear_row_step(score_grad: Tensor, vector: Tensor, config: LocalConfig) -> tuple[Tensor, Tensor]:
+def _bilinear_row_step(
+    score_grad: Tensor, vector: Tensor, config: LocalConfig, out: tuple[Tensor, Tensor] | None = None
+) -> tuple[Tensor, Tensor]:
     """The factors (scale (C, B, 1 + n_neg), vector (C, D + 1)) of the item-vector step for
-    grad = score_grad x vector, which is never formed.
+    grad = score_grad x vector, which is never formed; written into `out` when given.
 
     Under Adam each factor is normalised on its own, a / (|a| + eps) x b / (|b| + eps): equal to
     Adam's first step wherever |a| and |b| exceed eps, and like it continuous at zero (so float
     noise cannot flip a step, as sign(g) would)."""
     optimizer, lr = config.row_step
+    scale, step_vector = out if out is not None else (torch.empty_like(score_grad), torch.empty_like(vector))
     if optimizer == "adam":
-        score_grad = score_grad / (score_grad.abs() + ADAM_EPS)
-        vector = vector / (vector.abs() + ADAM_EPS)
-    return -lr * score_grad, vector
+        torch.div(score_grad, score_grad.abs().add_(ADAM_EPS), out=scale).mul_(-lr)
+        torch.div(vector, vector.abs().add_(ADAM_EPS), out=step_vector)
+    else:
+        torch.mul(score_grad, -lr, out=scale)
+        step_vector.copy_(vector)
+    return scale, step_vector
 
 
 @torch.no_grad()
@@ -383,10 +388,11 @@ def local_train(
             loss.sum().backward()
             # Padding and collided negatives have zero gradient, hence no step.
             if bilinear:
-                scale, step_vector = _bilinear_row_step(flat_scores.grad.view(scores.shape), vector.detach(), config)
+                score_grad = flat_scores.grad.view(scores.shape)
                 if factors is not None:
-                    factors.write(step, items, scale, step_vector)
+                    factors.write(step, items, score_grad, vector.detach(), config)
                 else:  # the vector of each client (n, D + 1) or of each example (n, B, D + 1)
+                    scale, step_vector = _bilinear_row_step(score_grad, vector.detach(), config)
                     per_copy = step_vector.unsqueeze(-2) if history else step_vector[:, None, None, :]
                     row_delta[:n, step].addcmul_(scale.unsqueeze(-1), per_copy)
             else:
