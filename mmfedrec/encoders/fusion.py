@@ -73,6 +73,8 @@ class GatedFusion(nn.Module):
         projected, present = self.projections(text_emb, image_emb, mask)  # (B, M, D), (B, M)
         hidden = torch.tanh(projected)  # one op over the contiguous stack, not a strided one per modality
         gate_logits = torch.cat([scorer(hidden[:, m]) for m, scorer in enumerate(self.gate)], dim=1)
+        if bool(present.all()):  # nothing to mask: the same output in 4 fewer ops (the tower refits it 5x a round)
+            return (torch.softmax(gate_logits, dim=1).unsqueeze(-1) * projected).sum(dim=1)
         gate_logits = gate_logits.masked_fill(~present, torch.finfo(gate_logits.dtype).min)  # (B, M)
         gate_weights = torch.softmax(gate_logits, dim=1) * present  # (B, M): renormalised over present ones
         fused = (gate_weights.unsqueeze(-1) * projected).sum(dim=1)  # (B, D)
