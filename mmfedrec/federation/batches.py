@@ -115,10 +115,10 @@ def _mix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-HASH_START = np.uint64(0x9E3779B97F4A7C15)
+GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment; also the hash's starting state
 
 
-def counter_hash(*parts: object, start: np.ndarray | np.uint64 = HASH_START) -> np.ndarray:
+def counter_hash(*parts: object, start: np.ndarray | np.uint64 = GOLDEN_GAMMA) -> np.ndarray:
     """A uniform 64-bit value for each combination of the (broadcast) integer `parts`.
 
     `start`: the hash of earlier parts, to extend: `counter_hash(b, start=counter_hash(a))` equals
@@ -126,9 +126,7 @@ def counter_hash(*parts: object, start: np.ndarray | np.uint64 = HASH_START) -> 
     with np.errstate(over="ignore"):
         state = start
         for part in parts:
-            state = _mix64(
-                np.bitwise_xor(state, np.asarray(part, dtype=np.uint64) & _MASK) + np.uint64(0x9E3779B97F4A7C15)
-            )
+            state = _mix64(np.bitwise_xor(state, np.asarray(part, dtype=np.uint64) & _MASK) + GOLDEN_GAMMA)
         return state
 
 

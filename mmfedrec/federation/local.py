@@ -147,8 +147,9 @@ class _FactorWriter:
         n_vectors = n * span if self.vector_of is None else n  # one per example, or per client
         if self.vector_of is not None:  # a client's vector is shared by its positions in the step
             self.vector_of[stored] = torch.arange(self.n_vectors, self.n_vectors + n).repeat_interleave(span)
-        out = (self.scale[stored].view_as(score_grad), self.vectors[self.n_vectors : self.n_vectors + n_vectors])
-        _bilinear_row_step(score_grad, vector, config, (out[0], out[1].view_as(vector)))
+        scale = self.scale[stored].view_as(score_grad)
+        vectors = self.vectors[self.n_vectors : self.n_vectors + n_vectors].view_as(vector)
+        _bilinear_row_step(score_grad, vector, config, (scale, vectors))
         self.n_positions += n * span
         self.n_vectors += n_vectors
 
