@@ -53,25 +53,29 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     args = parser.parse_args(argv)
     configure_runtime(threads=1)
 
-    from mmfedrec.federation.flower_config import FlowerRunConfig
-    from mmfedrec.federation.flower_engine import FlowerOptions, run_flower, run_inprocess
-    from mmfedrec.federation.runner import train_seed
+    from mmfedrec.config import RunConfig
+    from mmfedrec.config.codec import with_settings
+    from mmfedrec.federation.engines.runner import train_seed
+    from mmfedrec.federation.flower.launcher import FlowerOptions, run_flower, run_inprocess
+    from mmfedrec.federation.flower.run_config import flower_split
+    from mmfedrec.federation.methods import method_spec
 
     cache = Path(tempfile.mkdtemp(prefix="mmfedrec-bench-"))
-    config = FlowerRunConfig(
+    config = with_settings(
+        RunConfig(),
         method=args.method,
         synthetic_users=args.users,
         synthetic_items=args.items,
         cache_dir=str(cache),
-        num_server_rounds=args.rounds,
+        rounds=args.rounds,
         min_nodes=args.nodes,
     )
-    split = config.split()
+    split = flower_split(config)
     results = []
     for engine in args.engines:
         started = time.perf_counter()
         if engine == "inprocess":
-            outcome = train_seed(config.method_spec(), split, None, config.train_settings(), config.seed)
+            outcome = train_seed(method_spec(config.method), split, None, config, config.seeds[0])
         elif engine == "flower-inprocess":
             outcome, _ = run_inprocess(config, args.nodes)
         else:

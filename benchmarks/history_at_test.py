@@ -27,7 +27,7 @@ def main() -> None:
 
     from mmfedrec.app.run_loader import load_run
     from mmfedrec.evaluation.protocols import evaluate
-    from mmfedrec.federation.runner import build_trainer
+    from mmfedrec.federation.engines.runner import build_trainer
 
     run = load_run(args.run)
     trainer = build_trainer(run.method, run.split, run.features, run.config.train, run.config.seeds[0])

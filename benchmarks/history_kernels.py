@@ -55,7 +55,7 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
 
-    from mmfedrec.federation.local import RowFactors
+    from mmfedrec.federation.local.training import RowFactors
 
     generator = torch.Generator().manual_seed(0)
     n_items, width, copies = 1682, 33, 5

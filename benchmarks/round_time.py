@@ -54,9 +54,9 @@ def random_features(item_ids: np.ndarray, seed: int = 0):
 
 def warm_trainer(split, features, engine: str, method: str = "ours", history: int = 0):
     """A trainer for one round per call, its first round (allocator, first touch) already run."""
+    from mmfedrec.federation.engines.runner import TrainSettings, build_trainer
+    from mmfedrec.federation.engines.simulation import FederatedConfig
     from mmfedrec.federation.methods import method_spec
-    from mmfedrec.federation.runner import TrainSettings, build_trainer
-    from mmfedrec.federation.simulation import FederatedConfig
 
     settings = TrainSettings(history=history, federated=FederatedConfig(engine=engine, n_negatives=4))
     trainer = build_trainer(method_spec(method), split, features, settings, seed=0)
@@ -124,10 +124,10 @@ def main() -> None:
 
     configure_runtime(args.threads)
     if args.root:
+        from mmfedrec.config import DataConfig
         from mmfedrec.data.registry import prepare_split
-        from mmfedrec.data.spec import DatasetSpec
 
-        split = prepare_split(DatasetSpec("movielens-100k", root=args.root), 0, use_cache=False)
+        split = prepare_split(DataConfig("movielens-100k", root=args.root), 0, use_cache=False)
     else:
         split = random_split(943, 1682, 106.0)
     features = random_features(split.item_ids)

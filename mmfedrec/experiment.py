@@ -1,54 +1,26 @@
-"""One experiment: a method trained and evaluated on a dataset over seeds, written to runs/<name>/.
+"""One experiment: a method trained and evaluated on a dataset over seeds, written to a run folder.
 
-The CLI builds an `ExperimentConfig` once from its arguments; everything below takes plain,
-typed values. Outputs: config.json, metrics.jsonl (one line per round, written as it runs),
-summary.json, report.md, valid_curve.png and the best model of the first seed (safetensors).
+The orchestrator owns the run folder and calls every engine through one contract (`train_seed`:
+in-process batched or loop, central, popularity; `flower_seed_trainer`: Flower's Simulation and
+Deployment Engines), so resume, reports and `summary.json` are one code path for all engines.
+Outputs: config.json (the resolved configuration tree), metrics.jsonl (one line per round, written
+as it runs), seed-N.json per finished seed, summary.json, report.md, valid_curve.png and the best
+model of the first seed (safetensors).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from mmfedrec.data.spec import DatasetSpec
+from mmfedrec.config.codec import from_dict, read_config_file, to_dict
+from mmfedrec.config.tree import AugmentConfig, RunConfig
+from mmfedrec.federation.engines.runner import SeedOutcome
 from mmfedrec.federation.methods import method_spec
-from mmfedrec.federation.runner import SeedOutcome, TrainSettings
-
-
-@dataclass(frozen=True)
-class FeatureConfig:
-    text_model: str | None = None  # None: the packaged all-MiniLM-L6-v2
-    image_preset: str | None = "tiny"  # open_clip preset of the image tower
-    image_checkpoint: str | None = None  # None: a seeded random-init tower (said so in the outputs)
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    name: str = "none"  # none | diffusion | popularity | item-knn
-    sparse_fraction: float = 0.0  # sparse-client protocol: fraction of evaluated clients cut (0 = off)
-    sparse_max: int = 5  # ... to their most recent `sparse_max` training events; also who gets augmented
-    n_pseudo: int = 10  # pseudo-interactions added per sparse client
-    weight: float = 0.5  # their weight in the local loss (a real interaction weighs 1)
-    min_confidence: float = 0.0  # drop pseudo-items the augmenter scores below this
-
-
-@dataclass(frozen=True)
-class ExperimentConfig:
-    method: str
-    dataset: DatasetSpec
-    out: Path
-    seeds: tuple[int, ...] = (0,)
-    eval_negatives: int = 99
-    train: TrainSettings = field(default_factory=TrainSettings)
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    progress: bool = True
 
 
 def _log(message: str, enabled: bool) -> None:
@@ -56,45 +28,51 @@ def _log(message: str, enabled: bool) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def load_features(config: ExperimentConfig, catalog, cache_dir: Path | None):
+def load_features(config: RunConfig, catalog, progress: bool):
     """Item features for methods that use content (cached; computed on demand)."""
-    from mmfedrec.encoders.features import compute_item_features
+    from mmfedrec.encoders.features import features_for_run
 
-    features, hit = compute_item_features(
-        catalog,
-        text_model=config.features.text_model,
-        image_preset=config.features.image_preset,
-        image_checkpoint=config.features.image_checkpoint,
-        cache_dir=cache_dir,
-        progress=config.progress,
-    )
-    _log(
-        f"item features: {'cache hit' if hit else 'computed'} ({features.metadata.get('image_weights', 'no image')} image tower)",
-        config.progress,
-    )
+    features = features_for_run(config, catalog, progress)
+    _log(f"item features: {features.metadata.get('image_weights', 'no image')} image tower", progress)
     return features
 
 
-def run_experiment(config: ExperimentConfig, resume: bool = False) -> dict:
-    """Train `config.method` for every seed and write the run folder; returns the summary.
+def seed_trainer(engine: str):
+    """The engine's `train_seed`: one contract for every engine."""
+    if engine.startswith("flower"):
+        from mmfedrec.federation.flower.launcher import flower_seed_trainer
 
-    With `resume`, seeds already finished in `config.out` are read back, not trained again, and
-    an unfinished seed continues from its last checkpoint (`--checkpoint-every`).
+        return flower_seed_trainer(engine)
+    from mmfedrec.federation.engines.runner import train_seed
+
+    return train_seed
+
+
+def run_experiment(config: RunConfig, out: Path, progress: bool = True, resume: bool = False) -> dict:
+    """Train `config.method` for every seed and write the run folder `out`; returns the summary.
+
+    With `resume`, seeds already finished in `out` are read back, not trained again, and an
+    unfinished seed continues from its last checkpoint (`--checkpoint-every`).
     """
     from mmfedrec.data.registry import load_dataset, prepare_split
     from mmfedrec.evaluation.report import write_json
-    from mmfedrec.federation.runner import train_seed
 
     method = method_spec(config.method)
-    out = Path(config.out)
+    if config.engine.startswith("flower"):
+        from mmfedrec.federation.flower.run_config import check_flower_support
+
+        check_flower_support(config)
+    train_seed = seed_trainer(config.engine)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
-        write_json(out / "config.json", _config_dict(config))
-    dataset = load_dataset(config.dataset)
+        write_json(out / "config.json", to_dict(config))
+    dataset = load_dataset(config.data)  # fails fast on bad data; fills the cache other processes read
     features = None
-    if method.modalities or config.augment.name == "item-knn":
-        cache = None if config.dataset.cache_dir is None else Path(config.dataset.cache_dir) / "features"
-        features = load_features(config, dataset.catalog, cache)
+    in_process = not config.engine.startswith("flower")
+    if in_process and (method.modalities or config.augment.augment == "item-knn"):
+        features = load_features(config, dataset.catalog, progress)
+    rounds = config.train.rounds
     metrics_path = out / "metrics.jsonl"
     outcomes: list[SeedOutcome] = []
     started = time.perf_counter()
@@ -106,13 +84,13 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> dict:
                 for entry in outcome.curve:
                     metrics_file.write(json.dumps({"method": method.name, **entry}) + "\n")
                 outcomes.append(outcome)
-                _log(f"[{method.name} seed {seed}] already finished (resumed run)", config.progress)
+                _log(f"[{method.name} seed {seed}] already finished (resumed run)", progress)
                 continue
             split = prepare_split(
-                config.dataset, seed, config.eval_negatives, use_cache=config.dataset.cache_dir is not None
+                config.data, seed, config.eval.eval_negatives, use_cache=config.data.cache_dir is not None
             )
             split, groups = apply_sparse_protocol(split, config.augment, seed)
-            pseudo = augment(split, config.augment, features, out if seed == config.seeds[0] else None, config.progress)
+            pseudo = augment(split, config.augment, features, out if seed == config.seeds[0] else None, progress)
 
             def on_round(entry: dict, seed: int = seed) -> None:
                 metrics_file.write(json.dumps({"method": method.name, **entry}) + "\n")
@@ -120,15 +98,15 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> dict:
                 valid = entry.get("valid")
                 score = f" valid ndcg@10 {valid['sampled']['ndcg@10']:.4f}" if valid else ""
                 _log(
-                    f"[{method.name} seed {seed}] round {entry['round']}/{config.train.rounds}{score} ({entry['seconds']:.2f} s)",
-                    config.progress,
+                    f"[{method.name} seed {seed}] round {entry['round']}/{rounds}{score} ({entry['seconds']:.2f} s)",
+                    progress,
                 )
 
             checkpoint = out / f"checkpoint-seed{seed}.safetensors"
             if not resume:
                 checkpoint.unlink(missing_ok=True)
             outcome = train_seed(
-                method, split, features, config.train, seed, groups, pseudo, on_round=on_round, checkpoint=checkpoint
+                method, split, features, config, seed, groups, pseudo, on_round=on_round, checkpoint=checkpoint
             )
             outcomes.append(outcome)
             if seed == config.seeds[0] and outcome.best_state:
@@ -142,19 +120,17 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> dict:
                 )
             _log(
                 f"[{method.name} seed {seed}] best round {outcome.best_round}: test ndcg@10 {outcome.test['sampled']['ndcg@10']:.4f}",
-                config.progress,
+                progress,
             )
-    return write_summary(config, outcomes, time.perf_counter() - started, features)
+    return write_summary(config, out, outcomes, time.perf_counter() - started, features)
 
 
-def write_summary(
-    config: ExperimentConfig, outcomes: list[SeedOutcome], seconds: float, features=None, engine: str = "sim"
-) -> dict:
+def write_summary(config: RunConfig, out: Path, outcomes: list[SeedOutcome], seconds: float, features=None) -> dict:
     """summary.json and report.md of a finished run, whichever engine trained it."""
     from mmfedrec.evaluation.report import summarize, write_json, write_report
 
-    extra = {"total_seconds": round(seconds, 2), "augment": dataclasses.asdict(config.augment)}
-    summary = summarize(config.method, config.dataset.name, outcomes, extra)
+    extra = {"total_seconds": round(seconds, 2), "engine": config.engine, "augment": to_dict(config.augment)}
+    summary = summarize(config.method, config.data.dataset, outcomes, extra)
     if features is not None:
         summary["features"] = dict(features.metadata)
     summary["faults"] = {
@@ -162,15 +138,17 @@ def write_summary(
         "rejected_updates": float(np.mean([o.rejected_updates for o in outcomes])),
         "diverged_rounds": [o.diverged_round for o in outcomes if o.diverged_round is not None],
     }
-    if config.train.dp_epsilon > 0:
+    if config.privacy.dp_epsilon > 0:
         summary["privacy"] = {
             "epsilon": float(np.mean([o.epsilon for o in outcomes])),
-            "delta": config.train.dp_delta,
-            "target_epsilon": config.train.dp_epsilon,
+            "delta": config.privacy.dp_delta,
+            "target_epsilon": config.privacy.dp_epsilon,
         }
-    out = Path(config.out)
+    summary["config"] = to_dict(config)
+    out = Path(out)
     write_json(out / "summary.json", summary)
-    title = f"{config.method} on {config.dataset.name}" + ("" if engine == "sim" else f" ({engine})")
+    engine = config.engine
+    title = f"{config.method} on {config.data.dataset}" + ("" if engine == "sim" else f" ({engine})")
     write_report(out, [summary], {config.method: [e for o in outcomes for e in o.curve]}, title)
     return summary
 
@@ -225,19 +203,20 @@ def augment(split, augment_config: AugmentConfig, features, out: Path | None, pr
     With `out`, they are saved to `pseudo_interactions.safetensors` (and a diffusion denoiser to
     `denoiser/`) so the app and `mmfedrec synth` can show what augmentation did.
     """
-    if augment_config.name == "none":
+    if augment_config.augment == "none":
         return None
     from mmfedrec.generators import AugmentationPolicy, augmenter_from_name
 
-    embeddings = item_embedding_matrix(features, split.item_ids) if augment_config.name == "item-knn" else None
-    augmenter = augmenter_from_name(augment_config.name, item_embeddings=embeddings)
+    name = augment_config.augment
+    embeddings = item_embedding_matrix(features, split.item_ids) if name == "item-knn" else None
+    augmenter = augmenter_from_name(name, item_embeddings=embeddings)
     policy = AugmentationPolicy(
-        augment_config.sparse_max, augment_config.n_pseudo, augment_config.weight, augment_config.min_confidence
+        augment_config.sparse_max, augment_config.n_pseudo, augment_config.pseudo_weight, augment_config.min_confidence
     )
     started = time.perf_counter()
     pseudo = augmenter.augment(split, policy)
     _log(
-        f"augmentation {augment_config.name}: {len(pseudo)} pseudo-interactions for "
+        f"augmentation {name}: {len(pseudo)} pseudo-interactions for "
         f"{len(np.unique(pseudo.users))} sparse clients ({time.perf_counter() - started:.1f} s)",
         progress,
     )
@@ -251,18 +230,18 @@ def augment(split, augment_config: AugmentConfig, features, out: Path | None, pr
             "items": pseudo.items.astype(np.int64),
             "weights": pseudo.weights,
         }
-        write_atomic(out / "pseudo_interactions.safetensors", save(arrays, metadata={"augment": augment_config.name}))
+        write_atomic(out / "pseudo_interactions.safetensors", save(arrays, metadata={"augment": name}))
         synthesizer = getattr(augmenter, "synthesizer", None)
         if synthesizer is not None:
             synthesizer.denoiser.save_pretrained(out / "denoiser")
     return pseudo.users, pseudo.items, pseudo.weights
 
 
-def rebuild_augmenter(config: ExperimentConfig, split, run_dir: Path):
+def rebuild_augmenter(config: RunConfig, split, run_dir: Path):
     """The run's fitted augmenter: the saved denoiser for diffusion, a fresh one for the others."""
     from mmfedrec.generators import augmenter_from_name
 
-    name = config.augment.name
+    name = config.augment.augment
     if name == "diffusion":
         from mmfedrec.generators import (
             ProfileDenoiser,
@@ -281,65 +260,16 @@ def rebuild_augmenter(config: ExperimentConfig, split, run_dir: Path):
     if name == "item-knn":
         from mmfedrec.data.registry import load_dataset
 
-        cache = None if config.dataset.cache_dir is None else Path(config.dataset.cache_dir) / "features"
-        embeddings = item_embedding_matrix(
-            load_features(config, load_dataset(config.dataset).catalog, cache), split.item_ids
-        )
+        features = load_features(config, load_dataset(config.data).catalog, False)
+        embeddings = item_embedding_matrix(features, split.item_ids)
     return augmenter_from_name(name, item_embeddings=embeddings)
 
 
-def _config_dict(config: ExperimentConfig) -> dict:
-    def plain(value: object) -> object:
-        if dataclasses.is_dataclass(value):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        if isinstance(value, Path):
-            return str(value)
-        if isinstance(value, tuple | list):
-            return [plain(v) for v in value]
-        if isinstance(value, np.generic):
-            return value.item()
-        return value
+def load_run_config(run_dir: Path) -> RunConfig:
+    """The configuration a run folder was trained with (its config.json)."""
+    path = Path(run_dir)
+    if not (path / "config.json").is_file():
+        from mmfedrec.errors import MmfedrecError
 
-    return plain(config)
-
-
-def load_experiment_config(run_dir: Path) -> ExperimentConfig:
-    """The `ExperimentConfig` a run folder's config.json was written from."""
-    import json as json_module
-
-    from mmfedrec.errors import MmfedrecError
-    from mmfedrec.federation.compression import CompressionConfig
-    from mmfedrec.federation.defended import DefenseConfig
-    from mmfedrec.federation.local import LocalConfig
-    from mmfedrec.federation.simulation import FederatedConfig
-
-    path = Path(run_dir) / "config.json"
-    try:
-        config = json_module.loads(path.read_text())
-        dataset = dict(config["dataset"])
-        for key, value in dataset.items():
-            if key in _PATH_FIELDS and value is not None:
-                dataset[key] = Path(value)
-        train = dict(config["train"])
-        federated = dict(train.pop("federated"))
-        federated["local"] = LocalConfig(**federated["local"])
-        federated["defense"] = DefenseConfig(**federated.get("defense", {}))
-        federated["compression"] = CompressionConfig(**federated.get("compression", {}))
-        return ExperimentConfig(
-            method=config["method"],
-            dataset=DatasetSpec(**dataset),
-            out=Path(run_dir),
-            seeds=tuple(config["seeds"]),
-            eval_negatives=int(config["eval_negatives"]),
-            train=TrainSettings(**train, federated=FederatedConfig(**federated)),
-            features=FeatureConfig(**config["features"]),
-            augment=AugmentConfig(**config.get("augment", {})),
-            progress=False,
-        )
-    except FileNotFoundError:
-        raise MmfedrecError(f"{path}: not found; expected a run folder written by `mmfedrec train`") from None
-    except (KeyError, TypeError, ValueError) as error:
-        raise MmfedrecError(f"{path}: not a run config this version can read ({error})") from None
-
-
-_PATH_FIELDS = ("root", "interactions_file", "items_file", "items_table", "image_dir", "image_audit", "cache_dir")
+        raise MmfedrecError(f"{path}: not a run folder (no config.json); expected a folder written by `mmfedrec train`")
+    return from_dict(read_config_file(str(path)), str(path / "config.json"))

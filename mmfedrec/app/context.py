@@ -83,6 +83,6 @@ def load_context(run_folder: Path, cache_dir: Path | None = None, work_dir: Path
         work_dir: where placeholder tiles are drawn (None: a folder under the system temp dir).
     """
     run = load_run(Path(run_folder), cache_dir)
-    cache = cache_dir if cache_dir is not None else run.config.dataset.cache_dir
+    cache = cache_dir if cache_dir is not None else run.config.data.cache_dir
     tiles_dir = Path(work_dir) if work_dir is not None else Path(tempfile.gettempdir()) / "mmfedrec-app-tiles"
     return AppContext(run, PlaceholderTiles(tiles_dir), None if cache is None else Path(cache), k)

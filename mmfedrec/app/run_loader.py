@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mmfedrec.config.tree import RunConfig
 from mmfedrec.data.splits import Split
 from mmfedrec.data.types import Catalog
 from mmfedrec.errors import MmfedrecError
-from mmfedrec.experiment import ExperimentConfig
-from mmfedrec.federation.history import user_contexts
+from mmfedrec.federation.local.history import user_contexts
+from mmfedrec.federation.local.personal_items import PersonalItemRows
 from mmfedrec.federation.methods import MethodSpec, method_spec
-from mmfedrec.federation.personal_items import PersonalItemRows
 
 PSEUDO_FILE = "pseudo_interactions.safetensors"  # optional: users, items (split indices), weights
 
@@ -129,7 +129,7 @@ class LoadedRun:
     """A run folder brought back to life: what it was trained on and its best seed-0 model."""
 
     folder: Path
-    config: ExperimentConfig
+    config: RunConfig
     method: MethodSpec
     split: Split
     catalog: Catalog  # rows aligned with split item indices
@@ -165,8 +165,8 @@ def load_run(folder: Path, cache_dir: Path | None = None) -> LoadedRun:
     from safetensors.torch import load_file
 
     from mmfedrec.data.registry import load_dataset, prepare_split
-    from mmfedrec.experiment import apply_sparse_protocol, load_experiment_config, load_features
-    from mmfedrec.federation.runner import build_trainer
+    from mmfedrec.experiment import apply_sparse_protocol, load_features, load_run_config
+    from mmfedrec.federation.engines.runner import build_trainer
 
     folder = Path(folder)
     config_path, model_path = folder / "config.json", folder / "model.safetensors"
@@ -174,25 +174,24 @@ def load_run(folder: Path, cache_dir: Path | None = None) -> LoadedRun:
         raise MmfedrecError(f"{folder} is not a run folder (no config.json); train one with `mmfedrec train`")
     if not model_path.is_file():
         raise MmfedrecError(f"{folder} has no model.safetensors (popularity runs have no model to serve)")
-    config = load_experiment_config(folder)
+    config = load_run_config(folder)
     if cache_dir is not None:
-        config = dataclasses.replace(config, dataset=dataclasses.replace(config.dataset, cache_dir=Path(cache_dir)))
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, cache_dir=Path(cache_dir)))
     method = method_spec(config.method)
-    dataset = load_dataset(config.dataset)
+    dataset = load_dataset(config.data)
     seed = config.seeds[0]
-    split = prepare_split(config.dataset, seed, config.eval_negatives, use_cache=config.dataset.cache_dir is not None)
+    split = prepare_split(config.data, seed, config.eval.eval_negatives, use_cache=config.data.cache_dir is not None)
     split, _ = apply_sparse_protocol(split, config.augment, seed)  # the made-sparse split the run trained on
     features = None
     if method.modalities:
-        cache = None if config.dataset.cache_dir is None else Path(config.dataset.cache_dir) / "features"
-        features = load_features(config, dataset.catalog, cache)
-    trainer = build_trainer(method, split, features, config.train, seed)
+        features = load_features(config, dataset.catalog, progress=False)
+    trainer = build_trainer(method, split, features, config, seed)
     trainer.load_state(load_file(str(model_path)))
     local_tables = getattr(trainer, "local_tables", None)
     with torch.no_grad():
         item_rows = local_tables if local_tables is not None else trainer.tower().detach().unsqueeze(0)
     personal = getattr(trainer, "personal", None)
-    local_lr = config.train.federated.local.lr
+    local_lr = config.local.lr
     contexts = user_contexts(trainer.model, split, item_rows[0], "test")  # all the client has done so far
     model = RunModel(trainer.model, trainer.shared, trainer.private, item_rows, local_lr, personal, contexts)
     summary_path = folder / "summary.json"

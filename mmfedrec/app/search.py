@@ -7,6 +7,7 @@ first use and stay in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -25,18 +26,14 @@ def item_features(context: AppContext):
         if features is None:
             features = context.run.features
             if features is None:
-                from mmfedrec.encoders.features import compute_item_features
+                from mmfedrec.encoders.features import features_for_run
 
-                settings = context.run.config.features
-                cache = None if context.cache_dir is None else context.cache_dir / "features"
-                features, _ = compute_item_features(
-                    context.run.catalog,
-                    text_model=settings.text_model,
-                    image_preset=settings.image_preset,
-                    image_checkpoint=settings.image_checkpoint,
-                    cache_dir=cache,
-                    progress=False,
-                )
+                config = context.run.config
+                if context.cache_dir is not None:
+                    config = dataclasses.replace(
+                        config, data=dataclasses.replace(config.data, cache_dir=context.cache_dir)
+                    )
+                features = features_for_run(config, context.run.catalog)
             position = _positions(features.item_ids, context.run.split.item_ids)
             context._search["features"] = features
             context._search["position"] = position
@@ -75,7 +72,7 @@ def _image_encoder(context: AppContext):
             settings = context.run.config.features
             with torch.random.fork_rng():  # the same seeded tower that encoded the items
                 torch.manual_seed(RANDOM_INIT_SEED)
-                encoder = create_encoder(settings.image_preset, settings.image_checkpoint)
+                encoder = create_encoder(settings.image_preset, settings.image_checkpoint or None)
             context._search["image_encoder"] = encoder
         return encoder
 
@@ -95,7 +92,7 @@ def image_similarities(context: AppContext, path: str | Path) -> tuple[np.ndarra
     from mmfedrec.encoders.image import encode_images
 
     features, position = item_features(context)
-    if features.image is None or context.run.config.features.image_preset is None:
+    if features.image is None or not context.run.config.features.image_preset:
         raise MmfedrecError("this run's item features have no image modality")
     encoder = _image_encoder(context)
     vectors, readable = encode_images(encoder, [str(path)])

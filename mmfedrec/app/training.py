@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmfedrec.data.spec import DatasetSpec
+from mmfedrec.config.tree import DataConfig, EvalConfig, RunConfig, TrainConfig
 from mmfedrec.errors import MmfedrecError
 
 LIVE_METHODS = ("ours-id-only", "ours", "fedavg-mf", "fedncf", "pfedrec")
@@ -67,10 +67,10 @@ def train_live(
         return
     from mmfedrec.data.registry import load_dataset, prepare_split
     from mmfedrec.evaluation.protocols import evaluate
+    from mmfedrec.federation.engines.runner import build_trainer
     from mmfedrec.federation.methods import method_spec
-    from mmfedrec.federation.runner import TrainSettings, build_trainer
 
-    spec = DatasetSpec(synthetic_users=users, synthetic_items=items, cache_dir=cache_dir)
+    spec = DataConfig(synthetic_users=users, synthetic_items=items, cache_dir=cache_dir)
     yield TrainingUpdate(0, f"Preparing the synthetic dataset ({users} users, {items} items)...")
     try:
         dataset = load_dataset(spec)
@@ -82,13 +82,11 @@ def train_live(
     features = None
     if spec_method.modalities:
         yield TrainingUpdate(0, "Encoding item text and images (first time only)...")
-        from mmfedrec.encoders.features import compute_item_features
+        from mmfedrec.encoders.features import features_for_run
 
-        features, _ = compute_item_features(
-            dataset.catalog, cache_dir=None if cache_dir is None else Path(cache_dir) / "features", progress=False
-        )
-    settings = TrainSettings(rounds=rounds)
-    trainer = build_trainer(spec_method, split, features, settings, seed)
+        features = features_for_run(RunConfig(method=method, data=spec), dataset.catalog)
+    config = RunConfig(method=method, data=spec, train=TrainConfig(rounds=rounds))
+    trainer = build_trainer(spec_method, split, features, config, seed)
     metric_rows: list[dict] = []
     comm_rows: list[dict] = []
     upload_total = download_total = 0.0
@@ -135,23 +133,22 @@ def ensure_default_run(
     progress: bool = True,
 ) -> Path:
     """Train the embedded default into `out` unless a finished run with the same settings is there."""
-    import json
 
-    from mmfedrec.experiment import ExperimentConfig, _config_dict, run_experiment
-    from mmfedrec.federation.runner import TrainSettings
+    from mmfedrec.config.codec import from_dict, read_config_file
+    from mmfedrec.experiment import run_experiment
 
-    config = ExperimentConfig(
+    config = RunConfig(
         method=method,
-        dataset=DatasetSpec(synthetic_users=users, synthetic_items=items, cache_dir=cache_dir),
-        out=Path(out),
-        eval_negatives=eval_negatives(items),
-        train=TrainSettings(rounds=rounds),
-        progress=progress,
+        data=DataConfig(synthetic_users=users, synthetic_items=items, cache_dir=cache_dir).absolute(),
+        eval=EvalConfig(eval_negatives=eval_negatives(items)),
+        train=TrainConfig(rounds=rounds),
     )
     config_path, model_path = Path(out) / "config.json", Path(out) / "model.safetensors"
     if not retrain and model_path.is_file() and config_path.is_file():
-        saved, wanted = json.loads(config_path.read_text()), json.loads(json.dumps(_config_dict(config)))
-        if all(saved.get(key) == wanted[key] for key in ("method", "dataset", "eval_negatives", "train")):
-            return Path(out)
-    run_experiment(config)
+        try:
+            if from_dict(read_config_file(str(config_path)), str(config_path)) == config:
+                return Path(out)
+        except MmfedrecError:
+            pass  # written by another version: train again
+    run_experiment(config, Path(out), progress=progress)
     return Path(out)

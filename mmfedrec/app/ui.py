@@ -37,7 +37,7 @@ def build_demo(context: AppContext, training_cache: Path | None = None) -> gr.Bl
     with gr.Blocks(title=f"mmfedrec · {run.name}", analytics_enabled=False) as demo:
         gr.Markdown(
             f"# mmfedrec: federated multimodal recommendation\n"
-            f"Serving run **{run.name}**: `{run.method.name}` on {run.config.dataset.name} "
+            f"Serving run **{run.name}**: `{run.method.name}` on {run.config.data.dataset} "
             f"({run.split.n_users} users, {run.split.n_items} items)."
         )
         with gr.Tab("Recommend"):

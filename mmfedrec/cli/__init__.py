@@ -10,6 +10,7 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import NoReturn
 
 from mmfedrec.cli.options import int_in
 from mmfedrec.errors import MmfedrecError
@@ -24,8 +25,17 @@ SUBCOMMAND_MODULES = (
 )
 
 
+class UsageError(MmfedrecError):
+    """A bad command line: one line and a pointer to --help, not a page of usage."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mmfedrec", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="mmfedrec", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--threads", type=int_in(1, 1024), default=None, help="torch threads (default: 1 under CI, else all cores)"
     )
@@ -38,7 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse, configure the runtime once, run the subcommand; bad input exits 2 with one line."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as error:
+        print(f"mmfedrec: error: {error}", file=sys.stderr)
+        return 2
     from mmfedrec.runtime import configure_runtime
 
     configure_runtime(args.threads)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mmfedrec.cli.options import add_dataset_options, dataset_spec
+from mmfedrec.config.arguments import add_config_arguments, resolve_config, section_from_args
 
 STAT_LABELS = {
     "users": "users",
@@ -21,21 +21,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     commands = parser.add_subparsers(dest="data_command", required=True)
 
     stats = commands.add_parser("stats", help="counts of users, items, interactions and modalities")
-    add_dataset_options(stats)
+    add_config_arguments(stats, ("data",))
     stats.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     stats.set_defaults(func=run_stats)
 
     prepare = commands.add_parser("prepare", help="load, cache the dataset and its leave-one-out splits")
-    add_dataset_options(prepare)
-    prepare.add_argument("--seeds", type=int, nargs="+", default=[0], help="one split per seed (default: 0)")
-    prepare.add_argument("--negatives", type=int, default=99, help="sampled negatives per user and stage")
+    add_config_arguments(prepare, ("", "data", "eval"))
     prepare.set_defaults(func=run_prepare)
 
 
 def run_stats(args: argparse.Namespace) -> int:
     from mmfedrec.data.registry import load_dataset
 
-    dataset = load_dataset(dataset_spec(args))
+    dataset = load_dataset(section_from_args(args, "data").absolute())
     stats: dict[str, object] = dict(dataset.stats())
     if args.json:
         if dataset.notes:
@@ -55,11 +53,12 @@ def run_prepare(args: argparse.Namespace) -> int:
     from mmfedrec.data.cache import dataset_folder
     from mmfedrec.data.registry import load_dataset, prepare_split, split_path
 
-    spec = dataset_spec(args)
+    config = resolve_config(args)
+    spec, negatives = config.data, config.eval.eval_negatives
     dataset = load_dataset(spec)
     print(f"dataset {dataset.name}: {len(dataset.interactions):,} interactions, cached in {dataset_folder(spec)}")
-    for seed in args.seeds:
-        split = prepare_split(spec, seed, args.negatives)
+    for seed in config.seeds:
+        split = prepare_split(spec, seed, negatives)
         evaluated = len(split.evaluated_users("test"))
-        print(f"split seed {seed}: {evaluated:,} evaluated users, {split_path(spec, seed, args.negatives)}")
+        print(f"split seed {seed}: {evaluated:,} evaluated users, {split_path(spec, seed, negatives)}")
     return 0

@@ -7,18 +7,13 @@ import json
 import time
 from pathlib import Path
 
-from mmfedrec.cli.options import add_dataset_options, dataset_spec
+from mmfedrec.config.arguments import add_config_arguments, section_from_args
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("encode", help="encode item text and images into a feature cache")
-    add_dataset_options(parser)
-    group = parser.add_argument_group("encoders")
-    group.add_argument("--preset", default="tiny", help="image tower preset (mmfedrec/encoders/presets/*.json)")
-    group.add_argument("--text-model", help="local folder or Hub id of the text tower (default: packaged MiniLM)")
-    group.add_argument(
-        "--image-checkpoint", help="image tower weights: .safetensors / open_clip file, or an open_clip tag"
-    )
+    add_config_arguments(parser, ("data", "features"))
+    group = parser.add_argument_group("encoding")
     group.add_argument(
         "--text-precision",
         choices=("auto", "fp32", "bf16"),
@@ -47,16 +42,18 @@ def run_encode(args: argparse.Namespace) -> int:
     from mmfedrec.data.registry import load_dataset
     from mmfedrec.encoders.features import compute_item_features
 
-    spec = dataset_spec(args)
+    spec = section_from_args(args, "data").absolute()
+    encoders = section_from_args(args, "features")
     dataset = load_dataset(spec)
-    cache_root = args.cache_dir if args.cache_dir is not None else Path(".cache/mmfedrec")
+    cache_root = spec.cache_dir if spec.cache_dir is not None else Path(".cache/mmfedrec").absolute()
     report: dict[str, object] = {}
-    image_checkpoint = args.image_checkpoint
+    image_checkpoint = encoders.image_checkpoint or None
+    text_model = encoders.text_model or None
     if args.train_image_tower and not args.no_image:
         from mmfedrec.encoders.alignment import AlignmentConfig, train_image_tower
 
         config = AlignmentConfig(
-            preset=args.preset,
+            preset=encoders.image_preset,
             epochs=args.epochs,
             batch_size=args.train_batch_size,
             lr=args.lr,
@@ -65,13 +62,14 @@ def run_encode(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         checkpoint = (
-            args.checkpoint_out or cache_root / "encoders" / f"{dataset.name}-{args.preset}-aligned.safetensors"
+            args.checkpoint_out
+            or cache_root / "encoders" / f"{dataset.name}-{encoders.image_preset}-aligned.safetensors"
         )
         start = time.perf_counter()
         result = train_image_tower(
             dataset.catalog,
             config,
-            text_model=args.text_model,
+            text_model=text_model,
             checkpoint_path=checkpoint,
             progress=not args.no_progress,
         )
@@ -91,8 +89,8 @@ def run_encode(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     features, cache_hit = compute_item_features(
         dataset.catalog,
-        text_model=args.text_model,
-        image_preset=None if args.no_image else args.preset,
+        text_model=text_model,
+        image_preset=None if args.no_image else encoders.image_preset,
         image_checkpoint=image_checkpoint,
         cache_dir=args.feature_cache or cache_root / "features",
         batch_size=args.batch_size,

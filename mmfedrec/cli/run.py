@@ -6,36 +6,44 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmfedrec.cli.options import add_dataset_options
-from mmfedrec.cli.train import add_training_options, experiment_config
+from mmfedrec.cli.train import add_config_file_options
+from mmfedrec.config.arguments import add_config_arguments, resolve_config
 
 DEFAULT_METHODS = "popularity,central-mf,fedavg-mf,fedncf,pfedrec,ours-id-only,ours"
+RUN_DEFAULTS = {"train": {"rounds": 20}}  # the main job's own default: a short comparison
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="the main job: ours vs baselines, end to end", description=__doc__)
-    parser.add_argument("--methods", default=DEFAULT_METHODS, help="comma-separated methods")
-    parser.add_argument("--out", type=Path, default=Path("runs/main"))
-    add_dataset_options(parser)
-    add_training_options(parser)
-    parser.set_defaults(func=run, rounds=20)
+    parser.add_argument(
+        "--methods", default=DEFAULT_METHODS, help=f"comma-separated methods (default: {DEFAULT_METHODS})"
+    )
+    parser.add_argument("--out", type=Path, default=Path("runs/main"), help="folder of the runs (default: runs/main)")
+    add_config_file_options(parser)
+    add_config_arguments(parser)
+    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from mmfedrec.evaluation.report import markdown_table, write_report
     from mmfedrec.experiment import run_experiment
-    from mmfedrec.federation.methods import method_spec
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    for name in methods:
-        method_spec(name)  # fail before any training on a typo
+    configs = {name: resolve_config(args, RUN_DEFAULTS, method=name) for name in methods}  # every typo before training
+    if args.print_config:
+        import sys
+
+        from mmfedrec.config.codec import to_toml
+
+        sys.stdout.write(to_toml(configs[methods[0]]))
+        return 0
     summaries, curves = [], {}
-    for name in methods:
+    for name, config in configs.items():
         print(f"== {name}", flush=True)
-        config = experiment_config(args, name, args.out / name)
-        summaries.append(run_experiment(config))
-        curves[name] = [line for line in _curve(args.out / name)]
-    report = write_report(args.out, summaries, curves, f"mmfedrec run on {args.dataset}")
+        summaries.append(run_experiment(config, args.out / name, progress=not args.quiet))
+        curves[name] = _curve(args.out / name)
+    dataset = configs[methods[0]].data.dataset
+    report = write_report(args.out, summaries, curves, f"mmfedrec run on {dataset}")
     print()
     print(markdown_table(summaries))
     print(f"\nreport: {report}")

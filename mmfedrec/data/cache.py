@@ -18,25 +18,25 @@ import numpy as np
 import pandas as pd
 
 from mmfedrec.atomic import atomic_path, write_atomic
-from mmfedrec.data.spec import DatasetSpec
+from mmfedrec.config.tree import DataConfig
 from mmfedrec.data.types import Catalog, Dataset, Interactions
 
-CACHE_VERSION = 1  # bump when the canonical form or a loader's output changes
+CACHE_VERSION = 2  # bump when the canonical form or a loader's output changes
 
 
-def spec_key(spec: DatasetSpec) -> str:
+def spec_key(spec: DataConfig) -> str:
     """16 hex digits identifying what `spec` loads, including the state of its source files."""
     fields = {name: str(value) for name, value in asdict(spec).items() if name != "cache_dir"}
     payload = {"version": CACHE_VERSION, "spec": fields, "sources": _source_stats(spec)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _source_stats(spec: DatasetSpec) -> list[list[object]]:
+def _source_stats(spec: DataConfig) -> list[list[object]]:
     files: list[Path] = []
     for folder in (spec.root, spec.image_dir):
         if folder is not None and Path(folder).is_dir():
             files.extend(sorted(Path(folder).iterdir()))
-    files.extend(Path(p) for p in (spec.interactions_file, spec.items_file, spec.items_table, spec.image_audit) if p)
+    files.extend(Path(p) for p in (spec.interactions, spec.items, spec.items_table, spec.image_audit) if p)
     stats: list[list[object]] = []
     for path in files:
         try:
@@ -47,11 +47,11 @@ def _source_stats(spec: DatasetSpec) -> list[list[object]]:
     return stats
 
 
-def dataset_folder(spec: DatasetSpec) -> Path | None:
+def dataset_folder(spec: DataConfig) -> Path | None:
     """Where `spec`'s canonical form is cached; None when caching is off."""
     if spec.cache_dir is None:
         return None
-    return Path(spec.cache_dir) / f"{spec.name}-{spec_key(spec)}"
+    return Path(spec.cache_dir) / f"{spec.dataset}-{spec_key(spec)}"
 
 
 def save_dataset(dataset: Dataset, folder: Path) -> None:

@@ -10,11 +10,11 @@ import tempfile
 from pathlib import Path
 
 from mmfedrec.atomic import write_atomic
+from mmfedrec.config.tree import DATASET_NAMES, DataConfig
 from mmfedrec.data import cache
 from mmfedrec.data.enrich import enrich_catalog
 from mmfedrec.data.feedback import kcore, to_implicit
 from mmfedrec.data.movielens import load_movielens_1m, load_movielens_100k
-from mmfedrec.data.spec import DATASET_NAMES, DatasetSpec
 from mmfedrec.data.splits import Split, leave_one_out, split_manifest
 from mmfedrec.data.synthetic import generate_synthetic
 from mmfedrec.data.tabular import load_tabular
@@ -22,7 +22,7 @@ from mmfedrec.data.types import Dataset
 from mmfedrec.errors import MmfedrecError
 
 
-def load_dataset(spec: DatasetSpec) -> Dataset:
+def load_dataset(spec: DataConfig) -> Dataset:
     """The dataset `spec` describes, from the cache when its sources are unchanged."""
     folder = cache.dataset_folder(spec)
     if folder is not None:
@@ -35,13 +35,13 @@ def load_dataset(spec: DatasetSpec) -> Dataset:
     return dataset
 
 
-def build_dataset(spec: DatasetSpec) -> Dataset:
+def build_dataset(spec: DataConfig) -> Dataset:
     """Load, enrich and convert without touching the cache."""
     dataset = _load_raw(spec)
     catalog, notes = dataset.catalog, dict(dataset.notes)
     if spec.items_table or spec.image_dir or spec.image_audit:
         catalog, enrich_notes = enrich_catalog(
-            catalog, spec.items_table, spec.text_column, spec.image_dir, spec.image_audit
+            catalog, spec.items_table, spec.text_column, spec.image_dir, spec.image_audit, spec.encoding
         )
         notes |= enrich_notes
     raw_events = len(dataset.interactions)
@@ -56,24 +56,24 @@ def build_dataset(spec: DatasetSpec) -> Dataset:
     return Dataset(dataset.name, catalog, interactions, users=dataset.users, notes=notes)
 
 
-def _load_raw(spec: DatasetSpec) -> Dataset:
-    if spec.name == "synthetic":
+def _load_raw(spec: DataConfig) -> Dataset:
+    if spec.dataset == "synthetic":
         return generate_synthetic(
             spec.synthetic_users, spec.synthetic_items, spec.data_seed, image_dir=synthetic_image_dir(spec)
         )
-    if spec.name in ("movielens-100k", "movielens-1m"):
+    if spec.dataset in ("movielens-100k", "movielens-1m"):
         if spec.root is None:
-            raise MmfedrecError(f"--root (the folder of the {spec.name} release) is required for {spec.name}")
-        loader = load_movielens_100k if spec.name == "movielens-100k" else load_movielens_1m
+            raise MmfedrecError(f"--root (the folder of the {spec.dataset} release) is required for {spec.dataset}")
+        loader = load_movielens_100k if spec.dataset == "movielens-100k" else load_movielens_1m
         return loader(spec.root)
-    if spec.name in ("csv", "parquet"):
-        if spec.interactions_file is None:
-            raise MmfedrecError(f"--interactions (the interactions file) is required for {spec.name}")
-        return load_tabular(spec.interactions_file, spec.items_file, spec.name)
-    raise MmfedrecError(f"unknown dataset {spec.name!r}; expected one of {DATASET_NAMES}")
+    if spec.dataset in ("csv", "parquet"):
+        if spec.interactions is None:
+            raise MmfedrecError(f"--interactions (the interactions file) is required for {spec.dataset}")
+        return load_tabular(spec.interactions, spec.items, spec.dataset, encoding=spec.encoding)
+    raise MmfedrecError(f"unknown dataset {spec.dataset!r}; expected one of {DATASET_NAMES}")
 
 
-def synthetic_image_dir(spec: DatasetSpec) -> Path:
+def synthetic_image_dir(spec: DataConfig) -> Path:
     """Images of the synthetic set: next to its cache, or in a reused temp folder without a cache."""
     folder = cache.dataset_folder(spec)
     if folder is None:
@@ -81,13 +81,13 @@ def synthetic_image_dir(spec: DatasetSpec) -> Path:
     return folder / "images"
 
 
-def split_path(spec: DatasetSpec, seed: int, n_negatives: int) -> Path | None:
+def split_path(spec: DataConfig, seed: int, n_negatives: int) -> Path | None:
     """Where `prepare_split` caches a split; None when caching is off."""
     folder = cache.dataset_folder(spec)
     return None if folder is None else folder / f"split-loo-seed{seed}-neg{n_negatives}.safetensors"
 
 
-def prepare_split(spec: DatasetSpec, seed: int, n_negatives: int = 99, use_cache: bool = True) -> Split:
+def prepare_split(spec: DataConfig, seed: int, n_negatives: int = 99, use_cache: bool = True) -> Split:
     """The leave-one-out split of `spec`'s dataset for `seed`, cached next to the dataset.
 
     Data without timestamps (all equal) is split in random order instead of by time.

@@ -11,6 +11,7 @@ from mmfedrec.errors import DataError
 
 CATALOG_COLUMNS = ("item_id", "title", "text", "image_path")
 INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp", "rating")
+ORIGINAL_ID = "original_id"  # ids as the source wrote them, where a loader mapped text ids to int64
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,8 @@ class Catalog:
     `items` has one row per item: `item_id` (int64, unique), `title` (str), `text` (str or <NA>:
     a missing text is a masked modality), `image_path` (absolute path or <NA>). `labels` is an
     optional multi-hot matrix (n_items, len(label_names)) aligned with `items` rows, e.g. genres
-    or the synthetic ground-truth category, used by probes and coverage statistics.
+    or the synthetic ground-truth category, used by probes and coverage statistics. An optional
+    `original_id` column holds the ids as written when they were text (`sku-123`); see `original_ids`.
     """
 
     items: pd.DataFrame
@@ -43,6 +45,12 @@ class Catalog:
     @property
     def item_ids(self) -> np.ndarray:
         return self.items["item_id"].to_numpy(dtype=np.int64)
+
+    @property
+    def original_ids(self) -> np.ndarray:
+        """(n_items,) the ids to show users: `original_id` where the loader kept one, else `item_id`."""
+        column = ORIGINAL_ID if ORIGINAL_ID in self.items.columns else "item_id"
+        return self.items[column].to_numpy(dtype=object)
 
     @property
     def has_text(self) -> np.ndarray:
@@ -92,8 +100,14 @@ class Dataset:
     name: str
     catalog: Catalog
     interactions: Interactions
-    users: pd.DataFrame | None = None  # index: user_id; columns: attributes (age, gender, ...)
+    users: pd.DataFrame | None = None  # index: user_id; columns: attributes (age, gender, ..., original_id)
     notes: dict[str, object] = field(default_factory=dict)  # e.g. counts of unreadable images
+
+    def original_user_ids(self, user_ids: np.ndarray) -> np.ndarray:
+        """The ids to show users for int64 `user_ids`: `users["original_id"]` where kept, else the ids."""
+        if self.users is None or ORIGINAL_ID not in self.users.columns:
+            return np.asarray(user_ids, dtype=object)
+        return self.users[ORIGINAL_ID].reindex(user_ids).to_numpy(dtype=object)
 
     def stats(self) -> dict[str, int]:
         """The counts `mmfedrec data stats` prints."""

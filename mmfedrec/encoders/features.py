@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mmfedrec.atomic import atomic_path
+from mmfedrec.config.tree import RunConfig
 from mmfedrec.data.types import Catalog
 
 CACHE_FORMAT = "mmfedrec-item-features-v1"  # bump when the key or file layout changes
@@ -128,6 +129,20 @@ def encoder_config(
             checkpoint = {"path": str(image_checkpoint), "weights": _files_fingerprint(image_checkpoint)}
         config["image"] = {"preset": load_preset(image_preset), "checkpoint": checkpoint}
     return config
+
+
+def features_for_run(config: RunConfig, catalog: Catalog, progress: bool = False) -> ItemFeatures:
+    """The item features a run's `features` section asks for, cached beside its data."""
+    data, features = config.data, config.features
+    computed, _ = compute_item_features(
+        catalog,
+        text_model=features.text_model or None,
+        image_preset=features.image_preset or None,
+        image_checkpoint=features.image_checkpoint or None,
+        cache_dir=None if data.cache_dir is None else Path(data.cache_dir) / "features",
+        progress=progress,
+    )
+    return computed
 
 
 def compute_item_features(

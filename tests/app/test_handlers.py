@@ -179,7 +179,7 @@ def test_a_personal_items_run_is_served_with_each_clients_own_item_vectors(tmp_p
     """The app ranks as the evaluator did: with the item vectors each client fine-tuned."""
     from mmfedrec.app.run_loader import load_run
     from mmfedrec.cli import main
-    from mmfedrec.federation.runner import build_trainer
+    from mmfedrec.federation.engines.runner import build_trainer
     from tests.app.conftest import TINY
 
     out = tmp_path / "run"
@@ -187,7 +187,7 @@ def test_a_personal_items_run_is_served_with_each_clients_own_item_vectors(tmp_p
     assert main([*argv, *TINY, "--cache-dir", str(tmp_path / "cache")]) == 0
     run = load_run(out)
     assert run.model.personal is not None and len(run.model.personal.keys) > 0
-    trainer = build_trainer(run.method, run.split, None, run.config.train, run.config.seeds[0])
+    trainer = build_trainer(run.method, run.split, None, run.config, run.config.seeds[0])
     trainer.load_state(load_file(str(out / "model.safetensors")))
     users = run.split.evaluated_users("test")[:3]
     expected = trainer.scorer()(users)
@@ -199,14 +199,14 @@ def test_a_history_run_is_served_with_each_clients_latest_items(tmp_path: Path) 
     """The app ranks as the evaluator's test stage did: from all the client has done so far."""
     from mmfedrec.app.run_loader import load_run
     from mmfedrec.cli import main
-    from mmfedrec.federation.runner import build_trainer
+    from mmfedrec.federation.engines.runner import build_trainer
     from tests.app.conftest import TINY
 
     out = tmp_path / "run"
     argv = ["--threads", "1", "train", "--method", "ours-id-only", "--rounds", "2", "--history", "3", "--out", str(out)]
     assert main([*argv, *TINY, "--cache-dir", str(tmp_path / "cache")]) == 0
     run = load_run(out)
-    trainer = build_trainer(run.method, run.split, None, run.config.train, run.config.seeds[0])
+    trainer = build_trainer(run.method, run.split, None, run.config, run.config.seeds[0])
     trainer.load_state(load_file(str(out / "model.safetensors")))
     users = run.split.evaluated_users("test")[:3]
     expected, without_valid = trainer.scorer("test")(users), trainer.scorer("valid")(users)

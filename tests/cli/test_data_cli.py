@@ -45,9 +45,9 @@ def test_malformed_ratings_exit_2_naming_the_line(main, tmp_path: Path, capsys: 
 def test_prepare_caches_dataset_and_one_split_per_seed(
     main, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["data", "prepare", "--synthetic-users", "40", "--synthetic-items", "150", "--negatives", "20"]
+    argv = ["data", "prepare", "--synthetic-users", "40", "--synthetic-items", "150", "--eval-negatives", "20"]
     argv += ["--cache-dir", str(tmp_path)]
-    assert main([*argv, "--seeds", "0", "1"]) == 0
+    assert main([*argv, "--seeds", "0,1"]) == 0
     out = capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.glob("synthetic-*/split-*.safetensors")) == [
         "split-loo-seed0-neg20.safetensors",

@@ -56,16 +56,16 @@ def test_sparse_protocol_with_augmentation_and_synth(tmp_path: Path, capsys: pyt
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert {"sparse", "dense"} <= set(summary["buckets"])
-    assert summary["augment"]["name"] == "popularity"
+    assert summary["augment"]["augment"] == "popularity"
     pseudo = load_file(out / "pseudo_interactions.safetensors")
     assert len(pseudo["users"]) > 0 and float(pseudo["weights"].max()) == pytest.approx(0.5)
     capsys.readouterr()
 
     from mmfedrec.data.registry import prepare_split
-    from mmfedrec.experiment import apply_sparse_protocol, load_experiment_config
+    from mmfedrec.experiment import apply_sparse_protocol, load_run_config
 
-    config = load_experiment_config(out)
-    split, groups = apply_sparse_protocol(prepare_split(config.dataset, 0, config.eval_negatives), config.augment, 0)
+    config = load_run_config(out)
+    split, groups = apply_sparse_protocol(prepare_split(config.data, 0, config.eval.eval_negatives), config.augment, 0)
     user_id = int(split.user_ids[groups["sparse"][0]])
     assert main(["synth", "--run", str(out), "--client", str(user_id)]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -89,7 +89,7 @@ def test_compressed_uploads_are_smaller_and_flower_refuses_them(
     compressed = json.loads(capsys.readouterr().out)["comm"]["upload_bytes_per_client_round"]
     assert compressed < plain / 4
     config = json.loads((tmp_path / "small" / "config.json").read_text())
-    assert config["train"]["federated"]["compression"] == {"topk": 0.25, "bits": 8}
+    assert config["compression"] == {"compress_topk": 0.25, "compress_bits": 8}
     assert main([*compressed_argv[:-1], str(tmp_path / "flower"), "--engine", "flower-sim"]) == 2
     assert "compression runs in-process only" in capsys.readouterr().err
 
@@ -106,17 +106,20 @@ def test_personal_items_apply_to_any_method_and_flower_refuses_them(
 
 
 def test_experts_reach_the_model_in_process_and_on_flower(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from mmfedrec.data.spec import DatasetSpec
-    from mmfedrec.federation.flower_config import FlowerRunConfig
-    from mmfedrec.federation.runner import TrainSettings, build_client_model
+    from mmfedrec.config import RunConfig
+    from mmfedrec.config.codec import with_settings
+    from mmfedrec.federation.engines.runner import build_client_model
+    from mmfedrec.federation.flower.run_config import from_run_config, to_run_config
+    from mmfedrec.federation.methods import method_spec
 
     argv = ["train", "--rounds", "1", "--experts", "2", *TINY, "--cache-dir", str(tmp_path / "cache")]
     assert main([*argv, "--method", "ours-id-only", "--out", str(tmp_path / "moe")]) == 0
     assert load_file(tmp_path / "moe" / "model.safetensors")["shared.experts.weight"].shape[0] == 2
     assert main([*argv, "--method", "fedavg-mf", "--out", str(tmp_path / "mf")]) == 2
     assert "--experts applies to the mixture-of-experts methods" in capsys.readouterr().err
-    flower = FlowerRunConfig.from_parts("ours", DatasetSpec("synthetic"), TrainSettings(experts=2, history=3), seed=0)
-    model = build_client_model(flower.method_spec(), flower.train_settings())
+    config = with_settings(RunConfig(), method="ours", experts=2, history=3)
+    flower = from_run_config(to_run_config(config, seed=0))  # what every Flower process reads
+    model = build_client_model(method_spec(flower.method), flower.model)
     assert (model.n_experts, model.history) == (2, 3)
 
 
@@ -126,7 +129,7 @@ def test_history_trains_in_process_and_centrally_and_is_refused_without_a_mixtur
     argv = ["train", "--rounds", "2", "--history", "3", *TINY, "--cache-dir", str(tmp_path / "cache")]
     for method in ("ours-id-only", "central-ours"):
         assert main([*argv, "--method", method, "--out", str(tmp_path / method)]) == 0
-        assert json.loads((tmp_path / method / "config.json").read_text())["train"]["history"] == 3
+        assert json.loads((tmp_path / method / "config.json").read_text())["model"]["history"] == 3
         first_round = json.loads((tmp_path / method / "metrics.jsonl").read_text().splitlines()[0])
         assert first_round["clients"] == 80  # every synthetic user, not their examples
     assert main([*argv, "--method", "fedncf", "--out", str(tmp_path / "ncf")]) == 2

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from mmfedrec.config import DataConfig
 from mmfedrec.data.registry import load_dataset
-from mmfedrec.data.spec import DatasetSpec
 
 pytestmark = pytest.mark.realdata
 
 
 def test_movielens_100k_with_posters_and_overviews(shared_data: Path) -> None:
     posters = shared_data / "ml-100k-posters-tmdb"
-    spec = DatasetSpec(
-        name="movielens-100k",
+    spec = DataConfig(
+        dataset="movielens-100k",
         root=shared_data / "ml-100k",
         items_table=posters / "items.csv",
         image_dir=posters / "posters",
@@ -32,6 +32,6 @@ def test_movielens_100k_with_posters_and_overviews(shared_data: Path) -> None:
     assert dataset.notes["unreadable_images"] == []
     assert len(dataset.catalog.label_names) == 19
 
-    audited = load_dataset(DatasetSpec(**{**spec.__dict__, "image_audit": posters / "_generated_poster_audit.csv"}))
+    audited = load_dataset(DataConfig(**{**spec.__dict__, "image_audit": posters / "_generated_poster_audit.csv"}))
     assert audited.notes["flagged_images_excluded"] == 59
     assert audited.stats()["items_with_image"] == 1604

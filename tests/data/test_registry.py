@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mmfedrec.config import DataConfig
 from mmfedrec.data.registry import load_dataset, prepare_split, split_path
-from mmfedrec.data.spec import DatasetSpec
 from tests.data.files import RATINGS_100K, write_ml100k
 
 
-def spec_for(root: Path, cache: Path | None, **changes: object) -> DatasetSpec:
-    return replace(DatasetSpec(name="movielens-100k", root=root, cache_dir=cache), **changes)
+def spec_for(root: Path, cache: Path | None, **changes: object) -> DataConfig:
+    return replace(DataConfig(dataset="movielens-100k", root=root, cache_dir=cache), **changes)
 
 
 def test_cache_hit_equals_fresh_load_and_source_edits_invalidate(tmp_path: Path) -> None:
@@ -70,13 +70,13 @@ def test_prepare_split_is_cached_next_to_the_dataset(tmp_path: Path) -> None:
 def test_csv_without_timestamps_uses_random_order(tmp_path: Path) -> None:
     events = tmp_path / "events.csv"
     events.write_text("user_id,item_id\n" + "".join(f"1,{i}\n" for i in range(1, 6)) + "2,6\n2,7\n")
-    spec = DatasetSpec(name="csv", interactions_file=events, cache_dir=tmp_path / "cache")
+    spec = DataConfig(dataset="csv", interactions=events, cache_dir=tmp_path / "cache")
     prepare_split(spec, seed=0, n_negatives=1)
     assert '"order": "random"' in split_path(spec, 0, 1).with_suffix(".json").read_text()
 
 
 def test_synthetic_images_live_in_the_cache(tmp_path: Path) -> None:
-    spec = DatasetSpec(synthetic_users=30, synthetic_items=40, cache_dir=tmp_path)
+    spec = DataConfig(synthetic_users=30, synthetic_items=40, cache_dir=tmp_path)
     dataset = load_dataset(spec)
     image = Path(dataset.catalog.items["image_path"].iloc[0])
     assert image.exists() and image.parent.parent.parent == tmp_path.resolve()

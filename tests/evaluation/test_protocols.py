@@ -4,7 +4,7 @@ import pytest
 from mmfedrec.data.splits import NO_ITEM
 from mmfedrec.errors import MmfedrecError
 from mmfedrec.evaluation.protocols import activity_buckets, evaluate, rank_users
-from mmfedrec.federation.popularity import popularity_scorer
+from mmfedrec.federation.engines.popularity import popularity_scorer
 from tests.federation.helpers import planted_split
 
 
@@ -79,10 +79,10 @@ def test_popularity_agrees_with_an_independent_implementation() -> None:
 
 @pytest.mark.realdata
 def test_popularity_on_movielens_agrees_with_an_independent_implementation(shared_data) -> None:
+    from mmfedrec.config import DataConfig
     from mmfedrec.data.registry import prepare_split
-    from mmfedrec.data.spec import DatasetSpec
 
-    split = prepare_split(DatasetSpec("movielens-100k", root=shared_data / "ml-100k"), 0, use_cache=False)
+    split = prepare_split(DataConfig("movielens-100k", root=shared_data / "ml-100k"), 0, use_cache=False)
     ours = evaluate(popularity_scorer(split), split, "test")["sampled"]["hr@10"]
     independent = np.mean([independent_popularity_hr(split, 10, seed) for seed in range(3)])
     assert ours == pytest.approx(independent, abs=0.02)  # ~943 users: binomial std ~0.015

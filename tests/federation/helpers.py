@@ -28,16 +28,17 @@ def planted_split(
 
 def small_flower_config(tmp_path, **changes):
     """A 2-round Flower run on 60 synthetic users: the shared setting of the Flower tests."""
-    from mmfedrec.federation.flower_config import FlowerRunConfig
+    from mmfedrec.config import RunConfig
+    from mmfedrec.config.codec import with_settings
 
     values = {
         "method": "ours-id-only",
         "synthetic_users": 60,
         "synthetic_items": 50,
         "cache_dir": str(tmp_path / "cache"),
-        "num_server_rounds": 2,
+        "rounds": 2,
         "dim": 16,
         "batch_size": 16,
         "eval_negatives": 20,
     }
-    return FlowerRunConfig(**(values | changes))
+    return with_settings(RunConfig(), **(values | changes))

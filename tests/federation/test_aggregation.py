@@ -1,7 +1,7 @@
 import torch
 
 from mmfedrec.federation.aggregation.sums import UpdateSums, finalize, update_sums
-from mmfedrec.federation.local import LocalResult
+from mmfedrec.federation.local.training import LocalResult
 
 
 def result(deltas: list[float], mass: list[list[float]], n: list[float], items: list[int]) -> LocalResult:

@@ -1,6 +1,6 @@
 import numpy as np
 
-from mmfedrec.federation.batches import KnownPairs, build_round_examples, counter_hash, pad_chunks, round_key
+from mmfedrec.federation.local.batches import KnownPairs, build_round_examples, counter_hash, pad_chunks, round_key
 from tests.federation.helpers import planted_split
 
 
@@ -44,7 +44,7 @@ def test_known_pairs_answer_alike_as_bitmap_and_sorted_keys(monkeypatch) -> None
     indptr, items = split.train_csr()
     users = np.arange(split.n_users)
     as_bitmap = KnownPairs.from_csr(indptr, items, users, split.n_items, split.n_users)
-    monkeypatch.setattr("mmfedrec.federation.batches.BITMAP_MAX_PAIRS", 0)
+    monkeypatch.setattr("mmfedrec.federation.local.batches.BITMAP_MAX_PAIRS", 0)
     as_keys = KnownPairs.from_csr(indptr, items, users, split.n_items, split.n_users)
     assert as_bitmap.bitmap is not None and as_keys.bitmap is None
     queries = np.arange(split.n_users * split.n_items)

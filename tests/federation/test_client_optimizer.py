@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mmfedrec.federation.client_optimizer import PrefixOptimizer
+from mmfedrec.federation.local.client_optimizer import PrefixOptimizer
 
 
 @pytest.mark.parametrize("kind", ["adam", "sgd"])

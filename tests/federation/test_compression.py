@@ -3,8 +3,9 @@ import torch
 
 from mmfedrec.errors import MmfedrecError
 from mmfedrec.evaluation.protocols import evaluate
-from mmfedrec.federation.comm import message_nbytes
-from mmfedrec.federation.compression import (
+from mmfedrec.federation.local.training import LocalResult
+from mmfedrec.federation.privacy.comm import message_nbytes
+from mmfedrec.federation.privacy.compression import (
     CompressionConfig,
     ErrorFeedbackCompressor,
     compressed_message,
@@ -13,7 +14,6 @@ from mmfedrec.federation.compression import (
     ranked_within_groups,
     topk_mask,
 )
-from mmfedrec.federation.local import LocalResult
 from tests.federation.test_simulation import make_simulation
 
 
@@ -65,7 +65,9 @@ def dense_rows(result: LocalResult, clients: torch.Tensor, n_users: int, n_items
                             result.row_delta[result.row_mask], accumulate=True)  # fmt: skip
 
 
-@pytest.mark.parametrize("config", [CompressionConfig(topk=0.25), CompressionConfig(bits=8), CompressionConfig(0.3, 8)])
+@pytest.mark.parametrize(
+    "config", [CompressionConfig(compress_topk=0.25), CompressionConfig(compress_bits=8), CompressionConfig(0.3, 8)]
+)
 def test_error_feedback_loses_nothing_it_only_delays(config: CompressionConfig) -> None:
     """Over rounds, what was sent plus what the clients still hold equals what they computed."""
     generator = torch.Generator().manual_seed(1)
@@ -88,7 +90,9 @@ def test_error_feedback_loses_nothing_it_only_delays(config: CompressionConfig) 
     assert held.abs().sum() > 0  # something really was delayed
 
 
-@pytest.mark.parametrize("config", [CompressionConfig(topk=0.25), CompressionConfig(bits=8), CompressionConfig(0.3, 8)])
+@pytest.mark.parametrize(
+    "config", [CompressionConfig(compress_topk=0.25), CompressionConfig(compress_bits=8), CompressionConfig(0.3, 8)]
+)
 def test_reported_bytes_are_the_compressed_messages_bytes(config: CompressionConfig) -> None:
     generator = torch.Generator().manual_seed(2)
     compressor = ErrorFeedbackCompressor(config, 7, 12)
@@ -98,20 +102,20 @@ def test_reported_bytes_are_the_compressed_messages_bytes(config: CompressionCon
     for k in range(len(clients)):
         message = compressed_message(compressed, k, config)
         assert message_nbytes(message) == int(sent[k])
-        if config.bits == 8:
+        if config.compress_bits == 8:
             assert message["items.delta"].dtype == torch.int8
 
 
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(MmfedrecError, match="topk"):
-        CompressionConfig(topk=0.0)
+        CompressionConfig(compress_topk=0.0)
     with pytest.raises(MmfedrecError, match="bits"):
-        CompressionConfig(bits=16)
+        CompressionConfig(compress_bits=16)
 
 
 def test_compressed_training_still_learns_on_a_quarter_of_the_bytes() -> None:
     plain = make_simulation("batched", lr=0.05)
-    compressed = make_simulation("batched", lr=0.05, compression=CompressionConfig(topk=0.1, bits=8))
+    compressed = make_simulation("batched", lr=0.05, compression=CompressionConfig(compress_topk=0.1, compress_bits=8))
     before = evaluate(compressed.scorer(), compressed.split, "valid")["sampled"]["hr@10"]
     plain_bytes = compressed_bytes = 0.0
     for round_index in range(20):
@@ -125,7 +129,7 @@ def test_both_engines_agree_under_8_bit_compression() -> None:
     """Top-k is left out: a client's Adam steps have near-equal magnitudes (lr * g / (|g| + eps)),
     so which entries make the cut is decided by float noise that differs between engines. For the
     same reason an int8 value can round one step apart (scale = max|update| / 127 ~ 4e-4 here)."""
-    config = CompressionConfig(bits=8)
+    config = CompressionConfig(compress_bits=8)
     batched = make_simulation("batched", lr=0.05, compression=config)
     loop = make_simulation("loop", lr=0.05, compression=config)
     for round_index in range(2):
@@ -138,7 +142,7 @@ def test_both_engines_agree_under_8_bit_compression() -> None:
 
 
 def test_a_checkpoint_carries_the_clients_residuals() -> None:
-    config = CompressionConfig(topk=0.2, bits=8)
+    config = CompressionConfig(compress_topk=0.2, compress_bits=8)
     first = make_simulation("batched", lr=0.05, compression=config)
     for round_index in range(2):
         first.run_round(round_index)

@@ -3,23 +3,26 @@ import logging
 import pytest
 import torch
 
+from mmfedrec.config import RunConfig
+from mmfedrec.config.codec import with_settings
 from mmfedrec.evaluation.protocols import evaluate
-from mmfedrec.federation.defended import ClientUploads, DefenseConfig, reject_non_finite
-from mmfedrec.federation.item_tower import ItemTower
-from mmfedrec.federation.local import LocalConfig
+from mmfedrec.federation.aggregation.defended import ClientUploads, reject_non_finite
+from mmfedrec.federation.engines.simulation import Simulation
 from mmfedrec.federation.models import build_model
-from mmfedrec.federation.simulation import FederatedConfig, Simulation
+from mmfedrec.federation.models.item_tower import ItemTower
 from tests.federation.helpers import planted_split
 
 
 def simulation(
-    defense: DefenseConfig, model: str = "moe", lr: float = 0.05, n_users: int = 60, row_average: str = "senders"
+    defense: dict, model: str = "moe", lr: float = 0.05, n_users: int = 60, row_average: str = "senders"
 ) -> Simulation:
+    """`defense`: robust and privacy settings by name, and the DP noise multiplier."""
     split = planted_split(n_users=n_users)
-    local = LocalConfig(lr=lr, batch_size=8)
-    config = FederatedConfig(expertwise=False, local=local, defense=defense, row_average=row_average)
+    settings = dict(defense)
+    noise = settings.pop("noise_multiplier", 0.0)
+    config = with_settings(RunConfig(), lr=lr, batch_size=8, expertwise=False, row_average=row_average, **settings)
     tower = ItemTower(split.n_items, 16, generator=torch.Generator().manual_seed(0))
-    return Simulation(build_model(model, 16, n_experts=3), tower, split, config, seed=0)
+    return Simulation(build_model(model, 16, n_experts=3), tower, split, config, seed=0, noise_multiplier=noise)
 
 
 def train(sim: Simulation, rounds: int) -> float:
@@ -31,17 +34,15 @@ def train(sim: Simulation, rounds: int) -> float:
 @pytest.mark.parametrize(
     ("defense", "row_average"),
     [
-        (DefenseConfig(norm_bound=1e9), "senders"),
-        (DefenseConfig(secure_agg=True), "senders"),
-        (DefenseConfig(norm_bound=1e9), "clients"),
+        (dict(norm_bound=1e9), "senders"),
+        (dict(secure_agg=True), "senders"),
+        (dict(norm_bound=1e9), "clients"),
     ],
 )
-def test_the_per_client_path_and_secure_aggregation_match_plain_fedavg(
-    defense: DefenseConfig, row_average: str
-) -> None:
-    plain = simulation(DefenseConfig(), row_average=row_average)
+def test_the_per_client_path_and_secure_aggregation_match_plain_fedavg(defense: dict, row_average: str) -> None:
+    plain = simulation(dict(), row_average=row_average)
     defended = simulation(defense, row_average=row_average)
-    assert defended.config.defense.per_client and not plain.config.defense.per_client
+    assert defended.defense.per_client and not plain.defense.per_client
     for round_index in range(1, 3):
         plain.run_round(round_index)
         defended.run_round(round_index)
@@ -65,18 +66,18 @@ def test_non_finite_uploads_are_rejected_and_logged(caplog: pytest.LogCaptureFix
 
 
 def test_dropped_clients_never_reply_and_the_round_completes() -> None:
-    sim = simulation(DefenseConfig(dropout=0.3))
+    sim = simulation(dict(dropout=0.3))
     stats = sim.run_round(1)
     assert stats.dropped == round(0.3 * 60) and stats.clients == 60 - stats.dropped
 
 
 def test_robust_aggregation_withstands_byzantine_clients_where_fedavg_does_not() -> None:
     rounds = 12
-    clean = train(simulation(DefenseConfig(), lr=0.1, n_users=100), rounds)
-    attacked_mean = train(simulation(DefenseConfig(byzantine=0.1), lr=0.1, n_users=100), rounds)
-    attacked_median = train(simulation(DefenseConfig(byzantine=0.1, aggregator="median"), lr=0.1, n_users=100), rounds)
+    clean = train(simulation(dict(), lr=0.1, n_users=100), rounds)
+    attacked_mean = train(simulation(dict(byzantine=0.1), lr=0.1, n_users=100), rounds)
+    attacked_median = train(simulation(dict(byzantine=0.1, aggregator="median"), lr=0.1, n_users=100), rounds)
     attacked_trimmed = train(
-        simulation(DefenseConfig(byzantine=0.1, aggregator="trimmed-mean", trim=0.2), lr=0.1, n_users=100), rounds
+        simulation(dict(byzantine=0.1, aggregator="trimmed-mean", trim=0.2), lr=0.1, n_users=100), rounds
     )
     assert attacked_mean < 0.9 * clean  # plain FedAvg degrades
     assert attacked_median >= 0.95 * clean
@@ -84,8 +85,8 @@ def test_robust_aggregation_withstands_byzantine_clients_where_fedavg_does_not()
 
 
 def test_dp_noise_changes_the_model_but_training_still_runs() -> None:
-    noisy = simulation(DefenseConfig(dp_noise_multiplier=1.0, dp_clip=0.5))
-    plain = simulation(DefenseConfig(norm_bound=0.5))
+    noisy = simulation(dict(noise_multiplier=1.0, dp_clip=0.5))
+    plain = simulation(dict(norm_bound=0.5))
     noisy.run_round(1)
     plain.run_round(1)
     assert not torch.allclose(noisy.tower.id_table, plain.tower.id_table)

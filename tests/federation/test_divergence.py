@@ -3,12 +3,14 @@
 import pytest
 import torch
 
+from mmfedrec.config import RunConfig
+from mmfedrec.config.codec import with_settings
 from mmfedrec.errors import TrainingDiverged
-from mmfedrec.federation.item_tower import ItemTower
+from mmfedrec.federation.aggregation.server import ServerModel
+from mmfedrec.federation.engines.runner import train_seed
+from mmfedrec.federation.engines.simulation import Simulation
 from mmfedrec.federation.methods import method_spec
-from mmfedrec.federation.runner import TrainSettings, train_seed
-from mmfedrec.federation.server import ServerModel
-from mmfedrec.federation.simulation import Simulation
+from mmfedrec.federation.models.item_tower import ItemTower
 from tests.federation.helpers import planted_split
 
 
@@ -39,7 +41,13 @@ def diverge_at(monkeypatch: pytest.MonkeyPatch, bad_round: int) -> None:
 
 def test_a_seed_that_diverges_keeps_its_best_round_before_it(monkeypatch: pytest.MonkeyPatch) -> None:
     diverge_at(monkeypatch, bad_round=5)
-    outcome = train_seed(method_spec("fedavg-mf"), planted_split(), None, TrainSettings(rounds=8, eval_every=2), 0)
+    outcome = train_seed(
+        method_spec("fedavg-mf"),
+        planted_split(),
+        None,
+        with_settings(RunConfig(method="fedavg-mf"), rounds=8, eval_every=2),
+        0,
+    )
     assert outcome.diverged_round == 5
     assert outcome.best_round in (2, 4) and [e["round"] for e in outcome.curve] == [1, 2, 3, 4]
     assert outcome.to_json()["diverged_round"] == 5
@@ -48,4 +56,10 @@ def test_a_seed_that_diverges_keeps_its_best_round_before_it(monkeypatch: pytest
 def test_divergence_before_any_evaluation_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     diverge_at(monkeypatch, bad_round=1)
     with pytest.raises(TrainingDiverged, match="seed 0, round 1: the aggregated client update"):
-        train_seed(method_spec("fedavg-mf"), planted_split(), None, TrainSettings(rounds=4, eval_every=2), 0)
+        train_seed(
+            method_spec("fedavg-mf"),
+            planted_split(),
+            None,
+            with_settings(RunConfig(method="fedavg-mf"), rounds=4, eval_every=2),
+            0,
+        )

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mmfedrec.errors import MmfedrecError
-from mmfedrec.federation.faults import (
+from mmfedrec.federation.aggregation.faults import (
     byzantine_clients,
     corrupt,
     dropped_clients,

@@ -2,8 +2,8 @@ import numpy as np
 import torch
 
 from mmfedrec.encoders.factory import create_encoder
+from mmfedrec.encoders.federated_lora import FederatedLoraConfig, text_targets, train_federated_lora
 from mmfedrec.encoders.image import load_images
-from mmfedrec.federation.federated_lora import FederatedLoraConfig, text_targets, train_federated_lora
 from tests.encoders.conftest import write_posters
 
 

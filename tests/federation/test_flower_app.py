@@ -3,24 +3,28 @@ uploads, and a run that loses and regains a node. Real SuperLink/SuperNodes: tes
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
 
+from mmfedrec.config import RunConfig
 from mmfedrec.evaluation.protocols import evaluate
-from mmfedrec.federation.client_app import PRIVATE_KEY
-from mmfedrec.federation.flower_config import FlowerRunConfig
-from mmfedrec.federation.flower_engine import in_process_grid, run_inprocess
-from mmfedrec.federation.runner import build_trainer, train_seed
-from mmfedrec.federation.server_app import build_server_trainer
+from mmfedrec.federation.engines.runner import build_trainer, train_seed
+from mmfedrec.federation.flower.client_app import PRIVATE_KEY
+from mmfedrec.federation.flower.launcher import in_process_grid, run_inprocess
+from mmfedrec.federation.flower.run_config import flower_split, to_run_config
+from mmfedrec.federation.flower.server_app import build_server_trainer
+from mmfedrec.federation.methods import method_spec
 from tests.federation.helpers import small_flower_config
 
 ALLOWED_ARRAYS = ("weighted.", "weights.", "row_sum", "row_senders", "clients")  # "clients": a count
 ALLOWED_TRAIN_METRICS = {"num-examples", "num-clients", "upload-bytes", "routed-mass"}
 
 
-def small_config(tmp_path, **changes) -> FlowerRunConfig:
+def small_config(tmp_path, **changes) -> RunConfig:
     return small_flower_config(
         tmp_path, **({"max_cells": 256} | changes)
     )  # several chunks per node: chunking must not matter either
@@ -48,9 +52,9 @@ def test_flower_rounds_match_the_inprocess_engine(
         lr_schedule=schedule,
         local_optimizer=optimizer,
     )
-    split = config.split()
-    torch.manual_seed(config.seed)
-    reference = build_trainer(config.method_spec(), split, None, config.train_settings(), config.seed)
+    split = flower_split(config)
+    torch.manual_seed(config.seeds[0])
+    reference = build_trainer(method_spec(config.method), split, None, config, config.seeds[0])
     for round_index in (1, 2):
         reference.run_round(round_index)
 
@@ -83,13 +87,13 @@ def test_flower_outcome_matches_train_seed(
     """Model selection and the best-round test run the same way: one summary, either engine."""
     config = small_config(
         tmp_path,
-        num_server_rounds=3,
+        rounds=3,
         row_average=row_average,
         select_on=select_on,
         history=history,
         lr_schedule=schedule,
     )
-    reference = train_seed(config.method_spec(), config.split(), None, config.train_settings(), config.seed)
+    reference = train_seed(method_spec(config.method), flower_split(config), None, config, config.seeds[0])
     outcome, _ = run_inprocess(config, num_partitions=3)
     assert outcome.best_round == reference.best_round
     assert outcome.test["users"] == reference.test["users"]
@@ -108,7 +112,7 @@ def test_flower_outcome_matches_train_seed(
 
 def test_replies_carry_no_private_state(tmp_path) -> None:
     """Every message a node sent: update sums and counts only; no user rows, router.private.*, interactions."""
-    config = small_config(tmp_path, num_server_rounds=1)
+    config = small_config(tmp_path, rounds=1)
     outcome, grid = run_inprocess(config, num_partitions=2)
     assert grid.replies, "no reply captured"
     private_rows = [
@@ -147,7 +151,7 @@ def test_replies_carry_no_private_state(tmp_path) -> None:
 
 
 def test_a_dead_node_does_not_stop_the_run_and_a_rejoining_node_continues(tmp_path) -> None:
-    config = small_config(tmp_path, num_server_rounds=3)
+    config = small_config(tmp_path, rounds=3)
     grid = in_process_grid(config, num_partitions=2)
     first, second = list(grid.contexts)
     events: list[str] = []
@@ -178,7 +182,7 @@ def test_denoiser_action_replies_the_fedavg_sums_of_its_silo(tmp_path) -> None:
     """@app.train("denoiser"): sums whose ratio is FedAvg of the silo's client updates; no profile leaves."""
     from flwr.app import Context, RecordDict
 
-    from mmfedrec.federation.client_app import app, denoiser_generator, load_silo
+    from mmfedrec.federation.flower.client_app import app, denoiser_generator, load_silo
     from mmfedrec.generators.denoiser import ProfileDenoiser
     from mmfedrec.generators.federated import FederatedDenoiserConfig, fedavg_mean_update
     from mmfedrec.generators.objective import completion_batch
@@ -202,7 +206,9 @@ def test_denoiser_action_replies_the_fedavg_sums_of_its_silo(tmp_path) -> None:
     }
     content = RecordDict({"arrays": ArrayRecord(denoiser.state_dict()), "config": ConfigRecord(round_config)})
     message = grid_message(content, "train.denoiser")
-    context = Context(1, 7, {"partition-id": 1, "num-partitions": 2}, RecordDict(), config.to_run_config())
+    context = Context(
+        1, 7, {"partition-id": 1, "num-partitions": 2}, RecordDict(), to_run_config(config, config.seeds[0])
+    )
     reply = app(message, context)
     assert set(reply.content.keys()) == {"sums", "metrics"}
     sums = reply.content["sums"].to_torch_state_dict()
@@ -226,46 +232,71 @@ def grid_message(content, message_type: str):
     """A message as the SuperLink would deliver it to a node."""
     from flwr.app import Message
 
-    from mmfedrec.federation.flower_engine import in_process_grid
+    from mmfedrec.federation.flower.launcher import in_process_grid
 
-    in_process_grid(FlowerRunConfig(), 1)  # sets the process's task identity for Message()
+    in_process_grid(RunConfig(), 1)  # sets the process's task identity for Message()
     return Message(content, 7, message_type)
 
 
-def test_flower_experiment_writes_the_run_folder_of_run_experiment(tmp_path, monkeypatch) -> None:
-    """`run_flower_experiment` (the CLI's --engine flower-*) gives summary.json the in-process keys and values."""
-    from mmfedrec.data.spec import DatasetSpec
-    from mmfedrec.experiment import ExperimentConfig, run_experiment
-    from mmfedrec.federation import flower_engine
-    from mmfedrec.federation.local import LocalConfig
-    from mmfedrec.federation.runner import TrainSettings
-    from mmfedrec.federation.simulation import FederatedConfig
+def test_flower_engines_write_the_run_folder_of_the_inprocess_engine(tmp_path, monkeypatch) -> None:
+    """--engine flower-* goes through the same orchestrator: summary.json has the in-process keys and values."""
+    from mmfedrec.config.codec import with_settings
+    from mmfedrec.experiment import run_experiment
+    from mmfedrec.federation.flower import launcher
 
     # the engine's processes are tested in test_flower_engines.py; here the same app runs in-process
-    monkeypatch.setattr(flower_engine, "run_flower", lambda config, engine, options=None: run_inprocess(config, 2)[0])
-    dataset = DatasetSpec(synthetic_users=60, synthetic_items=50, cache_dir=tmp_path / "cache")
-    settings = TrainSettings(rounds=2, dim=16, federated=FederatedConfig(local=LocalConfig(batch_size=16)))
-
-    def experiment(name: str) -> ExperimentConfig:
-        return ExperimentConfig("fedavg-mf", dataset, tmp_path / name, (0, 1), 20, settings, progress=False)
-
-    flower = flower_engine.run_flower_experiment(experiment("flower"), "flower-deploy")
-    reference = run_experiment(experiment("inprocess"))
+    monkeypatch.setattr(launcher, "run_flower", lambda config, engine, options=None: run_inprocess(config, 2)[0])
+    config = with_settings(
+        RunConfig(),
+        method="fedavg-mf",
+        synthetic_users=60,
+        synthetic_items=50,
+        cache_dir=tmp_path / "cache",
+        seeds=(0, 1),
+        eval_negatives=20,
+        rounds=2,
+        dim=16,
+        batch_size=16,
+    )
+    flower = run_experiment(dataclasses.replace(config, engine="flower-deploy"), tmp_path / "flower", progress=False)
+    reference = run_experiment(config, tmp_path / "inprocess", progress=False)
     assert set(flower) == set(reference)
     assert flower["test"]["sampled"]["ndcg@10"] == pytest.approx(reference["test"]["sampled"]["ndcg@10"], abs=1e-9)
     assert flower["best_round"] == reference["best_round"]
+    assert flower["engine"] == "flower-deploy"
     written = {p.name for p in (tmp_path / "flower").iterdir()}
-    assert {"config.json", "metrics.jsonl", "summary.json", "report.md", "model.safetensors"} <= written
+    assert {"config.json", "metrics.jsonl", "summary.json", "report.md", "model.safetensors", "seed-1.json"} <= written
+
+
+def test_resuming_a_flower_run_keeps_its_engine(tmp_path, monkeypatch) -> None:
+    """`mmfedrec train --resume` on a Flower run folder goes on with Flower, not in-process."""
+    from mmfedrec.cli import main
+    from mmfedrec.federation.flower import launcher
+
+    engines: list[str] = []
+
+    def fake_flower(config, engine, options=None):
+        engines.append(engine)
+        return run_inprocess(config, 2)[0]
+
+    monkeypatch.setattr(launcher, "run_flower", fake_flower)
+    out = tmp_path / "run"
+    common = ["--method", "fedavg-mf", "--synthetic-users", "60", "--synthetic-items", "50", "--eval-negatives", "20"]
+    args = [*common, "--cache-dir", str(tmp_path / "cache"), "--rounds", "2", "--dim", "16", "--seeds", "0,1"]
+    assert main(["train", *args, "--engine", "flower-sim", "--out", str(out), "--quiet"]) == 0
+    (out / "seed-1.json").unlink()  # as if the run had been killed during seed 1
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    assert engines == ["flower-sim", "flower-sim", "flower-sim"]
 
 
 def test_denoiser_rounds_over_silos_lower_the_loss(tmp_path) -> None:
-    from mmfedrec.federation.server_app import train_denoiser_rounds
+    from mmfedrec.federation.flower.server_app import train_denoiser_rounds
     from mmfedrec.generators.denoiser import ProfileDenoiser
 
     config = small_config(tmp_path)
     grid = in_process_grid(config, num_partitions=2)
     torch.manual_seed(0)
-    denoiser = ProfileDenoiser(profile_dim=config.split().n_items, hidden_dim=32, time_embed_dim=16)
+    denoiser = ProfileDenoiser(profile_dim=flower_split(config).n_items, hidden_dim=32, time_embed_dim=16)
     optimizer = torch.optim.Adam(denoiser.parameters(), lr=3e-3)
     round_config = {
         "hidden-dim": 32,
@@ -289,5 +320,9 @@ def test_pyproject_run_config_declares_every_key_with_its_default() -> None:
 
     pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     declared = pyproject["tool"]["flwr"]["app"]["config"]
-    assert declared == FlowerRunConfig().to_run_config()
-    assert FlowerRunConfig.from_run_config(declared) == FlowerRunConfig()
+    from flwr.common.config import flatten_dict
+
+    from mmfedrec.config.codec import flatten, from_flat
+
+    assert flatten_dict(declared) == flatten(RunConfig())  # flwr's own flattening of the nested tables
+    assert from_flat(flatten_dict(declared)) == RunConfig()

@@ -9,13 +9,15 @@ import time
 
 import pytest
 
-from mmfedrec.federation.flower_config import FlowerRunConfig
-from mmfedrec.federation.flower_engine import FlowerOptions, ProcessGroup, run_flower
-from mmfedrec.federation.runner import train_seed
+from mmfedrec.config import RunConfig
+from mmfedrec.federation.engines.runner import train_seed
+from mmfedrec.federation.flower.launcher import FlowerOptions, ProcessGroup, run_flower
+from mmfedrec.federation.flower.run_config import flower_split
+from mmfedrec.federation.methods import method_spec
 from tests.federation.helpers import small_flower_config
 
 
-def small_config(tmp_path, **changes) -> FlowerRunConfig:
+def small_config(tmp_path, **changes) -> RunConfig:
     return small_flower_config(tmp_path, **({"round_timeout": 120.0} | changes))
 
 
@@ -43,7 +45,7 @@ def assert_same_metrics(outcome, reference) -> None:
 def test_deployment_engine_with_two_supernodes_matches_the_inprocess_engine(tmp_path, work_dir) -> None:
     config = small_config(tmp_path)
     outcome = run_flower(config, "flower-deploy", FlowerOptions(num_nodes=2, timeout=240, work_dir=work_dir))
-    reference = train_seed(config.method_spec(), config.split(), None, config.train_settings(), config.seed)
+    reference = train_seed(method_spec(config.method), flower_split(config), None, config, config.seeds[0])
     assert [entry["nodes"] for entry in outcome.curve] == [2, 2]
     assert outcome.test["users"] == 60
     assert_same_metrics(outcome, reference)
@@ -55,7 +57,7 @@ def test_deployment_engine_with_two_supernodes_matches_the_inprocess_engine(tmp_
 def test_simulation_engine_matches_the_inprocess_engine(tmp_path, work_dir) -> None:
     config = small_config(tmp_path)
     outcome = run_flower(config, "flower-sim", FlowerOptions(num_nodes=2, timeout=240, work_dir=work_dir))
-    reference = train_seed(config.method_spec(), config.split(), None, config.train_settings(), config.seed)
+    reference = train_seed(method_spec(config.method), flower_split(config), None, config, config.seeds[0])
     assert_same_metrics(outcome, reference)
 
 

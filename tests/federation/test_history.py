@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from mmfedrec.evaluation.protocols import evaluate
-from mmfedrec.federation.batches import NO_EVENT, build_round_examples, pad_chunks, round_key
-from mmfedrec.federation.history import (
+from mmfedrec.federation.local.batches import NO_EVENT, build_round_examples, pad_chunks, round_key
+from mmfedrec.federation.local.history import (
     NO_HISTORY,
     RECENCY_DECAY,
     EventContexts,

@@ -11,10 +11,11 @@ import math
 import numpy as np
 import torch
 
-from mmfedrec.federation.batches import build_round_examples, pad_chunks, round_key
-from mmfedrec.federation.item_tower import ItemTower
-from mmfedrec.federation.local import LocalConfig, local_train
+from mmfedrec.config import LocalConfig
+from mmfedrec.federation.local.batches import build_round_examples, pad_chunks, round_key
+from mmfedrec.federation.local.training import local_train
 from mmfedrec.federation.models import build_model
+from mmfedrec.federation.models.item_tower import ItemTower
 from mmfedrec.federation.privacy.secure_agg import mask_updates, unmask_sum
 from tests.federation.helpers import planted_split
 

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from mmfedrec.federation.item_tower import ItemTower, TowerUpdater
+from mmfedrec.federation.models.item_tower import ItemTower, TowerUpdater
 
 
 class LinearContent(nn.Module):

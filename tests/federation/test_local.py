@@ -2,12 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from mmfedrec.federation import local
-from mmfedrec.federation.batches import build_round_examples, pad_chunks, round_key
-from mmfedrec.federation.history import EventContexts
-from mmfedrec.federation.item_tower import ItemTower
-from mmfedrec.federation.local import DENSE_MAX_RATIO, LocalConfig, RowFactors, example_loss, local_train
+from mmfedrec.config import LocalConfig
+from mmfedrec.errors import MmfedrecError
+from mmfedrec.federation.local import training as local
+from mmfedrec.federation.local.batches import build_round_examples, pad_chunks, round_key
+from mmfedrec.federation.local.history import EventContexts
+from mmfedrec.federation.local.training import DENSE_MAX_RATIO, RowFactors, example_loss, local_train
 from mmfedrec.federation.models import build_model
+from mmfedrec.federation.models.item_tower import ItemTower
 from tests.federation.helpers import planted_split
 
 
@@ -49,9 +51,9 @@ def test_the_dot_product_shortcut_steps_item_vectors_like_autograd(model_name: s
 
 def test_row_step_defaults_follow_the_client_optimizer() -> None:
     assert LocalConfig(lr=0.3).row_step == ("adam", 0.3)
-    assert LocalConfig(lr=0.3, optimizer="sgd").row_step == ("sgd", 0.3)
+    assert LocalConfig(lr=0.3, local_optimizer="sgd").row_step == ("sgd", 0.3)
     assert LocalConfig(lr=0.3, row_optimizer="sgd", row_lr=20.0).row_step == ("sgd", 20.0)
-    with pytest.raises(ValueError, match="row_optimizer"):
+    with pytest.raises(MmfedrecError, match="row_optimizer"):
         LocalConfig(row_optimizer="lion")
 
 

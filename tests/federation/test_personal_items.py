@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from mmfedrec.evaluation.protocols import evaluate
-from mmfedrec.federation.compression import CompressionConfig
-from mmfedrec.federation.personal_items import PersonalItemRows
+from mmfedrec.federation.local.personal_items import PersonalItemRows
+from mmfedrec.federation.privacy.compression import CompressionConfig
 from tests.federation.test_compression import fake_result
 from tests.federation.test_simulation import make_simulation
 
@@ -47,6 +47,8 @@ def test_dual_personalisation_changes_rankings_and_survives_a_checkpoint(model_n
 
 
 def test_personal_rows_are_not_uploaded_even_with_compression() -> None:
-    dual = make_simulation("batched", "pfedrec", lr=0.05, personal_items=True, compression=CompressionConfig(bits=8))
+    dual = make_simulation(
+        "batched", "pfedrec", lr=0.05, personal_items=True, compression=CompressionConfig(compress_bits=8)
+    )
     dual.run_round(0)
     assert len(dual.personal.keys) > 0 and "personal.keys" not in dual.compressor.state()

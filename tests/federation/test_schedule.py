@@ -4,13 +4,12 @@ import itertools
 import pytest
 import torch
 
+from mmfedrec.config import LocalConfig, TrainConfig
 from mmfedrec.errors import MmfedrecError
-from mmfedrec.federation.central import CentralTrainer
-from mmfedrec.federation.item_tower import ItemTower
-from mmfedrec.federation.local import LocalConfig
+from mmfedrec.federation.engines.central import CentralTrainer
+from mmfedrec.federation.local.schedule import lr_factor
 from mmfedrec.federation.models import build_model
-from mmfedrec.federation.schedule import lr_factor
-from mmfedrec.federation.simulation import FederatedConfig
+from mmfedrec.federation.models.item_tower import ItemTower
 from tests.federation.helpers import planted_split
 from tests.federation.test_simulation import make_simulation
 
@@ -26,7 +25,7 @@ def test_cosine_decays_from_one_and_every_round_trains() -> None:
 
 def test_an_unknown_schedule_is_refused_by_name() -> None:
     with pytest.raises(MmfedrecError, match=r"--lr-schedule.*constant, cosine.*'linear'"):
-        FederatedConfig(lr_schedule="linear")
+        TrainConfig(lr_schedule="linear")
 
 
 def test_scaling_reaches_every_learning_rate() -> None:

@@ -2,24 +2,39 @@ import numpy as np
 import pytest
 import torch
 
+from mmfedrec.config import CompressionConfig, RunConfig
+from mmfedrec.config.codec import with_settings
 from mmfedrec.errors import MmfedrecError
 from mmfedrec.evaluation.protocols import evaluate
-from mmfedrec.federation.defended import DefenseConfig
-from mmfedrec.federation.item_tower import ItemTower
-from mmfedrec.federation.local import LocalConfig
+from mmfedrec.federation.engines.simulation import Simulation
 from mmfedrec.federation.models import build_model
-from mmfedrec.federation.simulation import FederatedConfig, Simulation
+from mmfedrec.federation.models.item_tower import ItemTower
 from tests.federation.helpers import planted_split
 
 
 def make_simulation(
-    engine: str, model_name: str = "moe", lr: float = 0.01, history: int = 0, optimizer: str = "adam", **overrides
+    engine: str,
+    model_name: str = "moe",
+    lr: float = 0.01,
+    history: int = 0,
+    optimizer: str = "adam",
+    federate: bool = True,
+    compression: CompressionConfig | None = None,
+    **settings: object,
 ) -> Simulation:
+    """A small simulation; `engine` is "batched" or "loop", `settings` are the tree's fields by name."""
     split = planted_split()
-    local = LocalConfig(lr=lr, batch_size=8, optimizer=optimizer)
-    config = FederatedConfig(engine=engine, max_cells=256, local=local, **overrides)
+    config = with_settings(
+        RunConfig(engine="loop" if engine == "loop" else "sim", compression=compression or CompressionConfig()),
+        lr=lr,
+        batch_size=8,
+        local_optimizer=optimizer,
+        max_cells=256,
+        **settings,
+    )
     tower = ItemTower(split.n_items, 16, generator=torch.Generator().manual_seed(0))
-    return Simulation(build_model(model_name, 16, n_experts=3, history=history), tower, split, config, seed=0)
+    model = build_model(model_name, 16, n_experts=3, history=history)
+    return Simulation(model, tower, split, config, seed=0, federate=federate)
 
 
 @pytest.mark.parametrize(
@@ -69,7 +84,7 @@ def test_row_average_over_clients_moves_rare_items_less_and_is_fedavg_only() -> 
     touched = moved_senders > 0
     assert touched.any() and bool((moved_clients <= moved_senders + 1e-7).all())
     assert bool((moved_clients[touched] < moved_senders[touched]).any())  # items not every client trained
-    with pytest.raises(MmfedrecError, match="row average 'clients' is FedAvg's; median aggregates"):
-        FederatedConfig(row_average="clients", defense=DefenseConfig(aggregator="median"))
-    with pytest.raises(MmfedrecError, match="row average must be one of senders, clients"):
-        FederatedConfig(row_average="all")
+    with pytest.raises(MmfedrecError, match="aggregator median needs each client's upload"):
+        with_settings(RunConfig(), row_average="clients", aggregator="median")
+    with pytest.raises(MmfedrecError, match=r"--row-average .row_average. must be one of senders, clients"):
+        with_settings(RunConfig(), row_average="all")

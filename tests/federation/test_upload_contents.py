@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from mmfedrec.federation.batches import build_round_examples, pad_chunks, round_key
-from mmfedrec.federation.comm import client_upload, message_nbytes, upload_nbytes
-from mmfedrec.federation.history import EventContexts
-from mmfedrec.federation.item_tower import ItemTower
-from mmfedrec.federation.local import LocalConfig, local_train
+from mmfedrec.config import LocalConfig
+from mmfedrec.federation.local.batches import build_round_examples, pad_chunks, round_key
+from mmfedrec.federation.local.history import EventContexts
+from mmfedrec.federation.local.training import local_train
 from mmfedrec.federation.models import build_model
+from mmfedrec.federation.models.item_tower import ItemTower
+from mmfedrec.federation.privacy.comm import client_upload, message_nbytes, upload_nbytes
 from tests.federation.helpers import planted_split
 
 

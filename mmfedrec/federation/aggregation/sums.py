@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mmfedrec.federation.local import LocalResult
+from mmfedrec.config.tree import ROW_AVERAGES
+from mmfedrec.federation.local.training import LocalResult
 
 
 @dataclass
@@ -63,9 +64,6 @@ def update_sums(result: LocalResult, touched: Tensor, n_items: int, expertwise: 
     row_senders = touched.sum(0).float()
     clients = torch.tensor(float(len(result.n_examples)))
     return UpdateSums(weighted, weights, row_sum, row_senders, clients)
-
-
-ROW_AVERAGES = ("senders", "clients")
 
 
 def average_rows(row_sum: Tensor, senders: Tensor, clients: float | Tensor, row_average: str) -> Tensor:

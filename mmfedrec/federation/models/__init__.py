@@ -11,7 +11,7 @@ A model exposes:
 - `scores(private, shared, rows, context=None) -> (C, L)`: logits for the item vectors `rows`
   (C|1, L, D+1), whose last column is the item bias;
 - `auxiliary_loss(private, shared) -> (C,)` and `routed_mass(private, shared) -> (C, K) | None`;
-- `history`: how many recent items condition the user state (`mmfedrec.federation.history`);
+- `history`: how many recent items condition the user state (`mmfedrec.federation.local.history`);
   when > 0, `scores` gets each client's history `context` (C, D) (None otherwise), and
   `client_vector` takes one per client or per example, (C, D) or (C, B, D).
 """

@@ -10,7 +10,7 @@ the first round's upload contained the private gate exactly), hence no such spli
 vectors from the server-side item tower (multimodal content + ID), last column = bias.
 
 With `history = H > 0` the experts read the user vector plus a context: the recency-weighted
-mean vector of the client's H latest items before the one scored (`mmfedrec.federation.history`),
+mean vector of the client's H latest items before the one scored (`mmfedrec.federation.local.history`),
 through a shared (D, D) map that starts as the identity and is aggregated like the experts, so
 what the user did just now can weigh differently from who the user is. The gate still reads the
 user vector alone, so routing stays a property of the client.

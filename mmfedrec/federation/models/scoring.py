@@ -2,7 +2,7 @@
 
 Such a model has a `client_vector(private, shared) -> (C, D + 1)` method and scores
 `row_dot(rows, client_vector)`; local training then needs no gradient per item row (see
-`mmfedrec.federation.local`).
+`mmfedrec.federation.local.training`).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from mmfedrec.errors import MmfedrecError
-from mmfedrec.federation.batches import counter_hash
+from mmfedrec.federation.local.batches import counter_hash
 
 SCALE = 2.0**20  # fixed-point resolution: quantisation error <= 2^-21 per value
 LIMIT = 2.0**42  # |value| bound, so that sums of up to 2^20 clients stay below 2^63 / SCALE

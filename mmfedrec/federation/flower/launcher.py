@@ -8,13 +8,14 @@ Three ways, one result (`SeedOutcome`, hence one `summary.json` shape):
 - `run_flower(config, "flower-deploy")`: the Deployment Engine: a SuperLink, one
   `flower-supernode` per silo (`--node-config "partition-id=i num-partitions=n"`), `flwr run`.
 Every process gets one torch thread, telemetry off, offline, and runtime dependency
-installation off. `run_flower_experiment` writes the run folder like `run_experiment`.
+installation off. `flower_seed_trainer` puts either engine behind the engines' contract, so the
+run folder is written by `mmfedrec.experiment` for every engine.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import os
 import shutil
 import signal
@@ -31,13 +32,13 @@ from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid
 
+from mmfedrec.config.tree import RunConfig
 from mmfedrec.errors import MmfedrecError
-from mmfedrec.federation.flower_config import FlowerRunConfig
-from mmfedrec.federation.methods import method_spec
-from mmfedrec.federation.runner import SeedOutcome
+from mmfedrec.federation.engines.runner import SeedOutcome
+from mmfedrec.federation.flower.run_config import check_flower_support, flower_split, to_run_config
 
 ENGINES = ("flower-sim", "flower-deploy")
-PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the Flower app: pyproject.toml with [tool.flwr.app]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]  # the Flower app: pyproject.toml with [tool.flwr.app]
 
 
 # ---- in process ------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ class InProcessGrid(Grid):
 
 
 def run_inprocess(
-    config: FlowerRunConfig, num_partitions: int = 2, trainer=None, grid: InProcessGrid | None = None
+    config: RunConfig, num_partitions: int = 2, trainer=None, grid: InProcessGrid | None = None
 ) -> tuple[SeedOutcome, InProcessGrid]:
     """The whole app (strategy + ClientApps) in this process; returns the outcome and the grid.
 
@@ -133,17 +134,17 @@ def run_inprocess(
         trainer: the server's `Simulation` (default: built from `config`); holds the last round's state after.
         grid: a prepared grid (default: `in_process_grid(config, num_partitions)`).
     """
-    from mmfedrec.federation.server_app import run_server
+    from mmfedrec.federation.flower.server_app import run_server
 
     grid = grid or in_process_grid(config, num_partitions)
     return run_server(grid, config, trainer), grid
 
 
-def in_process_grid(config: FlowerRunConfig, num_partitions: int = 2) -> InProcessGrid:
-    from mmfedrec.federation.client_app import app as client_app
+def in_process_grid(config: RunConfig, num_partitions: int = 2) -> InProcessGrid:
+    from mmfedrec.federation.flower.client_app import app as client_app
 
     node_configs = [{"partition-id": i, "num-partitions": num_partitions} for i in range(num_partitions)]
-    return InProcessGrid(client_app, node_configs, config.to_run_config())
+    return InProcessGrid(client_app, node_configs, to_run_config(config, config.seeds[0]))
 
 
 # ---- processes -------------------------------------------------------------------------------
@@ -269,13 +270,23 @@ def supernode_command(bin_dir: Path, superlink_port: int, runtime_port: int, par
     ]
 
 
-def run_config_args(config: FlowerRunConfig) -> list[str]:
-    """`--run-config` overrides, one TOML key=value each (strings quoted)."""
-    args = []
-    for key, value in config.to_run_config().items():
-        text = json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else value
-        args += ["--run-config", f"{key}={text}"]
-    return args
+def write_run_config(config: RunConfig, path: Path) -> Path:
+    """The run config as a TOML file for `flwr run --run-config FILE`.
+
+    One file, not one `--run-config key=value` per key: flwr 1.42 merges separate dotted
+    overrides section by section, so only the last key of each section would survive.
+    """
+    import tomli_w
+
+    nested: dict[str, dict] = {}
+    for key, value in to_run_config(config, config.seeds[0]).items():
+        *sections, name = key.split(".")
+        node = nested
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[name] = value
+    path.write_text(tomli_w.dumps(nested))
+    return path
 
 
 @contextlib.contextmanager
@@ -313,19 +324,20 @@ def start_supernodes(group: ProcessGroup, options: FlowerOptions, superlink_port
 
 
 def submit_run(
-    group: ProcessGroup, options: FlowerOptions, config: FlowerRunConfig, federation_config: list[str] | None = None
+    group: ProcessGroup, options: FlowerOptions, config: RunConfig, federation_config: list[str] | None = None
 ) -> subprocess.Popen:
     """`flwr run . mmfedrec --stream` with the config as overrides; streams the run's logs until it ends."""
     command = [str(options.python_bin / "flwr"), "run", str(PROJECT_ROOT), "mmfedrec", "--stream"]
     for item in federation_config or []:
         command += ["--federation-config", item]
-    return group.start("flwr-run", command + run_config_args(config))
+    run_config = write_run_config(config, Path(group.log_dir) / "run-config.toml")
+    return group.start("flwr-run", [*command, "--run-config", str(run_config)])
 
 
 def wait_for_outcome(
     group: ProcessGroup, run: subprocess.Popen, out_dir: Path, seed: int, timeout: float
 ) -> SeedOutcome:
-    from mmfedrec.federation.server_app import read_outcome
+    from mmfedrec.federation.flower.server_app import read_outcome
 
     deadline = time.monotonic() + timeout
     path = out_dir / f"outcome-seed{seed}.json"
@@ -341,23 +353,25 @@ def wait_for_outcome(
 
 
 def run_flower(
-    config: FlowerRunConfig,
+    config: RunConfig,
     engine: str,
     options: FlowerOptions | None = None,
     on_started: Callable[[ProcessGroup], None] | None = None,
 ) -> SeedOutcome:
-    """Run one seed of `config` on the Flower Simulation ("flower-sim") or Deployment ("flower-deploy") Engine.
+    """Run `config` (one seed) on the Flower Simulation ("flower-sim") or Deployment ("flower-deploy") Engine.
 
     Args:
         on_started: called with the process group once the run is submitted (tests kill nodes with it).
     """
     if engine not in ENGINES:
         raise MmfedrecError(f"engine must be one of {ENGINES}, got {engine!r}")
+    check_flower_support(config)
     options = options or FlowerOptions()
-    config.split()  # build the shared data cache once, before several processes race to write it
+    flower_split(config)  # build the shared data cache once, before several processes race to write it
     with flower_processes(options) as (group, work):
         out_dir = work / "outcome"
-        config = _with(config, out_dir=str(out_dir), min_nodes=options.num_nodes)
+        flower = dataclasses.replace(config.flower, outcome_dir=str(out_dir), min_nodes=options.num_nodes)
+        config = dataclasses.replace(config, flower=flower)
         port = start_superlink(group, options, engine == "flower-sim", work / "flwr-home")
         federation_config = None
         if engine == "flower-deploy":
@@ -371,79 +385,26 @@ def run_flower(
         run = submit_run(group, options, config, federation_config)
         if on_started is not None:
             on_started(group)
-        outcome = wait_for_outcome(group, run, out_dir, config.seed, options.timeout)
+        outcome = wait_for_outcome(group, run, out_dir, config.seeds[0], options.timeout)
         outcome.curve = [{**entry, "engine": engine} for entry in outcome.curve]
         return outcome
 
 
-def _with(config: FlowerRunConfig, **changes: object) -> FlowerRunConfig:
-    import dataclasses
+def flower_seed_trainer(engine: str, options: FlowerOptions | None = None) -> Callable[..., SeedOutcome]:
+    """A Flower engine behind the engines' contract (`mmfedrec.federation.engines.runner.train_seed`).
 
-    return dataclasses.replace(config, **changes)
-
-
-# ---- the CLI's entry point -------------------------------------------------------------------
-
-
-def run_flower_experiment(config, engine: str, options: FlowerOptions | None = None) -> dict:
-    """`mmfedrec train --engine flower-sim|flower-deploy`: like `run_experiment`, one Flower run per seed.
-
-    Args:
-        config: the `ExperimentConfig` the CLI built.
-    Writes the same run folder (config.json, metrics.jsonl, summary.json, report.md,
-    model.safetensors) and returns the summary. The checkpoint holds the shared tensors and
-    item tower only: private rows never leave the SuperNodes.
+    The ServerApp builds its item features itself and Flower runs every round, so `features`,
+    `groups`, `pseudo` and `checkpoint` are not used (`check_flower_support` refuses what needs
+    them); the rounds reach `on_round` when the run ends.
     """
-    from safetensors.torch import save
 
-    from mmfedrec.atomic import write_atomic
-    from mmfedrec.data.registry import load_dataset
-    from mmfedrec.evaluation.report import write_json
-    from mmfedrec.experiment import _config_dict, write_summary
+    def train_seed_on_flower(
+        method, split, features, config: RunConfig, seed: int, groups=None, pseudo=None, on_round=None, checkpoint=None
+    ) -> SeedOutcome:
+        outcome = run_flower(dataclasses.replace(config, seeds=(seed,)), engine, options)
+        for entry in outcome.curve:
+            if on_round is not None:
+                on_round(entry)
+        return outcome
 
-    augment = getattr(config, "augment", None)
-    if augment is not None and (augment.name != "none" or augment.sparse_fraction > 0):
-        raise MmfedrecError("augmentation and the sparse-client protocol run in-process only (--engine sim)")
-    defense = config.train.federated.defense
-    if config.train.dp_epsilon > 0 or defense.per_client or defense.dropout > 0 or config.train.checkpoint_every:
-        raise MmfedrecError(
-            "DP, robust aggregation, attacks, dropout and checkpoints run in-process only (--engine sim); "
-            "on Flower, failures are real node failures"
-        )
-    if config.train.federated.compression.enabled:
-        raise MmfedrecError("upload compression runs in-process only (--engine sim or loop)")
-    if method_spec(config.method).personal_items or config.train.federated.personal_items:
-        raise MmfedrecError(f"{config.method} keeps per-client item vectors: in-process only (--engine sim or loop)")
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", {**_config_dict(config), "engine": engine})
-    load_dataset(config.dataset)  # fail fast on bad data, fill the cache for the Flower processes
-    outcomes: list[SeedOutcome] = []
-    started = time.perf_counter()
-    with (out / "metrics.jsonl").open("w") as metrics_file:
-        for seed in config.seeds:
-            run_config = FlowerRunConfig.from_parts(
-                config.method, config.dataset, config.train, seed, config.eval_negatives
-            )
-            run_config = _with(
-                run_config,
-                text_model=config.features.text_model or "",
-                image_preset=config.features.image_preset or "",
-                image_checkpoint=config.features.image_checkpoint or "",
-            )
-            outcome = run_flower(run_config, engine, options)
-            for entry in outcome.curve:
-                metrics_file.write(json.dumps({"method": config.method, **entry}) + "\n")
-            metrics_file.flush()
-            outcomes.append(outcome)
-            if config.progress:
-                ndcg = outcome.test["sampled"]["ndcg@10"]
-                print(
-                    f"[{config.method} seed {seed} {engine}] best round {outcome.best_round}: test ndcg@10 {ndcg:.4f}",
-                    file=sys.stderr,
-                )
-    summary = write_summary(config, outcomes, time.perf_counter() - started, engine=engine)
-    state = {k: v.contiguous() for k, v in outcomes[0].best_state.items()}
-    meta = {"method": config.method, "seed": str(outcomes[0].seed), "engine": engine}
-    write_atomic(out / "model.safetensors", save(state, metadata=meta))
-    return summary
+    return train_seed_on_flower

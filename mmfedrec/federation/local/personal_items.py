@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mmfedrec.federation.local import LocalResult, sum_by_key
+from mmfedrec.federation.local.training import LocalResult, sum_by_key
 
 
 class PersonalItemRows:

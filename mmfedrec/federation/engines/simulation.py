@@ -8,74 +8,45 @@ the same examples from the same generator, so they agree to float tolerance.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from mmfedrec.config.tree import RunConfig
 from mmfedrec.data.splits import Split
-from mmfedrec.errors import MmfedrecError
-from mmfedrec.federation.aggregation.sums import ROW_AVERAGES, UpdateSums, update_sums
-from mmfedrec.federation.batches import (
+from mmfedrec.federation.aggregation.defended import (
+    Defense,
+    aggregate_defended,
+    attack,
+    collect_uploads,
+    reject_non_finite,
+)
+from mmfedrec.federation.aggregation.faults import byzantine_clients, dropped_clients
+from mmfedrec.federation.aggregation.server import ServerModel
+from mmfedrec.federation.aggregation.sums import UpdateSums, update_sums
+from mmfedrec.federation.engines.resumable import (
+    generator_state,
+    load_optimizer_tensors,
+    optimizer_tensors,
+    restore_generator,
+)
+from mmfedrec.federation.local.batches import (
     KnownPairs,
     build_round_examples,
     pad_chunks,
     round_key,
     single_client_chunks,
 )
-from mmfedrec.federation.comm import download_nbytes, upload_nbytes
-from mmfedrec.federation.compression import CompressionConfig, ErrorFeedbackCompressor
-from mmfedrec.federation.defended import DefenseConfig, aggregate_defended, attack, collect_uploads, reject_non_finite
-from mmfedrec.federation.faults import byzantine_clients, dropped_clients
-from mmfedrec.federation.history import EventContexts, user_contexts
-from mmfedrec.federation.item_tower import ItemTower
-from mmfedrec.federation.local import LocalConfig, LocalResult, local_train
+from mmfedrec.federation.local.history import EventContexts, user_contexts
+from mmfedrec.federation.local.personal_items import PersonalItemRows
+from mmfedrec.federation.local.schedule import scheduled_local
+from mmfedrec.federation.local.training import LocalResult, local_train
 from mmfedrec.federation.models import initial_state
-from mmfedrec.federation.personal_items import PersonalItemRows
-from mmfedrec.federation.resumable import generator_state, load_optimizer_tensors, optimizer_tensors, restore_generator
-from mmfedrec.federation.schedule import LR_SCHEDULES, lr_factor
-from mmfedrec.federation.server import ServerModel
-
-
-@dataclass(frozen=True)
-class FederatedConfig:
-    rounds: int = 30
-    client_fraction: float = 1.0  # clients sampled per round
-    engine: str = "batched"  # "batched" or "loop"
-    n_negatives: int = 4  # negatives per positive
-    negatives_avoid_heldout: bool = False  # PFedRec's sampling, for comparisons only (KnownPairs.for_split)
-    server_optimizer: str = "fedavg"  # "fedavg" or "fedadam"
-    server_lr: float = 1.0  # on the dense shared tensors
-    content_lr: float = 0.005  # server Adam step on the item tower's content modules (fusion)
-    id_shrink: float = 0.05  # share of the item ID vectors handed to the content each round (TowerUpdater)
-    expertwise: bool = True  # weight expert updates by routed mass (else by examples)
-    row_average: str = "senders"  # item updates divided by their senders (FedMF) or the round's clients (FedAvg)
-    federate: bool = True  # False: local-only baseline, every client keeps its own item vectors
-    personal_items: bool = False  # clients rank with their own fine-tuned item vectors (PFedRec)
-    max_cells: int = 1 << 16  # padded examples per batched chunk (bounds memory)
-    lr_schedule: str = "constant"  # LR_SCHEDULES: the client learning rates over the rounds
-    local: LocalConfig = field(default_factory=LocalConfig)
-    compression: CompressionConfig = field(default_factory=CompressionConfig)  # uploads, with error feedback
-    defense: DefenseConfig = field(default_factory=DefenseConfig)  # DP, robust aggregation, attacks, faults
-
-    def __post_init__(self) -> None:
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise MmfedrecError(
-                f"lr schedule (--lr-schedule) must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
-            )
-        if not 0.0 <= self.id_shrink < 1.0:
-            raise MmfedrecError(f"id shrink (--id-shrink) must be in [0, 1), got {self.id_shrink}")
-        if self.row_average not in ROW_AVERAGES:
-            raise MmfedrecError(f"row average must be one of {', '.join(ROW_AVERAGES)}, got {self.row_average!r}")
-        if self.row_average == "clients" and self.defense.aggregator != "fedavg":
-            raise MmfedrecError(
-                f"row average 'clients' is FedAvg's; {self.defense.aggregator} aggregates each item over its senders"
-            )
-
-    def local_at(self, round_index: int) -> LocalConfig:
-        """The client steps of round `round_index` (1-based), learning rates as the schedule has them."""
-        return self.local.scaled(lr_factor(self.lr_schedule, round_index, self.rounds))
+from mmfedrec.federation.models.item_tower import ItemTower
+from mmfedrec.federation.privacy.comm import download_nbytes, upload_nbytes
+from mmfedrec.federation.privacy.compression import ErrorFeedbackCompressor
 
 
 @dataclass(frozen=True)
@@ -92,43 +63,60 @@ class RoundStats:
 class Simulation:
     """Server state + every client's private state for one federated run."""
 
-    def __init__(self, model: object, tower: ItemTower, split: Split, config: FederatedConfig, seed: int) -> None:
+    def __init__(
+        self,
+        model: object,
+        tower: ItemTower,
+        split: Split,
+        config: RunConfig,
+        seed: int,
+        *,
+        federate: bool = True,
+        noise_multiplier: float = 0.0,
+    ) -> None:
+        """Args:
+        federate: False for the local-only baseline: every client keeps its own item vectors.
+        noise_multiplier: DP noise on the sums, derived from `config.privacy.dp_epsilon`.
+        """
         self.model = model
         self.tower = tower
         self.split = split
         self.config = config
+        self.federate = federate
+        self.defense = Defense(config.robust, config.privacy, noise_multiplier)
+        federated = config.federated
         self.shared, self.private = initial_state(model, split.n_users, seed)
         self.seed = seed
         self.rng = np.random.default_rng(seed)  # client sampling
         self.indptr, self.train_items = split.train_csr()
-        self.known = KnownPairs.for_split(split, config.negatives_avoid_heldout)
+        self.known = KnownPairs.for_split(split, federated.negatives_avoid_heldout)
         self.event_contexts = EventContexts.for_model(model, self.indptr, self.train_items, split.n_items)
         self.server = ServerModel(
             self.shared,
             tower,
-            config.server_optimizer,
-            config.server_lr,
-            config.content_lr,
-            config.row_average,
-            config.id_shrink,
+            federated.server_optimizer,
+            federated.server_lr,
+            federated.content_lr,
+            federated.row_average,
+            federated.id_shrink,
         )
         self.local_tables: Tensor | None = None
-        if not config.federate:  # local-only: each client owns a copy of the starting item vectors
+        if not federate:  # local-only: each client owns a copy of the starting item vectors
             with torch.no_grad():
                 self.local_tables = tower().detach().unsqueeze(0).repeat(split.n_users, 1, 1)
-        self.personal = PersonalItemRows(split.n_items) if config.personal_items and config.federate else None
+        self.personal = PersonalItemRows(split.n_items) if federated.personal_items and federate else None
         self.pseudo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self.attackers = torch.from_numpy(byzantine_clients(split.n_users, config.defense.byzantine, seed))
+        self.attackers = torch.from_numpy(byzantine_clients(split.n_users, config.robust.byzantine, seed))
         self.noise = torch.Generator().manual_seed(seed + 1)  # DP noise and random attacks
         self.compressor = None
-        if config.compression.enabled and config.federate:
+        if config.compression.enabled and federate:
             self.compressor = ErrorFeedbackCompressor(config.compression, split.n_users, split.n_items)
 
     def select_clients(self) -> np.ndarray:
         n_users = self.split.n_users
-        if self.config.client_fraction >= 1.0:
+        if self.config.federated.client_fraction >= 1.0:
             return np.arange(n_users)
-        k = max(1, round(self.config.client_fraction * n_users))
+        k = max(1, round(self.config.federated.client_fraction * n_users))
         return np.sort(self.rng.choice(n_users, size=k, replace=False))
 
     def run_round(self, round_index: int) -> RoundStats:
@@ -136,26 +124,26 @@ class Simulation:
         clients = self.select_clients()
         clients = clients[self.indptr[clients + 1] > self.indptr[clients]]  # nothing to train on: not selected
         key = round_key(self.seed, round_index)
-        silent = dropped_clients(len(clients), self.config.defense.dropout, key)
+        silent = dropped_clients(len(clients), self.config.robust.dropout, key)
         clients = clients[~silent]  # they never reply: the round goes on without them
         examples = build_round_examples(
             clients,
             self.indptr,
             self.train_items,
             self.split.n_items,
-            self.config.n_negatives,
+            self.config.federated.negatives,
             key,
             self.pseudo,
             self.known,
         )
         chunks = (
-            pad_chunks(examples, self.config.max_cells)
-            if self.config.engine == "batched"
-            else single_client_chunks(examples)
+            single_client_chunks(examples)
+            if self.config.engine == "loop"
+            else pad_chunks(examples, self.config.federated.max_cells)
         )
         item_table = self.server.item_table()
         contexts = None if self.event_contexts is None else self.event_contexts.contexts(item_table)
-        local = self.config.local_at(round_index)
+        local = scheduled_local(self.config, round_index)
         sums: UpdateSums | None = None
         per_client: list[tuple[Tensor, LocalResult]] = []
         upload = torch.zeros(len(clients), dtype=torch.float64)
@@ -178,22 +166,22 @@ class Simulation:
             upload[torch.from_numpy(chunk.rows)] = sent.double()
             if self.local_tables is not None:
                 self._apply_locally(chunk.clients, result)
-            elif self.config.defense.per_client:
+            elif self.defense.per_client:
                 per_client.append((chunk.clients, result))
             else:
-                chunk_sums = update_sums(result, touched, self.split.n_items, self.config.expertwise)
+                chunk_sums = update_sums(result, touched, self.split.n_items, self.config.federated.expertwise)
                 sums = chunk_sums if sums is None else sums + chunk_sums
         rejected = 0
         if sums is not None:
             self.server.apply(sums, item_table)
         elif per_client:
             rejected = self._aggregate_defended(per_client, round_index, key, item_table)
-        download = download_nbytes(self.shared, item_table) if self.config.federate else 0
+        download = download_nbytes(self.shared, item_table) if self.federate else 0
         return RoundStats(
             round=round_index,
             seconds=time.perf_counter() - started,
             clients=len(clients),
-            upload_bytes_per_client=float(upload.mean()) if self.config.federate else 0.0,
+            upload_bytes_per_client=float(upload.mean()) if self.federate else 0.0,
             download_bytes_per_client=float(download),
             dropped=int(silent.sum()),
             rejected=rejected,
@@ -203,16 +191,16 @@ class Simulation:
         self, parts: list[tuple[Tensor, LocalResult]], round_index: int, key: int, item_table: Tensor
     ) -> int:
         """Attacks, validation and the defended aggregation; returns how many uploads were rejected."""
-        defense = self.config.defense
+        defense = self.defense
         uploads = collect_uploads(parts, self.split.n_items)
-        if defense.byzantine > 0:
-            uploads = attack(uploads, self.attackers[uploads.clients], defense.byzantine_mode, self.noise)
+        if defense.robust.byzantine > 0:
+            uploads = attack(uploads, self.attackers[uploads.clients], defense.robust.byzantine_mode, self.noise)
         uploads, rejected = reject_non_finite(uploads, round_index)
         if len(uploads.clients) == 0:
             return rejected
-        expected = max(1.0, self.config.client_fraction * self.split.n_users)
+        expected = max(1.0, self.config.federated.client_fraction * self.split.n_users)
         delta, row_update = aggregate_defended(
-            uploads, defense, self.split.n_items, expected, self.noise, key, self.config.row_average
+            uploads, defense, self.split.n_items, expected, self.noise, key, self.config.federated.row_average
         )
         self.server.apply_delta(delta, row_update, item_table)
         return rejected

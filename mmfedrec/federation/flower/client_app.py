@@ -21,18 +21,20 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 from torch import Tensor
 
+from mmfedrec.config.tree import RunConfig
 from mmfedrec.data.splits import NO_ITEM, Split
 from mmfedrec.evaluation import metrics
 from mmfedrec.evaluation.protocols import FULL_KS, SAMPLED_KS, Scorer, activity_buckets, rank_users
 from mmfedrec.federation.aggregation.sums import UpdateSums, update_sums
-from mmfedrec.federation.batches import KnownPairs, build_round_examples, counter_hash, pad_chunks, round_key
-from mmfedrec.federation.comm import upload_nbytes
-from mmfedrec.federation.flower_config import FlowerRunConfig
-from mmfedrec.federation.history import EventContexts, user_contexts
-from mmfedrec.federation.local import local_train
+from mmfedrec.federation.engines.runner import build_client_model
+from mmfedrec.federation.flower.run_config import check_flower_support, flower_split, from_run_config
+from mmfedrec.federation.local.batches import KnownPairs, build_round_examples, counter_hash, pad_chunks, round_key
+from mmfedrec.federation.local.history import EventContexts, user_contexts
+from mmfedrec.federation.local.schedule import scheduled_local
+from mmfedrec.federation.local.training import local_train
+from mmfedrec.federation.methods import method_spec
 from mmfedrec.federation.models import initial_state
-from mmfedrec.federation.runner import build_client_model
-from mmfedrec.federation.simulation import FederatedConfig
+from mmfedrec.federation.privacy.comm import upload_nbytes
 from mmfedrec.runtime import configure_runtime
 
 PRIVATE_KEY = "mmfedrec.private"  # context.state: this node's private rows, (C_node, ...)
@@ -51,7 +53,7 @@ class Silo:
     model: object
     indptr: np.ndarray
     train_items: np.ndarray
-    federated: FederatedConfig
+    config: RunConfig  # one seed: `config.seeds[0]`
     seed: int
     known: KnownPairs  # the silo's (user, training item) pairs, which negatives avoid
     event_contexts: EventContexts | None  # a history-aware model's contexts of the training events
@@ -73,18 +75,18 @@ class SiloUpdate:
 
 
 @functools.lru_cache(maxsize=4)
-def load_silo(config: FlowerRunConfig, partition_id: int, num_partitions: int) -> Silo:
+def load_silo(config: RunConfig, partition_id: int, num_partitions: int) -> Silo:
     """The silo of one node (cached per process: Ray actors and `process` isolation reuse it)."""
     if not 0 <= partition_id < num_partitions:
         raise ValueError(f"partition-id {partition_id} outside 0..{num_partitions - 1}")
-    settings = config.train_settings()
-    split = config.split()
+    check_flower_support(config)
+    split = flower_split(config)
     users = np.array_split(np.arange(split.n_users), num_partitions)[partition_id]
-    model = build_client_model(config.method_spec(), settings)
+    model = build_client_model(method_spec(config.method), config.model)
     indptr, train_items = split.train_csr()
-    known = KnownPairs.for_split(split, settings.federated.negatives_avoid_heldout)
+    known = KnownPairs.for_split(split, config.federated.negatives_avoid_heldout)
     contexts = EventContexts.for_model(model, indptr, train_items, split.n_items)
-    return Silo(split, users, model, indptr, train_items, settings.federated, config.seed, known, contexts)
+    return Silo(split, users, model, indptr, train_items, config, config.seeds[0], known, contexts)
 
 
 def initial_private(silo: Silo) -> dict[str, Tensor]:
@@ -107,21 +109,21 @@ def train_silo(
     clients = clients[silo.indptr[clients + 1] > silo.indptr[clients]]  # nothing to train on: not selected
     if len(clients) == 0:
         return SiloUpdate(None, 0, 0.0, 0.0, None)
-    config = silo.federated
+    federated = silo.config.federated
     examples = build_round_examples(
         clients,
         silo.indptr,
         silo.train_items,
         silo.split.n_items,
-        config.n_negatives,
+        federated.negatives,
         round_key(silo.seed, server_round),
         known=silo.known,
     )
     contexts = None if silo.event_contexts is None else silo.event_contexts.contexts(item_table)
-    local = config.local_at(server_round)
+    local = scheduled_local(silo.config, server_round)
     sums: UpdateSums | None = None
     upload, n_examples, routed = 0.0, 0.0, None
-    for chunk in pad_chunks(examples, config.max_cells):
+    for chunk in pad_chunks(examples, federated.max_cells):
         rows = silo.local_index(chunk.clients)
         chunk_private = {name: value[rows] for name, value in private.items()}
         result = local_train(silo.model, shared, chunk_private, item_table, chunk, local, contexts=contexts)
@@ -133,7 +135,7 @@ def train_silo(
         if result.routed_mass is not None:
             mass = result.routed_mass.sum(0)
             routed = mass if routed is None else routed + mass
-        chunk_sums = update_sums(result, touched, silo.split.n_items, config.expertwise)
+        chunk_sums = update_sums(result, touched, silo.split.n_items, federated.expertwise)
         sums = chunk_sums if sums is None else sums + chunk_sums
     return SiloUpdate(sums, len(clients), n_examples, upload, routed)
 
@@ -206,9 +208,9 @@ def unpack_global(arrays: ArrayRecord) -> tuple[dict[str, Tensor], Tensor]:
     return shared, state["item_table"]
 
 
-def _node_silo(context: Context) -> tuple[FlowerRunConfig, Silo]:
-    config = FlowerRunConfig.from_run_config(context.run_config)
-    configure_runtime(config.threads)
+def _node_silo(context: Context) -> tuple[RunConfig, Silo]:
+    config = from_run_config(context.run_config)
+    configure_runtime(config.flower.flower_threads)
     partition_id = int(context.node_config.get("partition-id", 0))
     num_partitions = int(context.node_config.get("num-partitions", 1))
     return config, load_silo(config, partition_id, num_partitions)
@@ -352,10 +354,10 @@ def denoiser_silo_update(
 @app.train("denoiser")
 def train_denoiser(msg: Message, context: Context) -> Message:
     """One round of federated denoiser training on this silo: reply with update sums, never profiles."""
-    config, silo = _node_silo(context)
+    _, silo = _node_silo(context)
     round_config = dict(msg.content["config"])
     partition_id = int(context.node_config.get("partition-id", 0))
-    generator = denoiser_generator(config.seed, int(round_config["server-round"]), partition_id)
+    generator = denoiser_generator(silo.seed, int(round_config["server-round"]), partition_id)
     weighted, weight, loss_sum = denoiser_silo_update(
         silo, msg.content["arrays"].to_torch_state_dict(), round_config, generator
     )

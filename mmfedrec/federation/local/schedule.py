@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-LR_SCHEDULES = ("constant", "cosine")
+from mmfedrec.config.tree import LR_SCHEDULES, LocalConfig, RunConfig
 
 
 def lr_factor(schedule: str, round_index: int, rounds: int) -> float:
@@ -22,3 +22,8 @@ def lr_factor(schedule: str, round_index: int, rounds: int) -> float:
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * (min(round_index, rounds) - 1) / rounds))
     raise ValueError(f"lr schedule must be one of {', '.join(LR_SCHEDULES)}, got {schedule!r}")
+
+
+def scheduled_local(config: RunConfig, round_index: int) -> LocalConfig:
+    """The client steps of round `round_index` (1-based), learning rates as the schedule has them."""
+    return config.local.scaled(lr_factor(config.train.lr_schedule, round_index, config.train.rounds))

@@ -23,13 +23,15 @@ from flwr.common import log
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
+from mmfedrec.config.tree import RunConfig
 from mmfedrec.errors import MmfedrecError
 from mmfedrec.federation.aggregation.sums import UpdateSums
-from mmfedrec.federation.client_app import PROTOCOLS, global_arrays
-from mmfedrec.federation.comm import download_nbytes
-from mmfedrec.federation.flower_config import FlowerRunConfig
-from mmfedrec.federation.runner import SeedOutcome, build_trainer
-from mmfedrec.federation.simulation import Simulation
+from mmfedrec.federation.engines.runner import SeedOutcome, build_trainer
+from mmfedrec.federation.engines.simulation import Simulation
+from mmfedrec.federation.flower.client_app import PROTOCOLS, global_arrays
+from mmfedrec.federation.flower.run_config import check_flower_support, flower_split, from_run_config
+from mmfedrec.federation.methods import method_spec
+from mmfedrec.federation.privacy.comm import download_nbytes
 from mmfedrec.runtime import configure_runtime
 
 BUCKETS = ("q1", "q2", "q3", "q4", "q5", "sparse")  # the evaluator's activity buckets, in its order
@@ -177,43 +179,38 @@ def wait_for_nodes(grid: Grid, count: int, timeout: float) -> None:
         time.sleep(0.5)
 
 
-def build_server_trainer(config: FlowerRunConfig) -> Simulation:
+def build_server_trainer(config: RunConfig) -> Simulation:
     """The server's copy of the run (same initial state as the in-process engine for the seed)."""
-    method = config.method_spec()
-    split = config.split()
+    method = method_spec(config.method)
+    split = flower_split(config)
     features = None
     if method.modalities:
         from mmfedrec.data.registry import load_dataset
-        from mmfedrec.encoders.features import compute_item_features
+        from mmfedrec.encoders.features import features_for_run
 
-        spec = config.dataset_spec()
-        features, _ = compute_item_features(
-            load_dataset(spec).catalog,
-            text_model=config.text_model or None,
-            image_preset=config.image_preset or None,
-            image_checkpoint=config.image_checkpoint or None,
-            cache_dir=None if spec.cache_dir is None else Path(spec.cache_dir) / "features",
-            progress=False,
-        )
-    torch.manual_seed(config.seed)  # as train_seed does: the fusion init draws from the global generator
-    return build_trainer(method, split, features, config.train_settings(), config.seed)
+        features = features_for_run(config, load_dataset(config.data).catalog)
+    seed = config.seeds[0]
+    torch.manual_seed(seed)  # as train_seed does: the fusion init draws from the global generator
+    return build_trainer(method, split, features, config, seed)
 
 
-def run_server(grid: Grid, config: FlowerRunConfig, trainer: Simulation | None = None) -> SeedOutcome:
+def run_server(grid: Grid, config: RunConfig, trainer: Simulation | None = None) -> SeedOutcome:
     """All rounds, then the test at the best round: the Flower counterpart of `train_seed`.
 
     Args:
         trainer: the server's state (default: `build_server_trainer(config)`); left at the last round.
     """
+    check_flower_support(config)
     trainer = trainer or build_server_trainer(config)
-    strategy = MmfedrecStrategy(trainer, config.num_server_rounds, config.eval_every, config.select_on)
-    wait_for_nodes(grid, config.min_nodes, config.node_wait_timeout)
-    strategy.start(grid, strategy.global_arrays(), num_rounds=config.num_server_rounds, timeout=config.round_timeout)
-    test = strategy.evaluate_best(grid, config.round_timeout)
-    curve = [{"seed": config.seed, **entry} for entry in strategy.curve]
+    rounds, flower, seed = config.train.rounds, config.flower, config.seeds[0]
+    strategy = MmfedrecStrategy(trainer, rounds, config.eval.eval_every, config.eval.select_on)
+    wait_for_nodes(grid, flower.min_nodes, flower.node_wait_timeout)
+    strategy.start(grid, strategy.global_arrays(), num_rounds=rounds, timeout=flower.round_timeout)
+    test = strategy.evaluate_best(grid, flower.round_timeout)
+    curve = [{"seed": seed, **entry} for entry in strategy.curve]
     n_rounds = max(1, len(curve))
     return SeedOutcome(
-        seed=config.seed,
+        seed=seed,
         best_round=strategy.best_round,
         valid=strategy.best_valid,
         test=test,
@@ -253,12 +250,12 @@ app = ServerApp()
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
-    config = FlowerRunConfig.from_run_config(context.run_config)
-    configure_runtime(config.threads)
+    config = from_run_config(context.run_config)
+    configure_runtime(config.flower.flower_threads)
     outcome = run_server(grid, config)
     log(INFO, "best round %d: test sampled ndcg@10 %.4f", outcome.best_round, outcome.test["sampled"]["ndcg@10"])
-    if config.out_dir:
-        log(INFO, "wrote %s", write_outcome(outcome, Path(config.out_dir)))
+    if config.flower.outcome_dir:
+        log(INFO, "wrote %s", write_outcome(outcome, Path(config.flower.outcome_dir)))
 
 
 def train_denoiser_rounds(

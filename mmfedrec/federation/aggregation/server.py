@@ -9,7 +9,7 @@ from torch import Tensor
 from mmfedrec.errors import TrainingDiverged
 from mmfedrec.federation.aggregation import ServerOptimizer
 from mmfedrec.federation.aggregation.sums import UpdateSums, finalize
-from mmfedrec.federation.item_tower import ItemTower, TowerUpdater
+from mmfedrec.federation.models.item_tower import ItemTower, TowerUpdater
 
 
 class ServerModel:

@@ -11,55 +11,46 @@ turns them into the server's (shared delta, item-row update).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
 
+from mmfedrec.config.tree import PrivacyConfig, RobustConfig
 from mmfedrec.errors import MmfedrecError
+from mmfedrec.federation.aggregation.faults import corrupt, finite_clients
 from mmfedrec.federation.aggregation.robust import coordinate_median, robust_row_aggregate, trimmed_mean
 from mmfedrec.federation.aggregation.sums import average_rows
-from mmfedrec.federation.faults import corrupt, finite_clients
-from mmfedrec.federation.local import LocalResult, sum_by_key
+from mmfedrec.federation.local.training import LocalResult, sum_by_key
 from mmfedrec.federation.privacy.dp import add_gaussian_noise, flatten_updates, unflatten
 from mmfedrec.federation.privacy.secure_agg import mask_updates, masked_total, unmask_sum
 
 log = logging.getLogger("mmfedrec")
-AGGREGATORS = ("fedavg", "median", "trimmed-mean")
 
 
 @dataclass(frozen=True)
-class DefenseConfig:
-    aggregator: str = "fedavg"  # fedavg | median | trimmed-mean
-    trim: float = 0.1  # trimmed-mean: fraction cut from each side, per coordinate
-    norm_bound: float = 0.0  # scale each client's whole update to at most this L2 norm (0 = off)
-    dp_noise_multiplier: float = 0.0  # DP: noise std on the sum, in units of dp_clip (0 = no DP)
-    dp_clip: float = 1.0  # DP: per-client L2 clip of the whole update
-    secure_agg: bool = False  # pairwise-masked uploads: the server sees only masked individual updates
-    byzantine: float = 0.0  # fraction of all clients, fixed for the run, that send attacks
-    byzantine_mode: str = "scale"  # scale | random | sign-flip
-    dropout: float = 0.0  # fraction of each round's selected clients that never reply
+class Defense:
+    """A run's defences as the server applies them: its robust and privacy settings, and the DP
+    noise multiplier that the accountant derived from the privacy budget (0 = no DP)."""
+
+    robust: RobustConfig = field(default_factory=RobustConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    noise_multiplier: float = 0.0  # noise std on the sum, in units of `privacy.dp_clip`
 
     def __post_init__(self) -> None:
-        if self.aggregator not in AGGREGATORS:
-            raise MmfedrecError(f"aggregator must be one of {AGGREGATORS}, got {self.aggregator!r}")
-        if (self.secure_agg or self.dp_noise_multiplier > 0) and self.aggregator != "fedavg":
-            raise MmfedrecError(
-                "secure aggregation only reveals the sum: it cannot be combined with median/trimmed-mean"
-            )
-        for name in ("byzantine", "dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise MmfedrecError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if (self.privacy.secure_agg or self.noise_multiplier > 0) and self.robust.aggregator != "fedavg":
+            raise MmfedrecError("secure aggregation and DP reveal only the sum: they cannot use median/trimmed-mean")
 
     @property
     def per_client(self) -> bool:
         """Whether a round needs each client's upload (else the streaming sums are exact and faster)."""
+        robust = self.robust
         return (
-            self.aggregator != "fedavg"
-            or self.norm_bound > 0
-            or self.dp_noise_multiplier > 0
-            or self.secure_agg
-            or self.byzantine > 0
+            robust.aggregator != "fedavg"
+            or robust.norm_bound > 0
+            or self.noise_multiplier > 0
+            or self.privacy.secure_agg
+            or robust.byzantine > 0
         )
 
 
@@ -147,42 +138,43 @@ def reject_non_finite(uploads: ClientUploads, round_index: int) -> tuple[ClientU
 
 def aggregate_defended(
     uploads: ClientUploads,
-    config: DefenseConfig,
+    defense: Defense,
     n_items: int,
     expected_clients: float,
     generator: torch.Generator,
     round_key: int,
     row_average: str = "senders",
 ) -> tuple[dict[str, Tensor], Tensor]:
-    """(mean shared deltas, item-row update) from per-client uploads under `config`.
+    """(mean shared deltas, item-row update) from per-client uploads under `defense`.
 
     Args:
         expected_clients: DP's fixed denominator (clients sampled per round), so the noise scale
             does not depend on who took part.
     """
-    if config.norm_bound > 0:
-        uploads = uploads.scaled((config.norm_bound / uploads.norms().clamp_min(1e-12)).clamp(max=1.0))
-    dp = config.dp_noise_multiplier > 0
+    robust = defense.robust
+    if robust.norm_bound > 0:
+        uploads = uploads.scaled((robust.norm_bound / uploads.norms().clamp_min(1e-12)).clamp(max=1.0))
+    dp = defense.noise_multiplier > 0
     if dp:
-        uploads = uploads.scaled((config.dp_clip / uploads.norms().clamp_min(1e-12)).clamp(max=1.0))
-    if config.aggregator != "fedavg":
-        robust = coordinate_median if config.aggregator == "median" else (lambda s: trimmed_mean(s, config.trim))
-        delta = {k: robust(v) for k, v in uploads.dense.items()}
+        uploads = uploads.scaled((defense.privacy.dp_clip / uploads.norms().clamp_min(1e-12)).clamp(max=1.0))
+    if robust.aggregator != "fedavg":
+        combine = coordinate_median if robust.aggregator == "median" else (lambda s: trimmed_mean(s, robust.trim))
+        delta = {k: combine(v) for k, v in uploads.dense.items()}
         rows = robust_row_aggregate(
             uploads.row_items,
             uploads.row_deltas,
             uploads.clients[uploads.row_owner],
             n_items,
-            config.aggregator,
-            config.trim,
+            robust.aggregator,
+            robust.trim,
         )
         return delta, rows
     weights = torch.ones_like(uploads.weights) if dp else uploads.weights  # DP-FedAvg weighs clients equally
-    total_weight, weighted, row_sum, senders = _sums(uploads, weights, n_items, config.secure_agg, round_key)
+    total_weight, weighted, row_sum, senders = _sums(uploads, weights, n_items, defense.privacy.secure_agg, round_key)
     if dp:  # Gaussian mechanism on the sums, then a fixed denominator
         parts = [*weighted.values(), row_sum]
         noisy = add_gaussian_noise(
-            torch.cat([p.flatten() for p in parts]), config.dp_noise_multiplier, config.dp_clip, generator
+            torch.cat([p.flatten() for p in parts]), defense.noise_multiplier, defense.privacy.dp_clip, generator
         )
         pieces = torch.split(noisy, [p.numel() for p in parts])
         delta = {

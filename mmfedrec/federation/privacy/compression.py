@@ -4,10 +4,10 @@ A client adds what it failed to send last time (its residual) to this round's up
 compressed version and keeps the new residual (Seide et al., 2014; Stich et al., 2018, "Sparsified
 SGD with memory"). Nothing is lost, only delayed, which is why aggressive compression still trains.
 
-- Dense shared tensors (experts, MLPs): top-k keeps each client's `topk` fraction of entries with
+- Dense shared tensors (experts, MLPs): top-k keeps each client's `compress_topk` fraction of entries with
   the largest magnitude, sent as (int32 index, value); 8-bit sends int8 values with one float32
   scale per tensor.
-- Item rows (one merged update per touched item): top-k keeps each client's `topk` fraction of
+- Item rows (one merged update per touched item): top-k keeps each client's `compress_topk` fraction of
   rows with the largest norm; 8-bit sends each row as int8 with its own float32 scale.
 
 Residuals are private client state (like the user vector): a dense (clients, shared size) table
@@ -17,37 +17,17 @@ and a sparse set of (client, item) rows. The byte count is that of the compresse
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 from torch import Tensor
 
-from mmfedrec.errors import MmfedrecError
-from mmfedrec.federation.comm import ITEM_INDEX_BYTES, counts_nbytes
-from mmfedrec.federation.local import LocalResult, sum_by_key
+from mmfedrec.config.tree import CompressionConfig
+from mmfedrec.federation.local.training import LocalResult, sum_by_key
+from mmfedrec.federation.privacy.comm import ITEM_INDEX_BYTES, counts_nbytes
 
 ENTRY_INDEX_BYTES = 4  # int32 index of a kept shared entry
 SCALE_BYTES = 4  # one float32 scale per quantized tensor or row
-
-
-@dataclass(frozen=True)
-class CompressionConfig:
-    topk: float = 1.0  # fraction of entries (shared) and rows (items) each client sends; 1 = all
-    bits: int = 32  # 32: float32 values; 8: int8 values with a float32 scale
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.topk <= 1.0:
-            raise MmfedrecError(f"compression topk must be in (0, 1], got {self.topk}")
-        if self.bits not in (8, 32):
-            raise MmfedrecError(f"compression bits must be 8 or 32, got {self.bits}")
-
-    @property
-    def enabled(self) -> bool:
-        return self.topk < 1.0 or self.bits != 32
-
-    @property
-    def value_bytes(self) -> int:
-        return 1 if self.bits == 8 else 4
 
 
 def quantize_int8(values: Tensor) -> tuple[Tensor, Tensor]:
@@ -97,7 +77,7 @@ class ErrorFeedbackCompressor:
         row_items, row_mask, row_delta = _pad_rows(owner, items, values, n_clients)
         sent_rows = torch.bincount(owner, minlength=n_clients)
         row_bytes = ITEM_INDEX_BYTES + values.shape[-1] * self.config.value_bytes
-        row_bytes += SCALE_BYTES if self.config.bits == 8 else 0
+        row_bytes += SCALE_BYTES if self.config.compress_bits == 8 else 0
         compressed = replace(result, shared_delta=shared, row_items=row_items, row_mask=row_mask, row_updates=row_delta)
         return compressed, shared_bytes + sent_rows * row_bytes + counts_nbytes(result)
 
@@ -108,15 +88,15 @@ class ErrorFeedbackCompressor:
         if self.shared_residual is None:
             self.shared_residual = torch.zeros(self.n_clients, flat.shape[1])
         update = flat + self.shared_residual[clients]
-        keep = topk_mask(update.abs(), self.config.topk) if self.config.topk < 1.0 else None
+        keep = topk_mask(update.abs(), self.config.compress_topk) if self.config.compress_topk < 1.0 else None
         sent = update if keep is None else update * keep
         widths = [delta[0].numel() for delta in deltas.values()]
-        if self.config.bits == 8:  # one scale per tensor and client
+        if self.config.compress_bits == 8:  # one scale per tensor and client
             sent = torch.cat([dequantize_int8(*quantize_int8(piece)) for piece in sent.split(widths, dim=1)], dim=1)
         self.shared_residual[clients] = update - sent
         n_sent = torch.full((len(clients),), flat.shape[1]) if keep is None else (sent != 0).sum(1)
         per_entry = self.config.value_bytes + (ENTRY_INDEX_BYTES if keep is not None else 0)
-        scales = len(deltas) * SCALE_BYTES if self.config.bits == 8 else 0
+        scales = len(deltas) * SCALE_BYTES if self.config.compress_bits == 8 else 0
         pieces = sent.split(widths, dim=1)
         unflat = {name: piece.reshape(delta.shape) for (name, delta), piece in zip(deltas.items(), pieces)}
         return unflat, n_sent * per_entry + scales
@@ -136,13 +116,13 @@ class ErrorFeedbackCompressor:
         position[clients] = torch.arange(len(clients))
         owner = position[keys // n_items]  # (R,) the sender's position in the chunk
         keep = torch.ones(len(keys), dtype=torch.bool)
-        if self.config.topk < 1.0:
+        if self.config.compress_topk < 1.0:
             counts = torch.bincount(owner, minlength=len(clients))
-            quota = torch.ceil(self.config.topk * counts.double()).long()
+            quota = torch.ceil(self.config.compress_topk * counts.double()).long()
             keep = ranked_within_groups(owner, update.norm(dim=1)) < quota[owner]
         sent = torch.zeros_like(update)
         kept = update[keep]
-        sent[keep] = dequantize_int8(*quantize_int8(kept)) if self.config.bits == 8 else kept
+        sent[keep] = dequantize_int8(*quantize_int8(kept)) if self.config.compress_bits == 8 else kept
         residual = update - sent
         carry = residual.abs().amax(dim=1) > 0  # exact zeros need no memory
         self.row_keys = torch.cat([self.row_keys, keys[carry]])
@@ -179,19 +159,19 @@ def compressed_message(result: LocalResult, k: int, config: CompressionConfig) -
     message: dict[str, Tensor] = {}
     for name, delta in result.shared_delta.items():
         values = delta[k].flatten()
-        if config.topk < 1.0:  # entries that were dropped (or quantized to zero) are not sent
+        if config.compress_topk < 1.0:  # entries that were dropped (or quantized to zero) are not sent
             index = torch.nonzero(values).flatten().to(torch.int32)
             message[f"shared.{name}.index"] = index
             values = values[index.long()]
-        if config.bits == 8:
+        if config.compress_bits == 8:
             quantized, scale = quantize_int8(delta[k].flatten().unsqueeze(0))
-            values = quantized[0][index.long()] if config.topk < 1.0 else quantized[0]
+            values = quantized[0][index.long()] if config.compress_topk < 1.0 else quantized[0]
             message[f"shared.{name}.scale"] = scale.flatten()
         message[f"shared.{name}"] = values
     mask = result.row_mask[k]
     rows = result.row_delta[k][mask]
     message["items.index"] = result.row_items[k][mask]
-    if config.bits == 8:
+    if config.compress_bits == 8:
         message["items.delta"], scale = quantize_int8(rows)
         message["items.scale"] = scale.flatten()
     else:

@@ -13,14 +13,19 @@ import numpy as np
 import torch
 
 from mmfedrec.data.splits import Split
-from mmfedrec.federation.batches import KnownPairs, build_round_examples, round_key
-from mmfedrec.federation.history import history_context, preceding_items, user_contexts
-from mmfedrec.federation.item_tower import ItemTower
-from mmfedrec.federation.local import example_loss
+from mmfedrec.federation.engines.resumable import (
+    generator_state,
+    load_optimizer_tensors,
+    optimizer_tensors,
+    restore_generator,
+)
+from mmfedrec.federation.engines.simulation import RoundStats
+from mmfedrec.federation.local.batches import KnownPairs, build_round_examples, round_key
+from mmfedrec.federation.local.history import history_context, preceding_items, user_contexts
+from mmfedrec.federation.local.schedule import lr_factor
+from mmfedrec.federation.local.training import example_loss
 from mmfedrec.federation.models import initial_state
-from mmfedrec.federation.resumable import generator_state, load_optimizer_tensors, optimizer_tensors, restore_generator
-from mmfedrec.federation.schedule import lr_factor
-from mmfedrec.federation.simulation import RoundStats
+from mmfedrec.federation.models.item_tower import ItemTower
 
 
 class CentralTrainer:
@@ -41,7 +46,7 @@ class CentralTrainer:
         lr_schedule: str = "constant",
         rounds: int = 1,
     ) -> None:
-        """`lr_schedule` over `rounds` epochs sets Adam's step each epoch (`mmfedrec.federation.schedule`)."""
+        """`lr_schedule` over `rounds` epochs sets Adam's step each epoch (`mmfedrec.federation.local.schedule`)."""
         self.model, self.tower, self.split = model, tower, split
         shared, private = initial_state(model, split.n_users, seed)
         self.shared = {k: v.requires_grad_() for k, v in shared.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mmfedrec.federation.local import LocalResult, sum_by_key
+from mmfedrec.federation.local.training import LocalResult, sum_by_key
 
 ITEM_INDEX_BYTES = 8  # an item row is sent as an int64 index and its vector
 

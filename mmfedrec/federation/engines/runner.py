@@ -15,43 +15,19 @@ import numpy as np
 import torch
 
 from mmfedrec.checkpoint import load_checkpoint, save_checkpoint
+from mmfedrec.config.tree import ModelConfig, RunConfig
 from mmfedrec.data.splits import Split
 from mmfedrec.encoders.features import ItemFeatures
 from mmfedrec.errors import MmfedrecError, TrainingDiverged
 from mmfedrec.evaluation.protocols import evaluate
-from mmfedrec.federation.central import CentralTrainer
-from mmfedrec.federation.content import ItemContent
-from mmfedrec.federation.item_tower import ItemTower
+from mmfedrec.federation.engines.central import CentralTrainer
+from mmfedrec.federation.engines.popularity import popularity_scorer
+from mmfedrec.federation.engines.simulation import Simulation
 from mmfedrec.federation.methods import MethodSpec
 from mmfedrec.federation.models import build_model
-from mmfedrec.federation.popularity import popularity_scorer
+from mmfedrec.federation.models.content import ItemContent
+from mmfedrec.federation.models.item_tower import ItemTower
 from mmfedrec.federation.privacy.dp import PrivacyAccountant
-from mmfedrec.federation.simulation import FederatedConfig, Simulation
-
-SELECTION_METRICS = ("ndcg@10", "hr@10")  # sampled-protocol validation metrics a round may be chosen on
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    rounds: int = 30
-    eval_every: int = 1
-    dim: int = 32  # user/item vector width
-    experts: int = 0  # experts of a mixture-of-experts method; 0 = the method's own number
-    history: int = 0  # recent items that condition a mixture-of-experts method's user state (0 = none)
-    federated: FederatedConfig = field(default_factory=FederatedConfig)
-    central_lr: float = 0.005
-    central_batch_size: int = 1024
-    patience: int = 0  # stop after this many evaluations without improvement (0 = never)
-    select_on: str = "ndcg@10"  # validation metric (sampled protocol) that picks the round: SELECTION_METRICS
-    dp_epsilon: float = 0.0  # client-level DP: the epsilon to spend over all rounds (0 = no DP)
-    dp_delta: float = 1e-5
-    checkpoint_every: int = 0  # write a resumable checkpoint every N rounds (0 = never)
-
-    def __post_init__(self) -> None:
-        if self.select_on not in SELECTION_METRICS:
-            raise MmfedrecError(
-                f"--select-on (select_on) must be one of {', '.join(SELECTION_METRICS)}, got {self.select_on!r}"
-            )
 
 
 @dataclass
@@ -67,7 +43,7 @@ class SeedOutcome:
     best_state: dict[str, torch.Tensor]
     dropped: int = 0  # client replies that never came, over all rounds
     rejected_updates: int = 0  # uploads refused by the server (NaN/Inf)
-    epsilon: float | None = None  # DP budget spent (at TrainSettings.dp_delta); None without DP
+    epsilon: float | None = None  # DP budget spent (at privacy.dp_delta); None without DP
     diverged_round: int | None = None  # the round whose update was NaN/inf; training stopped there
 
     def to_json(self) -> dict[str, object]:
@@ -96,66 +72,73 @@ class Progress:
 RoundCallback = Callable[[dict[str, object]], None]
 
 
-def build_client_model(method: MethodSpec, settings: TrainSettings) -> object:
-    """The client model of `method` at the settings' width, with `--experts` and `--history` applied."""
-    n_experts = settings.experts or method.n_experts
-    return build_model(method.model, settings.dim, n_experts, method.personalized_gate, settings.history)
+def build_client_model(method: MethodSpec, model: ModelConfig) -> object:
+    """The client model of `method` at the configured width, experts and history."""
+    n_experts = model.experts or method.n_experts
+    return build_model(method.model, model.dim, n_experts, method.personalized_gate, model.history)
+
+
+def noise_multiplier(config: RunConfig) -> float:
+    """The DP noise multiplier that spends `privacy.dp_epsilon` over the run (0 without DP)."""
+    if config.privacy.dp_epsilon <= 0:
+        return 0.0
+    from mmfedrec.federation.privacy.dp import noise_multiplier_for
+
+    privacy = config.privacy
+    return noise_multiplier_for(
+        privacy.dp_epsilon, privacy.dp_delta, config.federated.client_fraction, config.train.rounds
+    )
 
 
 def build_trainer(
-    method: MethodSpec, split: Split, features: ItemFeatures | None, settings: TrainSettings, seed: int
+    method: MethodSpec, split: Split, features: ItemFeatures | None, config: RunConfig, seed: int
 ) -> Simulation | CentralTrainer:
     generator = torch.Generator().manual_seed(seed)
-    model = build_client_model(method, settings)
+    model = build_client_model(method, config.model)
+    dim = config.model.dim
     content = None
     if method.modalities:
         if features is None:
             raise ValueError(f"method {method.name} needs item features")
         torch.manual_seed(seed)  # fusion init
-        content = ItemContent(features, split.item_ids, method.modalities, settings.dim)
-    tower = ItemTower(split.n_items, settings.dim, content, generator=generator)
+        content = ItemContent(features, split.item_ids, method.modalities, dim)
+    tower = ItemTower(split.n_items, dim, content, generator=generator)
     if method.kind == "central":
         return CentralTrainer(
             model,
             tower,
             split,
             seed,
-            settings.federated.n_negatives,
-            settings.central_lr,
-            settings.central_batch_size,
-            settings.federated.local.loss,
-            negatives_avoid_heldout=settings.federated.negatives_avoid_heldout,
-            lr_schedule=settings.federated.lr_schedule,
-            rounds=settings.rounds,
+            config.federated.negatives,
+            config.train.central_lr,
+            config.train.central_batch_size,
+            config.local.loss,
+            negatives_avoid_heldout=config.federated.negatives_avoid_heldout,
+            lr_schedule=config.train.lr_schedule,
+            rounds=config.train.rounds,
         )
-    config = replace(settings.federated, rounds=settings.rounds)  # the horizon of the lr schedule
-    if not method.federate:
-        config = replace(config, federate=False)
     if method.personal_items:
-        config = replace(config, personal_items=True)
-    if settings.dp_epsilon > 0:
-        from mmfedrec.federation.privacy.dp import noise_multiplier_for
-
-        noise = noise_multiplier_for(settings.dp_epsilon, settings.dp_delta, config.client_fraction, settings.rounds)
-        config = replace(config, defense=replace(config.defense, dp_noise_multiplier=noise))
-    return Simulation(model, tower, split, config, seed)
+        config = replace(config, federated=replace(config.federated, personal_items=True))
+    return Simulation(
+        model, tower, split, config, seed, federate=method.federate, noise_multiplier=noise_multiplier(config)
+    )
 
 
 def train_seed(
     method: MethodSpec,
     split: Split,
     features: ItemFeatures | None,
-    settings: TrainSettings,
+    config: RunConfig,
     seed: int,
     groups: dict[str, np.ndarray] | None = None,
     pseudo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     on_round: RoundCallback | None = None,
     checkpoint: Path | None = None,
 ) -> SeedOutcome:
-    """Run `method` for `settings.rounds` rounds and return its validation-selected result.
+    """Run `method` for `config.train.rounds` rounds and return its validation-selected result.
 
     Args:
-        checkpoint: where to write a checkpoint every `settings.checkpoint_every` rounds; when the
+        checkpoint: where to write a checkpoint every `config.train.checkpoint_every` rounds; when the
             file exists, training continues from it (its rounds are replayed to `on_round`).
     """
     if method.kind == "popularity":
@@ -164,9 +147,10 @@ def train_seed(
         test = evaluate(scorer, split, "test", groups)
         return SeedOutcome(seed, 0, valid, test, [], 0.0, 0.0, 0.0, {})
     torch.manual_seed(seed)
-    trainer = build_trainer(method, split, features, settings, seed)
+    trainer = build_trainer(method, split, features, config, seed)
+    train, evaluation, privacy = config.train, config.eval, config.privacy
     trainer.pseudo = pseudo
-    noise = trainer.config.defense.dp_noise_multiplier if isinstance(trainer, Simulation) else 0.0
+    noise = trainer.defense.noise_multiplier if isinstance(trainer, Simulation) else 0.0
     accountant = PrivacyAccountant() if noise > 0 else None
     progress, best_state = Progress(), trainer.state()
     if checkpoint is not None and checkpoint.exists():
@@ -174,8 +158,8 @@ def train_seed(
         for entry in progress.curve:
             if on_round is not None:
                 on_round(entry)
-    for round_index in range(progress.round + 1, settings.rounds + 1):
-        if settings.patience and progress.stale >= settings.patience:
+    for round_index in range(progress.round + 1, train.rounds + 1):
+        if evaluation.patience and progress.stale >= evaluation.patience:
             break
         try:
             stats = trainer.run_round(round_index)
@@ -201,15 +185,15 @@ def train_seed(
             "rejected_updates": progress.rejected,
         }
         if accountant is not None:
-            accountant.step(noise, trainer.config.client_fraction)
-            entry["epsilon"] = accountant.epsilon(settings.dp_delta)
-            entry["delta"] = settings.dp_delta
-        if round_index % settings.eval_every == 0 or round_index == settings.rounds:
+            accountant.step(noise, config.federated.client_fraction)
+            entry["epsilon"] = accountant.epsilon(privacy.dp_delta)
+            entry["delta"] = privacy.dp_delta
+        if round_index % evaluation.eval_every == 0 or round_index == train.rounds:
             started = time.perf_counter()
             valid = evaluate(trainer.scorer("valid"), split, "valid", groups)
             entry["valid"] = {"sampled": valid["sampled"], "full": valid["full"]}
             entry["eval_seconds"] = round(time.perf_counter() - started, 4)
-            value = valid["sampled"][settings.select_on]
+            value = valid["sampled"][evaluation.select_on]
             if value > progress.best_value:
                 progress.best_value, progress.best_round, progress.best_valid = value, round_index, valid
                 best_state, progress.stale = trainer.state(), 0
@@ -218,7 +202,7 @@ def train_seed(
         progress.curve.append(entry)
         if on_round is not None:
             on_round(entry)
-        if checkpoint is not None and settings.checkpoint_every and round_index % settings.checkpoint_every == 0:
+        if checkpoint is not None and train.checkpoint_every and round_index % train.checkpoint_every == 0:
             _save(trainer, checkpoint, seed, progress, best_state, accountant)
     trainer.load_state(best_state)
     test = evaluate(trainer.scorer("test"), split, "test", groups)
@@ -235,7 +219,7 @@ def train_seed(
         best_state,
         dropped=progress.dropped,
         rejected_updates=progress.rejected,
-        epsilon=None if accountant is None else accountant.epsilon(settings.dp_delta),
+        epsilon=None if accountant is None else accountant.epsilon(privacy.dp_delta),
         diverged_round=progress.diverged_round,
     )
 

@@ -20,7 +20,7 @@ gathered, and its factors hold a vector per example.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse
@@ -28,43 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmfedrec.federation.batches import PaddedChunk
-from mmfedrec.federation.client_optimizer import ADAM_EPS, PrefixOptimizer
+from mmfedrec.config.tree import LOSSES, LocalConfig
+from mmfedrec.federation.local.batches import PaddedChunk
+from mmfedrec.federation.local.client_optimizer import ADAM_EPS, PrefixOptimizer
 from mmfedrec.federation.models.scoring import DENSE_MAX_RATIO, gathered_dot, row_dot, table_dot
 
-LOSSES = ("bce", "bpr", "softmax")
 MASKED_LOGIT = -1e9  # a collided negative's logit under the softmax loss: no weight, no gradient
-
-
-@dataclass(frozen=True)
-class LocalConfig:
-    lr: float = 0.3  # client Adam step on private state and item vectors: one round is few steps, so large
-    shared_lr: float = 0.05  # step on the shared dense tensors (experts, MLPs), averaged over many clients
-    optimizer: str = "adam"  # "adam" (fresh state each round) or "sgd"
-    local_epochs: int = 1  # passes over the client's examples per round
-    batch_size: int = 64  # examples (positive + its negatives) per local step
-    loss: str = "bce"  # LOSSES: "bce" (sampled negatives), "bpr" or "softmax" (sampled softmax)
-    proximal_mu: float = 0.0  # FedProx (Li et al., 2020): mu/2 ||shared_local - shared_global||^2
-    weight_decay: float = 0.0  # L2 on the private user state
-    row_optimizer: str = ""  # step of the item vectors: "adam" (first step) or "sgd"; "" = `optimizer`
-    row_lr: float = 0.0  # learning rate of that step; 0 = `lr`
-
-    def __post_init__(self) -> None:
-        if self.row_optimizer not in ("", "adam", "sgd"):
-            raise ValueError(f"row_optimizer must be 'adam', 'sgd' or '' (as optimizer), got {self.row_optimizer!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if self.row_lr < 0:
-            raise ValueError(f"row_lr must be >= 0 (0 = lr), got {self.row_lr}")
-
-    @property
-    def row_step(self) -> tuple[str, float]:
-        """(optimizer, learning rate) of the item-vector steps."""
-        return self.row_optimizer or self.optimizer, self.row_lr or self.lr
-
-    def scaled(self, factor: float) -> LocalConfig:
-        """The same steps with every learning rate (own, shared, item vectors) times `factor`."""
-        return replace(self, lr=self.lr * factor, shared_lr=self.shared_lr * factor, row_lr=self.row_step[1] * factor)
 
 
 @dataclass(frozen=True)
@@ -243,7 +212,7 @@ def _optimizer(config: LocalConfig, shared: list[Tensor], own: list[Tensor]) -> 
     """Large steps on what is the client's own (user state, item vectors it touched), smaller ones
     on shared dense tensors: every client moves those, and large local steps there do not average
     into a useful update (measured on ML-100K: lr 0.5 on experts cost ~15% NDCG@10)."""
-    return PrefixOptimizer(config.optimizer, [(shared, config.shared_lr), (own, config.lr)])
+    return PrefixOptimizer(config.local_optimizer, [(shared, config.shared_lr), (own, config.lr)])
 
 
 def _step_rows(
@@ -382,10 +351,10 @@ def local_train(
             loss = loss + is_active * model.auxiliary_loss(params_private, params_shared)
             if config.weight_decay:
                 loss = loss + is_active * config.weight_decay * (params_private["user"] ** 2).sum(-1)
-            if config.proximal_mu:
+            if config.fedprox_mu:
                 for name, tensor in params_shared.items():
                     drift = (tensor - shared[name]).pow(2).flatten(1).sum(-1)
-                    loss = loss + is_active * 0.5 * config.proximal_mu * drift
+                    loss = loss + is_active * 0.5 * config.fedprox_mu * drift
             loss.sum().backward()
             # Padding and collided negatives have zero gradient, hence no step.
             if bilinear:

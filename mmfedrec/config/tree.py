@@ -1,0 +1,341 @@
+"""One typed configuration tree: every setting of a run, with its default and its help, once.
+
+The CLI's flags (`--<field-name>`), config files (TOML sections), Flower's run config (flat
+`section.field` keys) and a run folder's `config.json` are all derived from these dataclasses by
+`mmfedrec.config.codec` and `mmfedrec.config.arguments`, so adding a hyperparameter is adding one field here. Field names are unique
+across the tree: a flag names its field without its section. Importing this module never
+imports torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from mmfedrec.errors import MmfedrecError
+
+DATASET_NAMES = ("synthetic", "movielens-100k", "movielens-1m", "csv", "parquet")
+ENGINES = ("sim", "loop", "flower-sim", "flower-deploy")
+LOSSES = ("bce", "bpr", "softmax")
+LR_SCHEDULES = ("constant", "cosine")
+SELECTION_METRICS = ("ndcg@10", "hr@10")  # sampled-protocol validation metrics a round may be chosen on
+ROW_AVERAGES = ("senders", "clients")
+AGGREGATORS = ("fedavg", "median", "trimmed-mean")
+AUGMENTERS = ("none", "diffusion", "popularity", "item-knn")
+
+
+class ConfigError(MmfedrecError):
+    """A setting out of its range or of the wrong type; the message names the field."""
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple = (),
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Any:
+    """A field with its help text and the values it accepts (checked on construction)."""
+    metadata = {
+        "help": help,
+        "choices": choices,
+        "low": low,
+        "high": high,
+        "low_open": low_open,
+        "high_open": high_open,
+    }
+    if isinstance(default, tuple):
+        return field(default_factory=lambda: default, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def flag(name: str) -> str:
+    """The CLI flag of a field."""
+    return "--" + name.replace("_", "-")
+
+
+def _check_value(name: str, value: Any, meta: dict) -> None:
+    where = f"{flag(name)} ({name})"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number, got {value}")
+    if meta.get("choices") and value not in meta["choices"]:
+        choices = ", ".join(repr(c) if c == "" else str(c) for c in meta["choices"])
+        raise ConfigError(f"{where} must be one of {choices}, got {value!r}")
+    low, high = meta.get("low"), meta.get("high")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if low is not None and (value < low or (meta["low_open"] and value == low)):
+        raise ConfigError(f"{where} must be {'>' if meta['low_open'] else '>='} {low}, got {value}")
+    if high is not None and (value > high or (meta["high_open"] and value == high)):
+        raise ConfigError(f"{where} must be {'<' if meta['high_open'] else '<='} {high}, got {value}")
+
+
+class Section:
+    """A group of settings; every field is checked against its metadata when built."""
+
+    def __post_init__(self) -> None:
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            values = value if isinstance(value, tuple) else (value,)
+            for one in values:
+                if one is not None and not dataclasses.is_dataclass(one):
+                    _check_value(item.name, one, item.metadata)
+
+
+@dataclass(frozen=True)
+class DataConfig(Section):
+    """What to load and how to turn it into implicit feedback."""
+
+    dataset: str = setting("synthetic", "dataset to load", choices=DATASET_NAMES)
+    root: Path | None = setting(None, "folder of a MovieLens release (u.data / ratings.dat)")
+    interactions: Path | None = setting(None, "csv/parquet interactions file: user,item,timestamp[,rating]")
+    items: Path | None = setting(None, "csv/parquet items file: item_id,title,text,image_path")
+    items_table: Path | None = setting(None, "enrichment: CSV keyed by movie_id/item_id with a text column")
+    text_column: str = setting("overview", "enrichment column used as item text")
+    encoding: str = setting("utf-8", "text encoding of CSV files (e.g. latin-1, cp1252)")
+    image_dir: Path | None = setting(None, "enrichment: folder of <item_id>.<ext> images")
+    image_audit: Path | None = setting(None, "enrichment: audit CSV; items whose auto_flag != ok lose their image")
+    min_rating: float | None = setting(None, "implicit feedback: keep ratings >= this (unset: every rating)")
+    kcore: int = setting(0, "drop users/items with fewer events, iteratively (0 = off)", low=0)
+    synthetic_users: int = setting(600, "users of the embedded synthetic dataset", low=1)
+    synthetic_items: int = setting(400, "items of the embedded synthetic dataset", low=1)
+    data_seed: int = setting(0, "seed of the synthetic generator", low=0, high=2**32 - 1)
+    cache_dir: Path | None = setting(Path(".cache/mmfedrec"), "canonical Parquet and feature cache (unset: no cache)")
+
+    def absolute(self) -> DataConfig:
+        """The same data with absolute paths, so that a saved config works from any folder."""
+        paths = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), Path)
+        }
+        return replace(self, **{name: path.absolute() for name, path in paths.items()})
+
+
+@dataclass(frozen=True)
+class EvalConfig(Section):
+    """How rounds are evaluated and the reported one chosen (validation only)."""
+
+    eval_negatives: int = setting(99, "sampled-protocol negatives per evaluated user", low=1, high=100_000)
+    eval_every: int = setting(1, "validate every N rounds (and at the last round)", low=1)
+    select_on: str = setting("ndcg@10", "validation metric that picks the reported round", choices=SELECTION_METRICS)
+    patience: int = setting(0, "stop after N evaluations without improvement (0 = never)", low=0)
+
+
+@dataclass(frozen=True)
+class ModelConfig(Section):
+    """The client model's shape."""
+
+    dim: int = setting(32, "user/item vector width", low=1, high=4096)
+    experts: int = setting(0, "experts of ours and its ablations (0 = the method's own: 4)", low=0, high=256)
+    history: int = setting(
+        0,
+        "ours and its ablations: the user state also reads a recency-weighted mean of the client's N latest "
+        "items through a shared context map (next-item training; the items stay on the client); 0 = off",
+        low=0,
+        high=1000,
+    )
+
+
+@dataclass(frozen=True)
+class TrainConfig(Section):
+    """The run's length, its learning-rate schedule and the central baselines' optimiser."""
+
+    rounds: int = setting(30, "federated rounds (central methods: epochs)", low=1)
+    lr_schedule: str = setting(
+        "constant",
+        "client learning rates over the rounds: constant, or a cosine decay over --rounds",
+        choices=LR_SCHEDULES,
+    )
+    central_lr: float = setting(0.005, "Adam step of the central methods", low=0, low_open=True)
+    central_batch_size: int = setting(1024, "examples per step of the central methods", low=1)
+    checkpoint_every: int = setting(0, "write a resumable checkpoint every N rounds (0 = never)", low=0)
+
+
+@dataclass(frozen=True)
+class FederatedConfig(Section):
+    """What a round samples and how the server folds the uploads in."""
+
+    client_fraction: float = setting(1.0, "fraction of clients sampled per round", low=0, high=1, low_open=True)
+    negatives: int = setting(4, "training negatives per positive", low=1, high=1000)
+    negatives_avoid_heldout: bool = setting(
+        False,
+        "PFedRec's sampling: training negatives also avoid each user's valid/test items (reads held-out labels; "
+        "only to compare with numbers published that way)",
+    )
+    personal_items: bool = setting(
+        False,
+        "PFedRec's dual personalisation for any federated method: each client ranks with the item vectors it "
+        "fine-tuned in its last round (private; in-process engines only)",
+    )
+    server_optimizer: str = setting("fedavg", "server step on the dense shared tensors", choices=("fedavg", "fedadam"))
+    server_lr: float = setting(1.0, "server learning rate on the dense shared tensors", low=0, low_open=True)
+    content_lr: float = setting(0.005, "server Adam step on the item tower's content (fusion)", low=0, low_open=True)
+    id_shrink: float = setting(
+        0.05, "share of each item ID vector handed to the content per round (0 = never)", low=0, high=1, high_open=True
+    )
+    expertwise: bool = setting(True, "weight expert updates by the mass routed to them (else by examples)")
+    row_average: str = setting(
+        "senders",
+        "an item vector's summed update is divided by the clients that trained it (FedMF) or by all clients "
+        "of the round (FedAvg over the whole table, as PFedRec's code)",
+        choices=ROW_AVERAGES,
+    )
+    max_cells: int = setting(1 << 16, "padded examples per batched chunk (bounds memory)", low=1)
+
+
+@dataclass(frozen=True)
+class LocalConfig(Section):
+    """A client's local steps."""
+
+    lr: float = setting(0.3, "client step on the user state and item vectors", low=0, low_open=True)
+    shared_lr: float = setting(0.05, "client step on the shared dense tensors (experts, MLPs)", low=0, low_open=True)
+    local_optimizer: str = setting("adam", "adam (fresh state each round) or sgd", choices=("adam", "sgd"))
+    local_epochs: int = setting(1, "passes over the client's examples per round", low=1, high=1000)
+    batch_size: int = setting(64, "examples (a positive and its negatives) per local step", low=1)
+    loss: str = setting(
+        "bce",
+        "bce: each item on its own; bpr: the positive over each negative; softmax: the positive against all its "
+        "negatives at once (sampled softmax)",
+        choices=LOSSES,
+    )
+    fedprox_mu: float = setting(0.0, "FedProx: mu/2 ||shared_local - shared_global||^2 (0 = off)", low=0)
+    weight_decay: float = setting(0.0, "L2 on the private user state", low=0)
+    row_optimizer: str = setting(
+        "",
+        "step of the item vectors a client touches: adam (Adam's first step) or sgd; '' = --local-optimizer",
+        choices=("", "adam", "sgd"),
+    )
+    row_lr: float = setting(0.0, "learning rate of the item-vector step (0 = --lr)", low=0)
+
+    @property
+    def row_step(self) -> tuple[str, float]:
+        """(optimizer, learning rate) of the item-vector steps."""
+        return self.row_optimizer or self.local_optimizer, self.row_lr or self.lr
+
+    def scaled(self, factor: float) -> LocalConfig:
+        """The same steps with every learning rate (own, shared, item vectors) times `factor`."""
+        return replace(self, lr=self.lr * factor, shared_lr=self.shared_lr * factor, row_lr=self.row_step[1] * factor)
+
+
+@dataclass(frozen=True)
+class PrivacyConfig(Section):
+    """Client-level differential privacy and secure aggregation."""
+
+    dp_epsilon: float = setting(0.0, "client-level DP budget over the run (0 = off)", low=0)
+    dp_delta: float = setting(1e-5, "DP delta", low=0, high=1, low_open=True, high_open=True)
+    dp_clip: float = setting(1.0, "per-client L2 clip of the whole update", low=0, low_open=True)
+    secure_agg: bool = setting(False, "pairwise-masked dense uploads: the server sees only the sum (small runs)")
+
+
+@dataclass(frozen=True)
+class RobustConfig(Section):
+    """Robust aggregation, and the attacks and faults to test it with."""
+
+    aggregator: str = setting("fedavg", "how the uploads are combined", choices=AGGREGATORS)
+    trim: float = setting(0.1, "trimmed mean: fraction cut from each side", low=0, high=0.5, high_open=True)
+    norm_bound: float = setting(0.0, "scale each update to at most this L2 norm (0 = off)", low=0)
+    byzantine: float = setting(
+        0.0, "fraction of clients that attack (fixed for the run)", low=0, high=1, high_open=True
+    )
+    byzantine_mode: str = setting("scale", "the attack", choices=("scale", "random", "sign-flip"))
+    dropout: float = setting(0.0, "fraction of selected clients that never reply", low=0, high=1, high_open=True)
+
+
+@dataclass(frozen=True)
+class CompressionConfig(Section):
+    """Upload compression; error feedback keeps what is not sent for the next round."""
+
+    compress_topk: float = setting(
+        1.0, "fraction of shared entries and item rows each client sends (1 = all)", low=0, high=1, low_open=True
+    )
+    compress_bits: int = setting(32, "32: float32 values; 8: int8 values with a float32 scale", choices=(8, 32))
+
+    @property
+    def enabled(self) -> bool:
+        return self.compress_topk < 1.0 or self.compress_bits != 32
+
+    @property
+    def value_bytes(self) -> int:
+        return 1 if self.compress_bits == 8 else 4
+
+
+@dataclass(frozen=True)
+class FeatureConfig(Section):
+    """The encoders that embed item text and images."""
+
+    text_model: str = setting("", "local text model folder ('' = the packaged all-MiniLM-L6-v2)")
+    image_preset: str = setting("tiny", "open_clip preset of the image tower")
+    image_checkpoint: str = setting("", "trained image tower (safetensors); '' = a seeded random init, said so")
+
+
+@dataclass(frozen=True)
+class AugmentConfig(Section):
+    """The sparse-client protocol and generative augmentation."""
+
+    augment: str = setting("none", "pseudo-interactions for sparse clients", choices=AUGMENTERS)
+    sparse_fraction: float = setting(0.0, "cut this fraction of evaluated clients (protocol; 0 = off)", low=0, high=1)
+    sparse_max: int = setting(5, "... to this many most recent training events; also who is augmented", low=0)
+    n_pseudo: int = setting(10, "pseudo-interactions per sparse client", low=0, high=10_000)
+    pseudo_weight: float = setting(0.5, "their weight in the local loss (a real one weighs 1)", low=0)
+    min_confidence: float = setting(0.0, "drop pseudo-items the augmenter scores below this")
+
+
+@dataclass(frozen=True)
+class FlowerConfig(Section):
+    """The Flower engines' runtime."""
+
+    min_nodes: int = setting(1, "the server waits for this many SuperNodes before round 1", low=1)
+    node_wait_timeout: float = setting(120.0, "seconds to wait for --min-nodes", low=0, low_open=True)
+    round_timeout: float = setting(
+        600.0, "seconds to wait for replies; a silent node leaves the round", low=0, low_open=True
+    )
+    flower_threads: int = setting(1, "torch threads in every Flower process (shared CPUs collapse with more)", low=1)
+    outcome_dir: str = setting("", "where the ServerApp writes its outcome (the launcher sets it; '' = nowhere)")
+
+
+@dataclass(frozen=True)
+class RunConfig(Section):
+    """Everything a run needs: the method, its seeds, the engine, and one section per concern."""
+
+    method: str = setting("ours", "the method to train (`mmfedrec train --help` lists them)")
+    seeds: tuple[int, ...] = setting((0,), "seeds, comma-separated (0,1,2)", low=0, high=2**32 - 1)
+    engine: str = setting(
+        "sim",
+        "sim: batched in-process; loop: per-client reference; flower-sim / flower-deploy: Flower's engines",
+        choices=ENGINES,
+    )
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    federated: FederatedConfig = field(default_factory=FederatedConfig)
+    local: LocalConfig = field(default_factory=LocalConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    robust: RobustConfig = field(default_factory=RobustConfig)
+    compression: CompressionConfig = field(default_factory=CompressionConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    flower: FlowerConfig = field(default_factory=FlowerConfig)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from mmfedrec.federation.methods import method_spec  # torch-free; one list of methods
+
+        method = method_spec(self.method)
+        if not self.seeds:
+            raise ConfigError("--seeds is empty")
+        if self.model.experts and (method.model != "moe" or method.n_experts == 1):
+            raise ConfigError(f"--experts applies to the mixture-of-experts methods (ours, ...), not {self.method}")
+        if self.model.history and method.model != "moe":
+            raise ConfigError(f"--history applies to ours and its ablations, not {self.method}")
+        uses_sum = self.privacy.secure_agg or self.privacy.dp_epsilon > 0 or self.federated.row_average == "clients"
+        if uses_sum and self.robust.aggregator != "fedavg":
+            raise ConfigError(
+                f"aggregator {self.robust.aggregator} needs each client's upload; secure aggregation, DP noise and "
+                "row average 'clients' work on the sum (use --aggregator fedavg)"
+            )

@@ -1,0 +1,1 @@
+"""Engines: what trains a method over rounds (batched in-process, per-client loop, central, popularity)."""

@@ -1,0 +1,1 @@
+"""The Flower app: ClientApp, ServerApp, their run config, and the launcher of both engines."""
