@@ -55,10 +55,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     from mmfedrec.config import RunConfig
     from mmfedrec.config.codec import with_settings
+    from mmfedrec.config.methods import method_spec
     from mmfedrec.federation.engines.runner import train_seed
     from mmfedrec.federation.flower.launcher import FlowerOptions, run_flower, run_inprocess
     from mmfedrec.federation.flower.run_config import flower_split
-    from mmfedrec.federation.methods import method_spec
 
     cache = Path(tempfile.mkdtemp(prefix="mmfedrec-bench-"))
     config = with_settings(

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from mmfedrec.config.codec import from_dict, read_config_file, to_dict
+from mmfedrec.config.methods import method_spec
 from mmfedrec.config.tree import AugmentConfig, RunConfig
 from mmfedrec.federation.engines.runner import SeedOutcome
-from mmfedrec.federation.methods import method_spec
 
 
 def _log(message: str, enabled: bool) -> None:

@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mmfedrec.config.methods import MethodSpec, method_spec
 from mmfedrec.config.tree import RunConfig
 from mmfedrec.data.splits import Split
 from mmfedrec.data.types import Catalog
 from mmfedrec.errors import MmfedrecError
 from mmfedrec.federation.local.history import user_contexts
 from mmfedrec.federation.local.personal_items import PersonalItemRows
-from mmfedrec.federation.methods import MethodSpec, method_spec
 
 PSEUDO_FILE = "pseudo_interactions.safetensors"  # optional: users, items (split indices), weights
 

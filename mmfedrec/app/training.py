@@ -65,10 +65,10 @@ def train_live(
     except MmfedrecError as error:
         yield TrainingUpdate(0, f"Cannot start: {error}.", done=True)
         return
+    from mmfedrec.config.methods import method_spec
     from mmfedrec.data.registry import load_dataset, prepare_split
     from mmfedrec.evaluation.protocols import evaluate
     from mmfedrec.federation.engines.runner import build_trainer
-    from mmfedrec.federation.methods import method_spec
 
     spec = DataConfig(synthetic_users=users, synthetic_items=items, cache_dir=cache_dir)
     yield TrainingUpdate(0, f"Preparing the synthetic dataset ({users} users, {items} items)...")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mmfedrec.config.methods import METHODS
 from mmfedrec.errors import MmfedrecError
 
 DATASET_NAMES = ("synthetic", "movielens-100k", "movielens-1m", "csv", "parquet")
@@ -302,7 +303,7 @@ class FlowerConfig(Section):
 class RunConfig(Section):
     """Everything a run needs: the method, its seeds, the engine, and one section per concern."""
 
-    method: str = setting("ours", "the method to train (`mmfedrec train --help` lists them)")
+    method: str = setting("ours", "the method to train", choices=tuple(METHODS))
     seeds: tuple[int, ...] = setting((0,), "seeds, comma-separated (0,1,2)", low=0, high=2**32 - 1)
     engine: str = setting(
         "sim",
@@ -324,9 +325,7 @@ class RunConfig(Section):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        from mmfedrec.federation.methods import method_spec  # torch-free; one list of methods
-
-        method = method_spec(self.method)
+        method = METHODS[self.method]
         if not self.seeds:
             raise ConfigError("--seeds is empty")
         if self.model.experts and (method.model != "moe" or method.n_experts == 1):

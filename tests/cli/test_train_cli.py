@@ -108,9 +108,9 @@ def test_personal_items_apply_to_any_method_and_flower_refuses_them(
 def test_experts_reach_the_model_in_process_and_on_flower(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from mmfedrec.config import RunConfig
     from mmfedrec.config.codec import with_settings
+    from mmfedrec.config.methods import method_spec
     from mmfedrec.federation.engines.runner import build_client_model
     from mmfedrec.federation.flower.run_config import from_run_config, to_run_config
-    from mmfedrec.federation.methods import method_spec
 
     argv = ["train", "--rounds", "1", "--experts", "2", *TINY, "--cache-dir", str(tmp_path / "cache")]
     assert main([*argv, "--method", "ours-id-only", "--out", str(tmp_path / "moe")]) == 0

@@ -5,11 +5,11 @@ import torch
 
 from mmfedrec.config import RunConfig
 from mmfedrec.config.codec import with_settings
+from mmfedrec.config.methods import method_spec
 from mmfedrec.errors import TrainingDiverged
 from mmfedrec.federation.aggregation.server import ServerModel
 from mmfedrec.federation.engines.runner import train_seed
 from mmfedrec.federation.engines.simulation import Simulation
-from mmfedrec.federation.methods import method_spec
 from mmfedrec.federation.models.item_tower import ItemTower
 from tests.federation.helpers import planted_split
 

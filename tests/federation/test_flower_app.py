@@ -11,13 +11,13 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
 
 from mmfedrec.config import RunConfig
+from mmfedrec.config.methods import method_spec
 from mmfedrec.evaluation.protocols import evaluate
 from mmfedrec.federation.engines.runner import build_trainer, train_seed
 from mmfedrec.federation.flower.client_app import PRIVATE_KEY
 from mmfedrec.federation.flower.launcher import in_process_grid, run_inprocess
 from mmfedrec.federation.flower.run_config import flower_split, to_run_config
-from mmfedrec.federation.flower.server_app import build_server_trainer
-from mmfedrec.federation.methods import method_spec
+from mmfedrec.federation.flower.server_app import build_server_state
 from tests.federation.helpers import small_flower_config
 
 ALLOWED_ARRAYS = ("weighted.", "weights.", "row_sum", "row_senders", "clients")  # "clients": a count
@@ -58,12 +58,12 @@ def test_flower_rounds_match_the_inprocess_engine(
     for round_index in (1, 2):
         reference.run_round(round_index)
 
-    server = build_server_trainer(config)
-    outcome, grid = run_inprocess(config, num_partitions=2, trainer=server)
+    state = build_server_state(config)
+    outcome, grid = run_inprocess(config, num_partitions=2, state=state)
 
     for name, tensor in reference.shared.items():
-        torch.testing.assert_close(server.shared[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
-    torch.testing.assert_close(server.server.item_table(), reference.server.item_table(), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(state.server.shared[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
+    torch.testing.assert_close(state.server.item_table(), reference.server.item_table(), atol=1e-5, rtol=1e-4)
     # each node's private rows equal the engine's rows for its users (they stayed on the node)
     silos = np.array_split(np.arange(split.n_users), 2)
     for users, context in zip(silos, grid.contexts.values(), strict=True):
@@ -326,3 +326,13 @@ def test_pyproject_run_config_declares_every_key_with_its_default() -> None:
 
     assert flatten_dict(declared) == flatten(RunConfig())  # flwr's own flattening of the nested tables
     assert from_flat(flatten_dict(declared)) == RunConfig()
+
+
+def test_the_flower_server_holds_no_private_state(tmp_path) -> None:
+    """The ServerApp keeps shared tensors and the item tower; user rows live only on the SuperNodes."""
+    config = small_config(tmp_path, method="ours-id-only", history=3)
+    state = build_server_state(config)
+    n_users = flower_split(config).n_users  # 60 users, 50 items: a per-user tensor would show
+    held = {**state.server.shared, **state.server.tower.state_dict()}
+    assert held and not any(tensor.dim() and tensor.shape[0] == n_users for tensor in held.values())
+    assert not hasattr(state, "private")

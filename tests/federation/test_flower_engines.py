@@ -10,10 +10,10 @@ import time
 import pytest
 
 from mmfedrec.config import RunConfig
+from mmfedrec.config.methods import method_spec
 from mmfedrec.federation.engines.runner import train_seed
 from mmfedrec.federation.flower.launcher import FlowerOptions, ProcessGroup, run_flower
 from mmfedrec.federation.flower.run_config import flower_split
-from mmfedrec.federation.methods import method_spec
 from tests.federation.helpers import small_flower_config
 
 

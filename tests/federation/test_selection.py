@@ -4,9 +4,9 @@ import pytest
 
 from mmfedrec.config import RunConfig
 from mmfedrec.config.codec import with_settings
+from mmfedrec.config.methods import method_spec
 from mmfedrec.errors import MmfedrecError
 from mmfedrec.federation.engines.runner import train_seed
-from mmfedrec.federation.methods import method_spec
 from tests.federation.helpers import planted_split
 
 

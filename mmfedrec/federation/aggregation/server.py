@@ -3,9 +3,11 @@ aggregated update moves them. Used by the in-process engine and by the Flower Se
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from mmfedrec.config.tree import FederatedConfig
 from mmfedrec.errors import TrainingDiverged
 from mmfedrec.federation.aggregation import ServerOptimizer
 from mmfedrec.federation.aggregation.sums import UpdateSums, finalize
@@ -28,6 +30,19 @@ class ServerModel:
         self.tower = tower
         self.optimizer = ServerOptimizer(shared, optimizer, lr)
         self.tower_updater = TowerUpdater(tower, content_lr, id_shrink=id_shrink)
+
+    @classmethod
+    def for_run(cls, shared: dict[str, Tensor], tower: ItemTower, federated: FederatedConfig) -> ServerModel:
+        """The server of a run with these federated settings (every engine builds it here)."""
+        return cls(
+            shared,
+            tower,
+            federated.server_optimizer,
+            federated.server_lr,
+            federated.content_lr,
+            federated.row_average,
+            federated.id_shrink,
+        )
 
     def item_table(self) -> Tensor:
         """(I, D + 1) current item vectors, as clients download them."""
@@ -53,3 +68,18 @@ class ServerModel:
             )
         self.optimizer.step(self.shared, delta)
         self.tower_updater.step(row_update, item_table)
+
+
+class ClientSampler:
+    """Which clients a round selects: all of them, or a seeded fraction drawn without replacement."""
+
+    def __init__(self, n_users: int, fraction: float, seed: int) -> None:
+        self.n_users = n_users
+        self.fraction = fraction
+        self.rng = np.random.default_rng(seed)
+
+    def select(self) -> np.ndarray:
+        if self.fraction >= 1.0:
+            return np.arange(self.n_users)
+        k = max(1, round(self.fraction * self.n_users))
+        return np.sort(self.rng.choice(self.n_users, size=k, replace=False))

@@ -15,15 +15,16 @@ import numpy as np
 import torch
 
 from mmfedrec.checkpoint import load_checkpoint, save_checkpoint
+from mmfedrec.config.methods import MethodSpec
 from mmfedrec.config.tree import ModelConfig, RunConfig
 from mmfedrec.data.splits import Split
 from mmfedrec.encoders.features import ItemFeatures
 from mmfedrec.errors import MmfedrecError, TrainingDiverged
 from mmfedrec.evaluation.protocols import evaluate
+from mmfedrec.evaluation.selection import BestRound
 from mmfedrec.federation.engines.central import CentralTrainer
 from mmfedrec.federation.engines.popularity import popularity_scorer
 from mmfedrec.federation.engines.simulation import Simulation
-from mmfedrec.federation.methods import MethodSpec
 from mmfedrec.federation.models import build_model
 from mmfedrec.federation.models.content import ItemContent
 from mmfedrec.federation.models.item_tower import ItemTower
@@ -55,11 +56,8 @@ class SeedOutcome:
 class Progress:
     """Where a seed's training stands; saved in checkpoints."""
 
+    best: BestRound = field(default_factory=BestRound)
     round: int = 0
-    best_value: float = -float("inf")
-    best_round: int = 0
-    best_valid: dict[str, object] = field(default_factory=dict)
-    stale: int = 0
     seconds: float = 0.0
     upload: float = 0.0
     download: float = 0.0
@@ -90,19 +88,22 @@ def noise_multiplier(config: RunConfig) -> float:
     )
 
 
-def build_trainer(
-    method: MethodSpec, split: Split, features: ItemFeatures | None, config: RunConfig, seed: int
-) -> Simulation | CentralTrainer:
-    generator = torch.Generator().manual_seed(seed)
-    model = build_client_model(method, config.model)
-    dim = config.model.dim
+def build_tower(method: MethodSpec, split: Split, features: ItemFeatures | None, dim: int, seed: int) -> ItemTower:
+    """The item tower of a run: item ID vectors, plus fused content for multimodal methods."""
     content = None
     if method.modalities:
         if features is None:
             raise ValueError(f"method {method.name} needs item features")
         torch.manual_seed(seed)  # fusion init
         content = ItemContent(features, split.item_ids, method.modalities, dim)
-    tower = ItemTower(split.n_items, dim, content, generator=generator)
+    return ItemTower(split.n_items, dim, content, generator=torch.Generator().manual_seed(seed))
+
+
+def build_trainer(
+    method: MethodSpec, split: Split, features: ItemFeatures | None, config: RunConfig, seed: int
+) -> Simulation | CentralTrainer:
+    model = build_client_model(method, config.model)
+    tower = build_tower(method, split, features, config.model.dim, seed)
     if method.kind == "central":
         return CentralTrainer(
             model,
@@ -152,19 +153,19 @@ def train_seed(
     trainer.pseudo = pseudo
     noise = trainer.defense.noise_multiplier if isinstance(trainer, Simulation) else 0.0
     accountant = PrivacyAccountant() if noise > 0 else None
-    progress, best_state = Progress(), trainer.state()
+    progress, best_state = Progress(BestRound(evaluation.select_on)), trainer.state()
     if checkpoint is not None and checkpoint.exists():
         progress, best_state, accountant = _resume(trainer, checkpoint, seed, accountant)
         for entry in progress.curve:
             if on_round is not None:
                 on_round(entry)
     for round_index in range(progress.round + 1, train.rounds + 1):
-        if evaluation.patience and progress.stale >= evaluation.patience:
+        if evaluation.patience and progress.best.stale >= evaluation.patience:
             break
         try:
             stats = trainer.run_round(round_index)
         except TrainingDiverged as error:
-            if not progress.best_valid:  # nothing evaluated yet: no result to keep
+            if not progress.best.valid:  # nothing evaluated yet: no result to keep
                 raise TrainingDiverged(f"seed {seed}, round {round_index}: {error}") from None
             progress.diverged_round = round_index  # keep the best round evaluated before it
             break
@@ -193,12 +194,8 @@ def train_seed(
             valid = evaluate(trainer.scorer("valid"), split, "valid", groups)
             entry["valid"] = {"sampled": valid["sampled"], "full": valid["full"]}
             entry["eval_seconds"] = round(time.perf_counter() - started, 4)
-            value = valid["sampled"][evaluation.select_on]
-            if value > progress.best_value:
-                progress.best_value, progress.best_round, progress.best_valid = value, round_index, valid
-                best_state, progress.stale = trainer.state(), 0
-            else:
-                progress.stale += 1
+            if progress.best.offer(round_index, valid):
+                best_state = trainer.state()
         progress.curve.append(entry)
         if on_round is not None:
             on_round(entry)
@@ -209,8 +206,8 @@ def train_seed(
     n_rounds = max(1, len(progress.curve))
     return SeedOutcome(
         seed,
-        progress.best_round,
-        progress.best_valid,
+        progress.best.round,
+        progress.best.valid,
         test,
         progress.curve,
         progress.seconds / n_rounds,
@@ -229,7 +226,7 @@ def _save(trainer, path: Path, seed: int, progress: Progress, best_state: dict, 
     tensors |= {f"best.{k}": v for k, v in best_state.items()}
     meta = {
         "seed": seed,
-        "progress": progress.__dict__,
+        "progress": {**progress.__dict__, "best": progress.best.__dict__},
         "trainer": trainer_meta,
         "accountant": None if accountant is None else accountant.state(),
     }
@@ -244,4 +241,5 @@ def _resume(trainer, path: Path, seed: int, accountant):
     best_state = {k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")}
     if meta["accountant"] is not None:
         accountant = PrivacyAccountant.from_state(meta["accountant"])
-    return Progress(**meta["progress"]), best_state, accountant
+    saved = dict(meta["progress"])
+    return Progress(**saved | {"best": BestRound(**saved["best"])}), best_state, accountant

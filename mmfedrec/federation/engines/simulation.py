@@ -24,7 +24,7 @@ from mmfedrec.federation.aggregation.defended import (
     reject_non_finite,
 )
 from mmfedrec.federation.aggregation.faults import byzantine_clients, dropped_clients
-from mmfedrec.federation.aggregation.server import ServerModel
+from mmfedrec.federation.aggregation.server import ClientSampler, ServerModel
 from mmfedrec.federation.aggregation.sums import UpdateSums, update_sums
 from mmfedrec.federation.engines.resumable import (
     generator_state,
@@ -87,19 +87,11 @@ class Simulation:
         federated = config.federated
         self.shared, self.private = initial_state(model, split.n_users, seed)
         self.seed = seed
-        self.rng = np.random.default_rng(seed)  # client sampling
+        self.sampler = ClientSampler(split.n_users, config.federated.client_fraction, seed)
         self.indptr, self.train_items = split.train_csr()
         self.known = KnownPairs.for_split(split, federated.negatives_avoid_heldout)
         self.event_contexts = EventContexts.for_model(model, self.indptr, self.train_items, split.n_items)
-        self.server = ServerModel(
-            self.shared,
-            tower,
-            federated.server_optimizer,
-            federated.server_lr,
-            federated.content_lr,
-            federated.row_average,
-            federated.id_shrink,
-        )
+        self.server = ServerModel.for_run(self.shared, tower, federated)
         self.local_tables: Tensor | None = None
         if not federate:  # local-only: each client owns a copy of the starting item vectors
             with torch.no_grad():
@@ -113,11 +105,7 @@ class Simulation:
             self.compressor = ErrorFeedbackCompressor(config.compression, split.n_users, split.n_items)
 
     def select_clients(self) -> np.ndarray:
-        n_users = self.split.n_users
-        if self.config.federated.client_fraction >= 1.0:
-            return np.arange(n_users)
-        k = max(1, round(self.config.federated.client_fraction * n_users))
-        return np.sort(self.rng.choice(n_users, size=k, replace=False))
+        return self.sampler.select()
 
     def run_round(self, round_index: int) -> RoundStats:
         started = time.perf_counter()
@@ -251,7 +239,7 @@ class Simulation:
         tensors["rng.noise"] = self.noise.get_state()
         if self.compressor is not None:
             tensors |= self.compressor.state()
-        return tensors, {"rng": generator_state(self.rng)}
+        return tensors, {"rng": generator_state(self.sampler.rng)}
 
     def restore_checkpoint_state(self, tensors: dict[str, Tensor], meta: dict) -> None:
         self.load_state(tensors)
@@ -260,7 +248,7 @@ class Simulation:
         self.noise.set_state(tensors["rng.noise"])
         if self.compressor is not None:
             self.compressor.load_state(tensors)
-        restore_generator(self.rng, meta["rng"])
+        restore_generator(self.sampler.rng, meta["rng"])
 
     def load_state(self, snapshot: dict[str, Tensor]) -> None:
         for k in self.shared:

@@ -21,6 +21,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 from torch import Tensor
 
+from mmfedrec.config.methods import method_spec
 from mmfedrec.config.tree import RunConfig
 from mmfedrec.data.splits import NO_ITEM, Split
 from mmfedrec.evaluation import metrics
@@ -32,7 +33,6 @@ from mmfedrec.federation.local.batches import KnownPairs, build_round_examples, 
 from mmfedrec.federation.local.history import EventContexts, user_contexts
 from mmfedrec.federation.local.schedule import scheduled_local
 from mmfedrec.federation.local.training import local_train
-from mmfedrec.federation.methods import method_spec
 from mmfedrec.federation.models import initial_state
 from mmfedrec.federation.privacy.comm import upload_nbytes
 from mmfedrec.runtime import configure_runtime

@@ -126,18 +126,18 @@ class InProcessGrid(Grid):
 
 
 def run_inprocess(
-    config: RunConfig, num_partitions: int = 2, trainer=None, grid: InProcessGrid | None = None
+    config: RunConfig, num_partitions: int = 2, state=None, grid: InProcessGrid | None = None
 ) -> tuple[SeedOutcome, InProcessGrid]:
     """The whole app (strategy + ClientApps) in this process; returns the outcome and the grid.
 
     Args:
-        trainer: the server's `Simulation` (default: built from `config`); holds the last round's state after.
+        state: the server's `ServerState` (default: built from `config`); holds the last round's state after.
         grid: a prepared grid (default: `in_process_grid(config, num_partitions)`).
     """
     from mmfedrec.federation.flower.server_app import run_server
 
     grid = grid or in_process_grid(config, num_partitions)
-    return run_server(grid, config, trainer), grid
+    return run_server(grid, config, state), grid
 
 
 def in_process_grid(config: RunConfig, num_partitions: int = 2) -> InProcessGrid:

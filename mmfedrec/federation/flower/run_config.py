@@ -12,10 +12,10 @@ import dataclasses
 from collections.abc import Mapping
 
 from mmfedrec.config.codec import flatten, from_flat
+from mmfedrec.config.methods import method_spec
 from mmfedrec.config.tree import RunConfig
 from mmfedrec.data.splits import Split
 from mmfedrec.errors import MmfedrecError
-from mmfedrec.federation.methods import method_spec
 
 
 def to_run_config(config: RunConfig, seed: int) -> dict[str, str | int | float | bool]:

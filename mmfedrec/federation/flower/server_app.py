@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from logging import INFO, WARNING
 from pathlib import Path
 
@@ -23,14 +24,15 @@ from flwr.common import log
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
+from mmfedrec.config.methods import method_spec
 from mmfedrec.config.tree import RunConfig
 from mmfedrec.errors import MmfedrecError
+from mmfedrec.evaluation.selection import BestRound
+from mmfedrec.federation.aggregation.server import ClientSampler, ServerModel
 from mmfedrec.federation.aggregation.sums import UpdateSums
-from mmfedrec.federation.engines.runner import SeedOutcome, build_trainer
-from mmfedrec.federation.engines.simulation import Simulation
+from mmfedrec.federation.engines.runner import SeedOutcome, build_client_model, build_tower
 from mmfedrec.federation.flower.client_app import PROTOCOLS, global_arrays
 from mmfedrec.federation.flower.run_config import check_flower_support, flower_split, from_run_config
-from mmfedrec.federation.methods import method_spec
 from mmfedrec.federation.privacy.comm import download_nbytes
 from mmfedrec.runtime import configure_runtime
 
@@ -67,36 +69,36 @@ def add_metric_sums(replies: Iterable[Message]) -> dict[str, float]:
 class MmfedrecStrategy(FedAvg):
     """FedAvg's sampling and messaging; mmfedrec's aggregation, server optimizer and item tower."""
 
-    def __init__(self, trainer: Simulation, rounds: int, eval_every: int, select_on: str = "ndcg@10") -> None:
+    def __init__(self, state: ServerState, rounds: int, eval_every: int, select_on: str = "ndcg@10") -> None:
         super().__init__(min_train_nodes=1, min_evaluate_nodes=1, min_available_nodes=1)
-        self.trainer = trainer
+        self.server = state.server
+        self.sampler = state.sampler
         self.rounds = rounds
         self.eval_every = eval_every
-        self.select_on = select_on  # sampled-protocol validation metric that picks the round
         self.curve: list[dict[str, object]] = []
-        self.best_value, self.best_round, self.best_valid = -np.inf, 0, {}
+        self.best = BestRound(select_on)
         self.best_state = self.server_state()
         self.best_arrays = self.global_arrays()
         self._round_started = self._eval_started = 0.0
         self._download = 0.0
 
     def global_arrays(self) -> ArrayRecord:
-        return global_arrays(self.trainer.shared, self.trainer.server.item_table())
+        return global_arrays(self.server.shared, self.server.item_table())
 
     def server_state(self) -> dict[str, torch.Tensor]:
         """Shared tensors and item tower: the server's half of `Simulation.state()` (no private rows)."""
-        snapshot = {f"shared.{k}": v.clone() for k, v in self.trainer.shared.items()}
-        snapshot.update({f"tower.{k}": v.detach().clone() for k, v in self.trainer.tower.state_dict().items()})
+        snapshot = {f"shared.{k}": v.clone() for k, v in self.server.shared.items()}
+        snapshot.update({f"tower.{k}": v.detach().clone() for k, v in self.server.tower.state_dict().items()})
         return snapshot
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         self._round_started = time.perf_counter()
-        self._download = float(download_nbytes(self.trainer.shared, self.trainer.server.item_table()))
-        config["best-round"] = self.best_round
-        selected = self.trainer.select_clients()
-        if len(selected) < self.trainer.split.n_users:
+        self._download = float(download_nbytes(self.server.shared, self.server.item_table()))
+        config["best-round"] = self.best.round
+        selected = self.sampler.select()
+        if len(selected) < self.sampler.n_users:
             config["selected"] = [int(u) for u in selected]
         return super().configure_train(server_round, arrays, config, grid)
 
@@ -110,7 +112,7 @@ class MmfedrecStrategy(FedAvg):
             node_sums = UpdateSums.from_tensors(reply.content["sums"].to_torch_state_dict())
             sums = node_sums if sums is None else sums + node_sums
         if sums is not None:
-            self.trainer.server.apply(sums)
+            self.server.apply(sums)
         clients = sum(int(r.content["metrics"]["num-clients"]) for r in trained)
         examples = sum(int(r.content["metrics"]["num-examples"]) for r in trained)
         upload = sum(float(r.content["metrics"]["upload-bytes"]) for r in trained)
@@ -140,7 +142,7 @@ class MmfedrecStrategy(FedAvg):
             return []
         self._eval_started = time.perf_counter()
         config["stage"] = "valid"
-        config["best-round"] = self.best_round
+        config["best-round"] = self.best.round
         return super().configure_evaluate(server_round, arrays, config, grid)
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
@@ -151,15 +153,13 @@ class MmfedrecStrategy(FedAvg):
         entry = self.curve[-1]
         entry["valid"] = {"sampled": result["sampled"], "full": result["full"]}
         entry["eval_seconds"] = round(time.perf_counter() - self._eval_started, 4)
-        value = result["sampled"][self.select_on]
-        if value > self.best_value:
-            self.best_value, self.best_round, self.best_valid = value, server_round, result
+        if self.best.offer(server_round, result):
             self.best_state, self.best_arrays = self.server_state(), self.global_arrays()
         return MetricRecord({f"valid-{p}-{m}": float(v) for p in ("sampled", "full") for m, v in result[p].items()})
 
     def evaluate_best(self, grid: Grid, timeout: float) -> dict[str, object]:
         """Test the best validation round's model on every connected node."""
-        config = ConfigRecord({"server-round": self.rounds, "stage": "test", "best-round": self.best_round})
+        config = ConfigRecord({"server-round": self.rounds, "stage": "test", "best-round": self.best.round})
         record = RecordDict({self.arrayrecord_key: self.best_arrays, self.configrecord_key: config})
         messages = self._construct_messages(record, list(grid.get_node_ids()), MessageType.EVALUATE)
         valid, _ = self._check_and_log_replies(grid.send_and_receive(messages, timeout=timeout), False, False)
@@ -179,8 +179,17 @@ def wait_for_nodes(grid: Grid, count: int, timeout: float) -> None:
         time.sleep(0.5)
 
 
-def build_server_trainer(config: RunConfig) -> Simulation:
-    """The server's copy of the run (same initial state as the in-process engine for the seed)."""
+@dataclass
+class ServerState:
+    """What the Flower server holds: the shared tensors and item tower (with their optimizers) and
+    the client sampler. Never a user's private state: that stays in each SuperNode's node state."""
+
+    server: ServerModel
+    sampler: ClientSampler
+
+
+def build_server_state(config: RunConfig) -> ServerState:
+    """The server's half of the run, drawn as every engine draws it for the seed."""
     method = method_spec(config.method)
     split = flower_split(config)
     features = None
@@ -190,20 +199,24 @@ def build_server_trainer(config: RunConfig) -> Simulation:
 
         features = features_for_run(config, load_dataset(config.data).catalog)
     seed = config.seeds[0]
-    torch.manual_seed(seed)  # as train_seed does: the fusion init draws from the global generator
-    return build_trainer(method, split, features, config, seed)
+    torch.manual_seed(seed)  # as train_seed does
+    model = build_client_model(method, config.model)
+    shared = model.init_shared(torch.Generator().manual_seed(seed))  # `initial_state` draws the shared tensors first
+    tower = build_tower(method, split, features, config.model.dim, seed)
+    server = ServerModel.for_run(shared, tower, config.federated)
+    return ServerState(server, ClientSampler(split.n_users, config.federated.client_fraction, seed))
 
 
-def run_server(grid: Grid, config: RunConfig, trainer: Simulation | None = None) -> SeedOutcome:
+def run_server(grid: Grid, config: RunConfig, state: ServerState | None = None) -> SeedOutcome:
     """All rounds, then the test at the best round: the Flower counterpart of `train_seed`.
 
     Args:
-        trainer: the server's state (default: `build_server_trainer(config)`); left at the last round.
+        state: the server's state (default: `build_server_state(config)`); left at the last round.
     """
     check_flower_support(config)
-    trainer = trainer or build_server_trainer(config)
+    state = state or build_server_state(config)
     rounds, flower, seed = config.train.rounds, config.flower, config.seeds[0]
-    strategy = MmfedrecStrategy(trainer, rounds, config.eval.eval_every, config.eval.select_on)
+    strategy = MmfedrecStrategy(state, rounds, config.eval.eval_every, config.eval.select_on)
     wait_for_nodes(grid, flower.min_nodes, flower.node_wait_timeout)
     strategy.start(grid, strategy.global_arrays(), num_rounds=rounds, timeout=flower.round_timeout)
     test = strategy.evaluate_best(grid, flower.round_timeout)
@@ -211,8 +224,8 @@ def run_server(grid: Grid, config: RunConfig, trainer: Simulation | None = None)
     n_rounds = max(1, len(curve))
     return SeedOutcome(
         seed=seed,
-        best_round=strategy.best_round,
-        valid=strategy.best_valid,
+        best_round=strategy.best.round,
+        valid=strategy.best.valid,
         test=test,
         curve=curve,
         sec_per_round=sum(e["seconds"] for e in curve) / n_rounds,
