@@ -15,7 +15,7 @@ import json
 import sys
 import time
 
-from mmfedrec.cli.options import add_dataset_options, dataset_spec
+from mmfedrec.config.arguments import add_config_arguments, section_from_args
 
 
 def gemm_gflops(dtype: object, hidden: int, intermediate: int, rows: int = 4096, repeats: int = 20) -> float:
@@ -44,7 +44,7 @@ def linear_gflop_per_item(encoder: object, texts: list[str]) -> tuple[float, flo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_dataset_options(parser)
+    add_config_arguments(parser, ("data",))
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--text-model", help="default: the packaged MiniLM")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     from mmfedrec.encoders.image import encode_images
     from mmfedrec.encoders.text import TextEncoder
 
-    catalog = load_dataset(dataset_spec(args)).catalog
+    catalog = load_dataset(section_from_args(args, "data").absolute()).catalog
     texts = [t for t in item_texts(catalog) if t is not None][: args.limit]
     paths = catalog.items["image_path"].dropna().astype(str).tolist()[: args.limit]
 

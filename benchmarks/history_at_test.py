@@ -30,7 +30,7 @@ def main() -> None:
     from mmfedrec.federation.engines.runner import build_trainer
 
     run = load_run(args.run)
-    trainer = build_trainer(run.method, run.split, run.features, run.config.train, run.config.seeds[0])
+    trainer = build_trainer(run.method, run.split, run.features, run.config, run.config.seeds[0])
     trainer.load_state(load_file(str(args.run / "model.safetensors")))
     result = {}
     for label, history_stage in (("with the validation item", "test"), ("training items only", "valid")):

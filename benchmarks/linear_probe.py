@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from mmfedrec.cli.options import add_dataset_options, dataset_spec
+from mmfedrec.config.arguments import add_config_arguments, section_from_args
 
 
 def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -50,7 +50,7 @@ def probe(features: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np.
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_dataset_options(parser)
+    add_config_arguments(parser, ("data",))
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--image-checkpoint", help="trained image tower (default: random-init, labelled as such)")
     parser.add_argument("--feature-cache", default=".cache/mmfedrec/features")
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from mmfedrec.encoders.features import compute_item_features
     from mmfedrec.errors import MmfedrecError
 
-    catalog = load_dataset(dataset_spec(args)).catalog
+    catalog = load_dataset(section_from_args(args, "data").absolute()).catalog
     if catalog.labels is None:
         raise MmfedrecError(f"dataset {args.dataset} has no item labels to probe")
     features, _ = compute_item_features(

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "run": str(args.run),
         "method": context.run.method.name,
-        "dataset": context.run.config.dataset.name,
+        "dataset": context.run.config.data.dataset,
         "n_users": context.run.split.n_users,
         "n_items": context.run.split.n_items,
         "users_timed": len(timings),

@@ -54,12 +54,13 @@ def random_features(item_ids: np.ndarray, seed: int = 0):
 
 def warm_trainer(split, features, engine: str, method: str = "ours", history: int = 0):
     """A trainer for one round per call, its first round (allocator, first touch) already run."""
+    from mmfedrec.config import RunConfig
+    from mmfedrec.config.codec import with_settings
     from mmfedrec.config.methods import method_spec
-    from mmfedrec.federation.engines.runner import TrainSettings, build_trainer
-    from mmfedrec.federation.engines.simulation import FederatedConfig
+    from mmfedrec.federation.engines.runner import build_trainer
 
-    settings = TrainSettings(history=history, federated=FederatedConfig(engine=engine, n_negatives=4))
-    trainer = build_trainer(method_spec(method), split, features, settings, seed=0)
+    config = with_settings(RunConfig(), method=method, engine="loop" if engine == "loop" else "sim", history=history)
+    trainer = build_trainer(method_spec(method), split, features, config, seed=0)
     trainer.run_round(0)
     return trainer
 

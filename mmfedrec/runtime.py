@@ -11,7 +11,7 @@ import ctypes.util
 import os
 
 OFFLINE_ENV = {
-    "HF_HUB_OFFLINE": "1",  # no model download at run time: fail fast instead of retrying ~45 s
+    "HF_HUB_OFFLINE": "1",  # no model download at run time: fail fast instead of retrying
     "TRANSFORMERS_OFFLINE": "1",
     "GRADIO_ANALYTICS_ENABLED": "False",
     "FLWR_TELEMETRY_ENABLED": "0",
@@ -22,7 +22,7 @@ OFFLINE_ENV = {
 def default_threads() -> int:
     """Threads for torch: 1 when the machine is shared (CI, workers), else all cores.
 
-    torch's default threading collapses (5-20x slower) when another process shares the cores,
+    torch's default threading collapses (several times slower) when another process shares the cores,
     so shared contexts set MMFEDREC_THREADS=1 (CI does) or run inside a worker.
     """
     configured = os.environ.get("MMFEDREC_THREADS")
@@ -57,8 +57,8 @@ def keep_freed_memory() -> bool:
     """Let glibc reuse freed blocks up to 1 GiB instead of returning them to the kernel.
 
     A federated round allocates and frees tens of MB of example tensors per chunk; by default
-    glibc maps and unmaps each (pages faulted in and zeroed every time), which cost 10-20% of
-    an ML-100K round here (0.17-0.20 s -> 0.15-0.16 s). Returns False where glibc is absent.
+    glibc maps and unmaps each (pages faulted in and zeroed every time), a visible share of an
+    ML-100K round. Returns False where glibc is absent.
     """
     name = ctypes.util.find_library("c")
     if name is None:

@@ -18,7 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--text-precision",
         choices=("auto", "fp32", "bf16"),
         default="auto",
-        help="text tower arithmetic; auto = bf16 autocast on CPUs with native bf16 (~1.8x faster), else fp32",
+        help="text tower arithmetic; auto = bf16 autocast on CPUs with native bf16 (faster), else fp32",
     )
     group.add_argument("--no-image", action="store_true", help="text features only")
     group.add_argument("--batch-size", type=int, default=64)

@@ -44,7 +44,7 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_text_precision(precision: str, device: str | torch.device = "cpu") -> str:
-    """Resolve to fp32 or bf16: "auto" picks bf16 autocast only on a CPU with native bf16 (1.8x faster, cosine > 0.9999)."""
+    """Resolve to fp32 or bf16: "auto" picks bf16 autocast only on a CPU with native bf16 (faster; output near fp32's)."""
     if precision not in PRECISIONS:
         raise MmfedrecError(f"unknown text precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision != "auto":

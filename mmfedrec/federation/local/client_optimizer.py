@@ -3,8 +3,8 @@
 `pad_chunks` orders a chunk's clients largest first, so the clients with examples in a local
 step are a prefix [:n], and each of them has taken every step before it: one step count serves
 them all. Stepping that prefix alone (torch's functional Adam / SGD on views) is what each client
-alone would do, without touching the others' parameters, gradients or moments (measured on
-ML-100K: the full-width step, its zeroed gradients and the restored tails cost ~8 % of a round).
+alone would do, without touching the others' parameters, gradients or moments (a full-width
+step, with its zeroed gradients and restored tails, took a visible share of a round).
 """
 
 from __future__ import annotations

@@ -2,8 +2,7 @@
 
 Constant client steps keep moving the model as much in the last round as in the first. A cosine
 decay over the run (Loshchilov & Hutter, 2017) lets it settle: on ML-100K it raised the
-history-aware model's mean validation NDCG@10 from 0.5050 to 0.5234 (seeds 0-2;
-benchmarks/README.md, "A history-aware user state").
+history-aware model's validation NDCG@10 (benchmarks/README.md, "A history-aware user state").
 """
 
 from __future__ import annotations

@@ -68,11 +68,10 @@ class RowFactors:
         """(I, D + 1) the changes summed per item: the scales as a sparse (I, V) matrix in
         compressed columns, one column per vector, times the vectors. The factors already are that
         matrix (positions grouped by vector, their copies in order), so nothing is sorted; scipy's
-        product reads the vectors in order and adds into the (I, D + 1) sums, which stay in cache.
-        At an ML-100K round's shapes on 2 cores, with a vector per example: 3.7 ms, against 12.5 ms
-        for torch's CSR product of the copies sorted by item (the same sums to the bit); with a
-        vector per client and step: 2.9 ms, against 5.9 ms for the scales summed into a dense
-        (V, I) matrix and one product (benchmarks/history_kernels.py)."""
+        product reads the vectors in order and adds into the (I, D + 1) sums, which stay in cache:
+        faster than torch's CSR product of the copies sorted by item (the same sums to the bit) and
+        than the scales summed into a dense (V, I) matrix and one product
+        (benchmarks/history_kernels.py)."""
         copies = self.items.shape[1]
         if self.vector_of is None:  # a vector per position
             column_starts = np.arange(0, self.items.numel() + 1, copies)
@@ -173,8 +172,8 @@ class LocalResult:
     def touched_items(self, n_items: int) -> Tensor:
         """(C, I) which item vectors each client of the chunk sends an update for (one per item,
         however many of its copies the client trained): its sums per client and per item count the
-        uploaded rows and each item's senders. At a 64k-example chunk: 0.8 ms, against 3.5 ms to
-        list the pairs and count them (benchmarks/history_kernels.py)."""
+        uploaded rows and each item's senders. Faster than listing the pairs and counting them
+        (benchmarks/history_kernels.py)."""
         n_rows = len(self.n_examples)
         rows = torch.arange(n_rows).view(-1, *[1] * (self.row_items.dim() - 1))
         spare = n_rows * n_items  # where masked-out copies land: no compaction of the real ones
@@ -211,7 +210,7 @@ def example_loss(scores: Tensor, mask: Tensor, kind: str) -> Tensor:
 def _optimizer(config: LocalConfig, shared: list[Tensor], own: list[Tensor]) -> PrefixOptimizer:
     """Large steps on what is the client's own (user state, item vectors it touched), smaller ones
     on shared dense tensors: every client moves those, and large local steps there do not average
-    into a useful update (measured on ML-100K: lr 0.5 on experts cost ~15% NDCG@10)."""
+    into a useful update (on ML-100K a large step on the experts cost NDCG@10)."""
     return PrefixOptimizer(config.local_optimizer, [(shared, config.shared_lr), (own, config.lr)])
 
 
@@ -221,7 +220,7 @@ def _step_rows(
     """(n, B, 1 + n_neg) item indices of a step -> (n, B, 1 + n_neg, D + 1) vectors, from one table
     or from each client's own, with the changes earlier epochs made to these copies."""
     n = items.shape[0]
-    # `embedding` gathers rows 2x faster than advanced indexing (benchmarks/history_kernels.py)
+    # `embedding` gathers rows faster than advanced indexing (benchmarks/history_kernels.py)
     rows = F.embedding(items, item_table) if owners is None else item_table[owners[:n].view(-1, 1, 1), items]
     if epoch > 0:
         rows += row_delta[:n, step]

@@ -84,7 +84,7 @@ class MixtureOfExperts:
             return torch.nn.functional.pad(mixed, (0, 1), value=1.0)
         # Linear experts: (user + context A) W + b = (user W + b) + context (A W), with W, b the
         # client's mixed experts and A the context map: one (D, D) map per client, one product per context.
-        gate = self.gate(private, shared).unsqueeze(1)  # (C, 1, K); products beat broadcast sums 1.4x
+        gate = self.gate(private, shared).unsqueeze(1)  # (C, 1, K); products beat broadcast sums
         weight = torch.matmul(gate, shared["experts.weight"].flatten(-2)).view(len(gate), self.dim, self.dim)
         bias = torch.matmul(gate, shared["experts.bias"]).squeeze(1)  # (C, D)
         user_part = torch.baddbmm(bias.unsqueeze(1), user.unsqueeze(1), weight)  # (C, 1, D)

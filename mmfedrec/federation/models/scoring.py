@@ -13,15 +13,14 @@ from torch import Tensor
 
 DENSE_MAX_RATIO = 12
 """Work on a dense (client x item) matrix pays while it is at most this many times the work per
-item-vector copy. Measured on 2 cores with 33-wide vectors: scoring every item and gathering
-beat gathering the rows 4.8x when items / rows = 5, broke even near 17 and lost 3x at 37."""
+item-vector copy: scoring every item and gathering beats gathering the rows while items / rows is
+small, and loses past the break-even (benchmarks/README.md, "Figures once in code comments")."""
 
 
 SHORT_ROWS = 16
 """Up to this many rows per vector, the vectors' gradient is a product and sum, not a batched
-matrix product: at 5 rows (one example's positive and 4 negatives) 1.4 ms against 2.3 ms for
-31k vectors on 2 cores; at 320 rows per vector the batched product wins 3x
-(benchmarks/history_kernels.py)."""
+matrix product: faster at an example's few rows (its positive and negatives), while the batched
+product wins at a client's hundreds (benchmarks/history_kernels.py)."""
 
 
 def row_dot(rows: Tensor, vectors: Tensor) -> Tensor:
@@ -29,8 +28,8 @@ def row_dot(rows: Tensor, vectors: Tensor) -> Tensor:
 
     One table for every client (evaluation) is one matrix product. Rows per client (training)
     use an elementwise product and sum, with the vectors' gradient as one batched product (or a
-    product and sum, up to `SHORT_ROWS` rows per vector); on CPU this took 2.3x less time than
-    autograd through a batched mat-vec at training shapes.
+    product and sum, up to `SHORT_ROWS` rows per vector); on CPU this is faster than autograd
+    through a batched mat-vec at training shapes.
     """
     if rows.shape[0] == 1:
         return vectors @ rows[0].T
@@ -59,11 +58,10 @@ class _RowDot(torch.autograd.Function):
 def gathered_dot(table: Tensor, items: Tensor, vectors: Tensor) -> Tensor:
     """(I, D) table rows at `items` (N, J) . (N, D) vectors -> (N, J) scores, for a vector per few
     rows (one per example, with a history). The rows are gathered by `embedding` and not kept: the
-    vectors' gradient is one `embedding_bag`, a weighted sum of the rows. At 31k vectors x 5 rows:
-    gather 0.9 ms (1.9 ms by advanced indexing), gradient 0.24 ms (1.4 ms from saved rows;
-    benchmarks/history_kernels.py). The dot products are one batched product over the gathered
-    rows: 2.1 ms, against 2.4-3.5 ms for a product and sum, which writes every (row x vector)
-    product first. The table gets no gradient."""
+    vectors' gradient is one `embedding_bag`, a weighted sum of the rows: both faster than
+    advanced indexing and a gradient from saved rows (benchmarks/history_kernels.py). The dot
+    products are one batched product over the gathered rows, faster than a product and sum, which
+    writes every (row x vector) product first. The table gets no gradient."""
     return _GatheredDot.apply(table, items, vectors)
 
 

@@ -9,7 +9,7 @@ masked upload is uniform over 64-bit integers while the masks cancel exactly in 
 Pairing with every other client costs O(C^2 P) mask draws per round. By default each client is
 paired with `2 * ceil(log2(C))` neighbours on a ring in a pseudo-random order (a Harary graph on
 a random permutation), which costs O(C log C * P): C = 1000 clients with P = 1e5 values draw
-1e9 64-bit words and adds 2e9 (~5-10 s on one core, with the (C, P) output itself 0.8 GB). Pass `neighbours=len(cohort)` for Bonawitz's complete graph.
+1e9 64-bit words and adds 2e9 (seconds on one core, with the (C, P) output itself 0.8 GB). Pass `neighbours=len(cohort)` for Bonawitz's complete graph.
 
 In-process simulation only: pair seeds come from the round key, which stands in for the
 Diffie-Hellman key agreement between the two clients (so the simulated server could recompute
