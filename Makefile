@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/mmfedrec run
+	$(BIN)/mmfedrec run --overwrite
 
 test: $(STAMP)
 	$(BIN)/ruff check .

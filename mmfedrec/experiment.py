@@ -11,16 +11,21 @@ model of the first seed (safetensors).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from mmfedrec.atomic import write_atomic
 from mmfedrec.config.codec import from_dict, read_config_file, to_dict
 from mmfedrec.config.methods import method_spec
 from mmfedrec.config.tree import AugmentConfig, RunConfig
+from mmfedrec.errors import MmfedrecError
 from mmfedrec.federation.engines.runner import SeedOutcome
+
+FAILED = "FAILED"  # a run folder whose run failed holds this file, with the error
 
 
 def _log(message: str, enabled: bool) -> None:
@@ -37,23 +42,58 @@ def load_features(config: RunConfig, catalog, progress: bool):
     return features
 
 
-def seed_trainer(engine: str):
+def seed_trainer(engine: str, progress: bool = True):
     """The engine's `train_seed`: one contract for every engine."""
     if engine.startswith("flower"):
         from mmfedrec.federation.flower.launcher import flower_seed_trainer
 
-        return flower_seed_trainer(engine)
+        return flower_seed_trainer(engine, on_progress=lambda line: _log(line, progress))
     from mmfedrec.federation.engines.runner import train_seed
 
     return train_seed
 
 
-def run_experiment(config: RunConfig, out: Path, progress: bool = True, resume: bool = False) -> dict:
+def run_experiment(
+    config: RunConfig, out: Path, progress: bool = True, resume: bool = False, overwrite: bool = False
+) -> dict:
     """Train `config.method` for every seed and write the run folder `out`; returns the summary.
 
     With `resume`, seeds already finished in `out` are read back, not trained again, and an
-    unfinished seed continues from its last checkpoint (`--checkpoint-every`).
+    unfinished seed continues from its last checkpoint (`--checkpoint-every`). A folder that
+    holds another run is refused unless `overwrite`; a run that fails leaves `FAILED` (the error)
+    in its folder, which a later success removes.
     """
+    out = prepare_run_folder(Path(out), resume, overwrite)
+    try:
+        summary = _run(config, out, progress, resume)
+    except BaseException as error:
+        write_atomic(out / FAILED, f"{type(error).__name__}: {error}\n")
+        raise
+    (out / FAILED).unlink(missing_ok=True)
+    return summary
+
+
+def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> Path:
+    """`out`, ready for a run: created, or emptied of the run it holds when asked to."""
+    if out.exists() and not out.is_dir():
+        raise MmfedrecError(f"--out {out}: a file is there; expected a folder for the run")
+    holds_run = (out / "config.json").is_file()
+    if resume and not holds_run:
+        raise MmfedrecError(f"--resume {out}: not a run folder (no config.json)")
+    if holds_run and not resume:
+        if not overwrite:
+            raise MmfedrecError(
+                f"--out {out} holds a run already; pass --overwrite to replace it, or --resume {out} to continue it"
+            )
+        shutil.rmtree(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise MmfedrecError(f"--out {out}: cannot create the folder ({error.strerror})") from None
+    return out
+
+
+def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
     from mmfedrec.data.registry import load_dataset, prepare_split
     from mmfedrec.evaluation.report import write_json
 
@@ -62,12 +102,19 @@ def run_experiment(config: RunConfig, out: Path, progress: bool = True, resume: 
         from mmfedrec.federation.flower.run_config import check_flower_support
 
         check_flower_support(config)
-    train_seed = seed_trainer(config.engine)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    train_seed = seed_trainer(config.engine, progress)
     if not resume:
         write_json(out / "config.json", to_dict(config))
     dataset = load_dataset(config.data)  # fails fast on bad data; fills the cache other processes read
+    for line in dataset.note_lines():
+        _log(f"data: {line}", progress)
+    candidates = config.eval.eval_negatives + 1
+    if candidates <= 50:
+        _log(
+            f"warning: the sampled protocol ranks each held-out item among {candidates} candidates only: "
+            f"HR@10 by chance is {min(1.0, 10 / candidates):.2f} (raise --eval-negatives for meaningful numbers)",
+            progress,
+        )
     features = None
     in_process = not config.engine.startswith("flower")
     if in_process and (method.modalities or config.augment.augment == "item-knn"):
@@ -93,18 +140,19 @@ def run_experiment(config: RunConfig, out: Path, progress: bool = True, resume: 
             pseudo = augment(split, config.augment, features, out if seed == config.seeds[0] else None, progress)
 
             def on_round(entry: dict, seed: int = seed) -> None:
+                replayed = entry.pop("replayed", False)
                 metrics_file.write(json.dumps({"method": method.name, **entry}) + "\n")
                 metrics_file.flush()
                 valid = entry.get("valid")
                 score = f" valid ndcg@10 {valid['sampled']['ndcg@10']:.4f}" if valid else ""
-                _log(
-                    f"[{method.name} seed {seed}] round {entry['round']}/{rounds}{score} ({entry['seconds']:.2f} s)",
-                    progress,
-                )
+                how = "from the checkpoint, not trained again" if replayed else f"{entry['seconds']:.2f} s"
+                _log(f"[{method.name} seed {seed}] round {entry['round']}/{rounds}{score} ({how})", progress)
 
             checkpoint = out / f"checkpoint-seed{seed}.safetensors"
             if not resume:
                 checkpoint.unlink(missing_ok=True)
+            elif checkpoint.exists():
+                _log(f"[{method.name} seed {seed}] resuming from {checkpoint.name}", progress)
             outcome = train_seed(
                 method, split, features, config, seed, groups, pseudo, on_round=on_round, checkpoint=checkpoint
             )

@@ -16,6 +16,7 @@ OFFLINE_ENV = {
     "GRADIO_ANALYTICS_ENABLED": "False",
     "FLWR_TELEMETRY_ENABLED": "0",
     "TOKENIZERS_PARALLELISM": "false",  # tokenizer threads fight torch for the 2 cores
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # weight-loading bars filled every log; our own work shows progress
 }
 
 

@@ -150,5 +150,5 @@ def ensure_default_run(
                 return Path(out)
         except MmfedrecError:
             pass  # written by another version: train again
-    run_experiment(config, Path(out), progress=progress)
+    run_experiment(config, Path(out), progress=progress, overwrite=True)
     return Path(out)

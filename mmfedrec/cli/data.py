@@ -43,9 +43,8 @@ def run_stats(args: argparse.Namespace) -> int:
     print(f"dataset: {dataset.name}")
     for key, label in STAT_LABELS.items():
         print(f"  {label:<28}{stats[key]:>10,}")
-    for key, value in dataset.notes.items():
-        shown = f"{len(value)} items" if isinstance(value, list) else value
-        print(f"  note: {key}: {shown}")
+    for line in dataset.note_lines():
+        print(f"  note: {line}")
     return 0
 
 

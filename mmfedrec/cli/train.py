@@ -30,6 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, help="run folder (default: runs/<method>)")
     parser.add_argument("--json", action="store_true", help="print summary.json to stdout")
     parser.add_argument("--resume", type=Path, help="continue the run in this folder from its last checkpoint")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run that --out holds (else refused)")
     add_config_file_options(parser)
     add_config_arguments(parser)
     parser.set_defaults(func=run)
@@ -49,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
         sys.stdout.write(to_toml(config))
         return 0
-    summary = run_experiment(config, out, progress=not args.quiet, resume=args.resume is not None)
+    resume = args.resume is not None
+    summary = run_experiment(config, out, progress=not args.quiet, resume=resume, overwrite=args.overwrite)
     print(json.dumps(summary, indent=2) if args.json else markdown_table([summary]))
     if not args.json:
         print(f"\nwrote {out}/summary.json and {out}/report.md")

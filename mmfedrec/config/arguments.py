@@ -7,7 +7,6 @@ config file (`--config`), then the flags a user typed.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import types
 import typing
 from pathlib import Path
@@ -66,8 +65,7 @@ def resolve_config(args: argparse.Namespace, defaults: dict[str, Any] | None = N
     if getattr(args, "config", None):
         base = merge(base, read_config_file(args.config))
         source = f"--config {args.config}"
-    config = from_dict(merge(merge(base, given_settings(args)), fixed), source)
-    return dataclasses.replace(config, data=config.data.absolute())
+    return from_dict(merge(merge(base, given_settings(args)), fixed), source).absolute()
 
 
 def section_from_args(args: argparse.Namespace, section: str) -> Any:

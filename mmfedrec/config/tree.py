@@ -273,6 +273,15 @@ class FeatureConfig(Section):
     image_preset: str = setting("tiny", "open_clip preset of the image tower")
     image_checkpoint: str = setting("", "trained image tower (safetensors); '' = a seeded random init, said so")
 
+    def absolute(self) -> FeatureConfig:
+        """Local paths made absolute; a Hub id or '' stays as it is."""
+
+        def local(text: str) -> str:
+            path = Path(text).expanduser()
+            return str(path.absolute()) if text and path.exists() else text
+
+        return replace(self, text_model=local(self.text_model), image_checkpoint=local(self.image_checkpoint))
+
 
 @dataclass(frozen=True)
 class AugmentConfig(Section):
@@ -338,3 +347,7 @@ class RunConfig(Section):
                 f"aggregator {self.robust.aggregator} needs each client's upload; secure aggregation, DP noise and "
                 "row average 'clients' work on the sum (use --aggregator fedavg)"
             )
+
+    def absolute(self) -> RunConfig:
+        """The same run with absolute paths, so that a saved config works from any folder."""
+        return replace(self, data=self.data.absolute(), features=self.features.absolute())

@@ -97,7 +97,7 @@ def prepare_split(spec: DataConfig, seed: int, n_negatives: int = 99, use_cache:
         return Split.load(path)
     dataset = load_dataset(spec)
     by_time = dataset.interactions.frame["timestamp"].nunique() > 1
-    split = leave_one_out(dataset.interactions, seed=seed, n_negatives=n_negatives, by_time=by_time)
+    split = leave_one_out(dataset.interactions, seed, n_negatives, by_time, user_names=dataset.original_user_ids)
     if path is not None:
         split.save(path)
         write_atomic(path.with_suffix(".json"), split_manifest(split, seed, n_negatives, by_time))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -97,7 +98,13 @@ class Split:
         return digest.hexdigest()[:16]
 
 
-def leave_one_out(interactions: Interactions, seed: int = 0, n_negatives: int = 99, by_time: bool = True) -> Split:
+def leave_one_out(
+    interactions: Interactions,
+    seed: int = 0,
+    n_negatives: int = 99,
+    by_time: bool = True,
+    user_names: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Split:
     """Hold out each user's last event for test and the one before for valid.
 
     Args:
@@ -105,6 +112,7 @@ def leave_one_out(interactions: Interactions, seed: int = 0, n_negatives: int = 
         seed: seeds the negative sampling (and the order when `by_time` is false).
         n_negatives: sampled negatives per user and stage, drawn from items the user never touched.
         by_time: order by (timestamp, item_id); false orders randomly (data without timestamps).
+        user_names: user ids -> the ids a user knows (`Dataset.original_user_ids`), for messages.
     """
     frame = interactions.frame
     if frame.empty:
@@ -132,6 +140,7 @@ def leave_one_out(interactions: Interactions, seed: int = 0, n_negatives: int = 
     keep[test_pos] = False
     keep[valid_pos] = False
 
+    check_negatives(users, items, user_ids if user_names is None else user_names(user_ids), len(item_ids), n_negatives)
     valid_negatives = sample_negatives(users, items, len(user_ids), len(item_ids), n_negatives, rng)
     test_negatives = sample_negatives(users, items, len(user_ids), len(item_ids), n_negatives, rng)
     return Split(
@@ -145,6 +154,20 @@ def leave_one_out(interactions: Interactions, seed: int = 0, n_negatives: int = 
         valid_negatives,
         test_negatives,
     )
+
+
+def check_negatives(users: np.ndarray, items: np.ndarray, names: np.ndarray, n_items: int, n_negatives: int) -> None:
+    """Refuse, naming the user, a number of evaluation negatives that some user cannot get."""
+    pairs = np.unique(users.astype(np.int64) * n_items + items)
+    touched = np.bincount(pairs // n_items, minlength=len(names))  # distinct items per user
+    fullest = int(np.argmax(touched))
+    free = n_items - int(touched[fullest])
+    if free < n_negatives:
+        raise DataError(
+            "interactions",
+            f"user {names[fullest]} touched {touched[fullest]} of {n_items} items, leaving {free} to sample "
+            f"{n_negatives} evaluation negatives from; lower --eval-negatives to at most {free}",
+        )
 
 
 def sample_negatives(

@@ -109,6 +109,16 @@ class Dataset:
             return np.asarray(user_ids, dtype=object)
         return self.users[ORIGINAL_ID].reindex(user_ids).to_numpy(dtype=object)
 
+    def note_lines(self, shown: int = 10) -> list[str]:
+        """The loader's notes as lines a user reads: lists name their first items, not just a count."""
+        lines = []
+        for key, value in self.notes.items():
+            if isinstance(value, list):
+                more = f", ... ({len(value) - shown} more)" if len(value) > shown else ""
+                value = f"{len(value)} items: {', '.join(map(str, value[:shown]))}{more}"
+            lines.append(f"{key.replace('_', ' ')}: {value}")
+        return lines
+
     def stats(self) -> dict[str, int]:
         """The counts `mmfedrec data stats` prints."""
         used = self.catalog.items["item_id"].isin(self.interactions.frame["item_id"].unique())

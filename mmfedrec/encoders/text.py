@@ -28,10 +28,17 @@ def packaged_text_model() -> Path:
 
 
 def resolve_text_model(name_or_path: str | Path | None) -> str:
-    """A local folder for the packaged default (by None or its Hub id); anything else is passed through."""
-    if name_or_path is None or str(name_or_path) == PACKAGED_TEXT_MODEL:
+    """A local folder for the packaged default (by None, "" or its Hub id); a path must exist; a Hub
+    id is passed through (it loads only from the local Hub cache: nothing is downloaded)."""
+    if not name_or_path or str(name_or_path) == PACKAGED_TEXT_MODEL:
         return str(packaged_text_model())
-    return str(name_or_path)
+    text = str(name_or_path)
+    folder = Path(text).expanduser()
+    if folder.is_dir():
+        return str(folder.absolute())
+    if folder.is_absolute() or text.startswith((".", "~")) or text.count("/") > 1:
+        raise MmfedrecError(f"--text-model {text}: no such folder; expected a local transformers model folder")
+    return text
 
 
 @functools.cache

@@ -67,12 +67,22 @@ def test_sparse_protocol_with_augmentation_and_synth(tmp_path: Path, capsys: pyt
     config = load_run_config(out)
     split, groups = apply_sparse_protocol(prepare_split(config.data, 0, config.eval.eval_negatives), config.augment, 0)
     user_id = int(split.user_ids[groups["sparse"][0]])
-    assert main(["synth", "--run", str(out), "--client", str(user_id)]) == 0
+    assert main(["synth", "--run", str(out), "--client", str(user_id), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["client"]["user"] == groups["sparse"][0]
-    assert len(report["client_item_ids"]["history"]) <= 3
-    assert report["privacy"]["near_copies"] >= 0 and "jensen_shannon" in report["popularity"]
+    client = report["client"]
+    assert client["user_id"] == str(user_id) and client["augmented"]
+    history_ids = {row["item_id"] for row in client["history"]}
+    assert 0 < len(history_ids) <= 3 and history_ids <= set(split.item_ids.tolist())  # ids, not indices
+    assert all({"item_id", "title", "score"} <= set(row) for row in client["pseudo_items"])
+    population = report["population"]
+    assert population["privacy"]["near_copies"] >= 0 and "jensen_shannon" in population["popularity"]
     assert (out / "synth" / f"client-{user_id}" / "synth_report.json").exists()
+
+    untouched = sorted(set(groups["dense"].tolist()) - set(pseudo["users"].tolist()))  # dense: not augmented
+    dense_id = int(split.user_ids[untouched[0]])
+    assert main(["synth", "--run", str(out), "--client", str(dense_id)]) == 0
+    printed = capsys.readouterr().out
+    assert f"client {dense_id} of synthetic" in printed and "not a sparse client" in printed
 
     assert main(["synth", "--run", str(out), "--client", "999999"]) == 2
     assert "999999" in capsys.readouterr().err

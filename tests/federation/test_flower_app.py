@@ -245,7 +245,7 @@ def test_flower_engines_write_the_run_folder_of_the_inprocess_engine(tmp_path, m
     from mmfedrec.federation.flower import launcher
 
     # the engine's processes are tested in test_flower_engines.py; here the same app runs in-process
-    monkeypatch.setattr(launcher, "run_flower", lambda config, engine, options=None: run_inprocess(config, 2)[0])
+    monkeypatch.setattr(launcher, "run_flower", lambda config, engine, options=None, **_: run_inprocess(config, 2)[0])
     config = with_settings(
         RunConfig(),
         method="fedavg-mf",
@@ -275,7 +275,7 @@ def test_resuming_a_flower_run_keeps_its_engine(tmp_path, monkeypatch) -> None:
 
     engines: list[str] = []
 
-    def fake_flower(config, engine, options=None):
+    def fake_flower(config, engine, options=None, **_):
         engines.append(engine)
         return run_inprocess(config, 2)[0]
 

@@ -44,8 +44,12 @@ def assert_same_metrics(outcome, reference) -> None:
 @pytest.mark.timeout(300)
 def test_deployment_engine_with_two_supernodes_matches_the_inprocess_engine(tmp_path, work_dir) -> None:
     config = small_config(tmp_path)
-    outcome = run_flower(config, "flower-deploy", FlowerOptions(num_nodes=2, timeout=240, work_dir=work_dir))
+    progress: list[str] = []
+    options = FlowerOptions(num_nodes=2, timeout=240, work_dir=work_dir)
+    outcome = run_flower(config, "flower-deploy", options, on_progress=progress.append)
     reference = train_seed(method_spec(config.method), flower_split(config), None, config, config.seeds[0])
+    assert progress[0].startswith("flower-deploy: SuperLink and 2 SuperNodes started")
+    assert "round 2/2" in progress  # a long run says where it is, not silence until the table
     assert [entry["nodes"] for entry in outcome.curve] == [2, 2]
     assert outcome.test["users"] == 60
     assert_same_metrics(outcome, reference)

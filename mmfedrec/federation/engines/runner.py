@@ -158,7 +158,7 @@ def train_seed(
         progress, best_state, accountant = _resume(trainer, checkpoint, seed, accountant)
         for entry in progress.curve:
             if on_round is not None:
-                on_round(entry)
+                on_round({**entry, "replayed": True})  # a round the checkpoint holds, not trained again
     for round_index in range(progress.round + 1, train.rounds + 1):
         if evaluation.patience and progress.best.stale >= evaluation.patience:
             break

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import shutil
 import signal
 import socket
@@ -38,6 +39,7 @@ from mmfedrec.federation.engines.runner import SeedOutcome
 from mmfedrec.federation.flower.run_config import check_flower_support, flower_split, to_run_config
 
 ENGINES = ("flower-sim", "flower-deploy")
+ROUND_LINE = re.compile(r"\[ROUND (\d+/\d+)\]")  # the ServerApp's log line as each round starts
 PROJECT_ROOT = Path(__file__).resolve().parents[3]  # the Flower app: pyproject.toml with [tool.flwr.app]
 
 
@@ -335,13 +337,24 @@ def submit_run(
 
 
 def wait_for_outcome(
-    group: ProcessGroup, run: subprocess.Popen, out_dir: Path, seed: int, timeout: float
+    group: ProcessGroup,
+    run: subprocess.Popen,
+    out_dir: Path,
+    seed: int,
+    timeout: float,
+    on_progress: Callable[[str], None] | None = None,
 ) -> SeedOutcome:
+    """The run's outcome once the ServerApp writes it; `on_progress` hears each new round as it starts."""
     from mmfedrec.federation.flower.server_app import read_outcome
 
     deadline = time.monotonic() + timeout
     path = out_dir / f"outcome-seed{seed}.json"
+    reported = ""
     while not path.exists():
+        rounds = ROUND_LINE.findall(group.log("flwr-run"))
+        if on_progress is not None and rounds and rounds[-1] != reported:
+            reported = rounds[-1]
+            on_progress(f"round {reported}")
         if time.monotonic() > deadline:
             raise MmfedrecError(f"Flower run gave no outcome in {timeout} s; log:\n{group.log('flwr-run')[-4000:]}")
         if run.poll() is not None and not path.exists():
@@ -357,12 +370,15 @@ def run_flower(
     engine: str,
     options: FlowerOptions | None = None,
     on_started: Callable[[ProcessGroup], None] | None = None,
+    on_progress: Callable[[str], None] | None = None,
 ) -> SeedOutcome:
     """Run `config` (one seed) on the Flower Simulation ("flower-sim") or Deployment ("flower-deploy") Engine.
 
     Args:
         on_started: called with the process group once the run is submitted (tests kill nodes with it).
+        on_progress: called with a line as the run goes (processes started, each round begun).
     """
+    say = on_progress or (lambda line: None)
     if engine not in ENGINES:
         raise MmfedrecError(f"engine must be one of {ENGINES}, got {engine!r}")
     check_flower_support(config)
@@ -382,15 +398,18 @@ def run_flower(
                 "client-resources-num-cpus=1",
                 f"init-args-num-cpus={options.num_nodes}",
             ]
+        say(f"{engine}: SuperLink and {options.num_nodes} SuperNodes started; submitting the run")
         run = submit_run(group, options, config, federation_config)
         if on_started is not None:
             on_started(group)
-        outcome = wait_for_outcome(group, run, out_dir, config.seeds[0], options.timeout)
+        outcome = wait_for_outcome(group, run, out_dir, config.seeds[0], options.timeout, say)
         outcome.curve = [{**entry, "engine": engine} for entry in outcome.curve]
         return outcome
 
 
-def flower_seed_trainer(engine: str, options: FlowerOptions | None = None) -> Callable[..., SeedOutcome]:
+def flower_seed_trainer(
+    engine: str, options: FlowerOptions | None = None, on_progress: Callable[[str], None] | None = None
+) -> Callable[..., SeedOutcome]:
     """A Flower engine behind the engines' contract (`mmfedrec.federation.engines.runner.train_seed`).
 
     The ServerApp builds its item features itself and Flower runs every round, so `features`,
@@ -401,7 +420,8 @@ def flower_seed_trainer(engine: str, options: FlowerOptions | None = None) -> Ca
     def train_seed_on_flower(
         method, split, features, config: RunConfig, seed: int, groups=None, pseudo=None, on_round=None, checkpoint=None
     ) -> SeedOutcome:
-        outcome = run_flower(dataclasses.replace(config, seeds=(seed,)), engine, options)
+        say = None if on_progress is None else (lambda line: on_progress(f"[{config.method} seed {seed}] {line}"))
+        outcome = run_flower(dataclasses.replace(config, seeds=(seed,)), engine, options, on_progress=say)
         for entry in outcome.curve:
             if on_round is not None:
                 on_round(entry)
