@@ -22,6 +22,7 @@ from mmfedrec.data.types import Catalog
 from mmfedrec.errors import MmfedrecError
 from mmfedrec.federation.local.history import user_contexts
 from mmfedrec.federation.local.personal_items import PersonalItemRows
+from mmfedrec.federation.models.protocol import ClientModel, RoutedModel
 
 PSEUDO_FILE = "pseudo_interactions.safetensors"  # optional: users, items (split indices), weights
 
@@ -31,7 +32,7 @@ class RunModel:
 
     def __init__(
         self,
-        model: object,
+        model: ClientModel,
         shared: dict[str, Tensor],
         private: dict[str, Tensor],
         item_rows: Tensor,
@@ -53,7 +54,7 @@ class RunModel:
 
     @property
     def has_router(self) -> bool:
-        return hasattr(self.model, "gate")
+        return isinstance(self.model, RoutedModel)
 
     def client_private(self, user: int) -> dict[str, Tensor]:
         return {k: v[user : user + 1] for k, v in self.private.items()}  # (1, ...)

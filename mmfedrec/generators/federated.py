@@ -22,6 +22,7 @@ from torch.func import grad_and_value, vmap
 
 from mmfedrec.errors import MmfedrecError
 from mmfedrec.federation.aggregation import fedavg
+from mmfedrec.federation.privacy.dp import clip_updates
 from mmfedrec.generators.denoiser import ProfileDenoiser
 from mmfedrec.generators.objective import DenoisingBatch, completion_batch, denoising_loss, weighted_loss
 from mmfedrec.generators.profiles import ProfileSpace
@@ -73,13 +74,6 @@ def client_updates(
         return {name: local[name] - params[name] for name in params}, first_loss
 
     return vmap(local_update)(batch.noisy, batch.timesteps, batch.conditions, batch.targets)
-
-
-def clip_updates(updates: dict[str, torch.Tensor], clip_norm: float) -> dict[str, torch.Tensor]:
-    """Scale each client's update (C, ...) so its L2 norm over all tensors is at most `clip_norm`."""
-    squared = sum(update.flatten(1).pow(2).sum(dim=1) for update in updates.values())  # (C,)
-    scale = (clip_norm / squared.sqrt().clamp(min=1e-12)).clamp(max=1.0)  # (C,)
-    return {name: update * scale.view(-1, *[1] * (update.dim() - 1)) for name, update in updates.items()}
 
 
 def federated_round(

@@ -2,12 +2,8 @@ import pytest
 import torch
 
 from mmfedrec.errors import MmfedrecError
-from mmfedrec.federation.aggregation.robust import (
-    bound_norms,
-    coordinate_median,
-    robust_row_aggregate,
-    trimmed_mean,
-)
+from mmfedrec.federation.aggregation.robust import coordinate_median, robust_row_aggregate, trimmed_mean
+from mmfedrec.federation.privacy.dp import clip_updates
 
 
 def test_coordinate_median_by_hand() -> None:
@@ -35,9 +31,9 @@ def test_one_attacker_cannot_move_the_robust_statistics_far() -> None:
     assert (attacked.mean(0) - 1.0).abs().min() > 900  # the plain mean is destroyed
 
 
-def test_bound_norms_scales_whole_client_updates() -> None:
+def test_clip_updates_scales_whole_client_updates() -> None:
     updates = {"a": torch.tensor([[3.0], [0.3]]), "b": torch.tensor([[0.0, 4.0], [0.0, 0.4]])}
-    bounded = bound_norms(updates, 1.0)
+    bounded = clip_updates(updates, 1.0)
     torch.testing.assert_close(bounded["a"], torch.tensor([[0.6], [0.3]]))  # client 0: norm 5 -> 1
     torch.testing.assert_close(bounded["b"], torch.tensor([[0.0, 0.8], [0.0, 0.4]]))  # client 1: kept
 

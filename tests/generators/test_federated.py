@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mmfedrec.errors import MmfedrecError
+from mmfedrec.federation.privacy.dp import clip_updates
 from mmfedrec.generators import (
     CentralDenoiserConfig,
     FederatedDenoiserConfig,
@@ -14,7 +15,6 @@ from mmfedrec.generators import (
     training_scheduler,
 )
 from mmfedrec.generators.federated import (
-    clip_updates,
     fedavg_mean_update,
     federated_round,
     fedsgd_mean_update,
@@ -63,7 +63,7 @@ def test_a_sgd_round_is_a_central_gradient_step() -> None:
 
 def test_clipping_bounds_each_client_update() -> None:
     updates = {"a": torch.tensor([[3.0, 0.0], [0.3, 0.0]]), "b": torch.tensor([[4.0], [0.4]])}
-    clipped = clip_updates(updates, clip_norm=1.0)
+    clipped = clip_updates(updates, 1.0)
     # client 0 has norm 5 -> scaled to 1; client 1 has norm 0.5 -> unchanged
     torch.testing.assert_close(clipped["a"], torch.tensor([[0.6, 0.0], [0.3, 0.0]]))
     torch.testing.assert_close(clipped["b"], torch.tensor([[0.8], [0.4]]))

@@ -22,7 +22,7 @@ from mmfedrec.federation.aggregation.faults import corrupt, finite_clients
 from mmfedrec.federation.aggregation.robust import coordinate_median, robust_row_aggregate, trimmed_mean
 from mmfedrec.federation.aggregation.sums import average_rows
 from mmfedrec.federation.local.training import LocalResult, sum_by_key
-from mmfedrec.federation.privacy.dp import add_gaussian_noise, flatten_updates, unflatten
+from mmfedrec.federation.privacy.dp import add_gaussian_noise, clip_factors, flatten_updates, unflatten
 from mmfedrec.federation.privacy.secure_agg import mask_updates, masked_total, unmask_sum
 
 log = logging.getLogger("mmfedrec")
@@ -153,10 +153,10 @@ def aggregate_defended(
     """
     robust = defense.robust
     if robust.norm_bound > 0:
-        uploads = uploads.scaled((robust.norm_bound / uploads.norms().clamp_min(1e-12)).clamp(max=1.0))
+        uploads = uploads.scaled(clip_factors(uploads.norms(), robust.norm_bound))
     dp = defense.noise_multiplier > 0
     if dp:
-        uploads = uploads.scaled((defense.privacy.dp_clip / uploads.norms().clamp_min(1e-12)).clamp(max=1.0))
+        uploads = uploads.scaled(clip_factors(uploads.norms(), defense.privacy.dp_clip))
     if robust.aggregator != "fedavg":
         combine = coordinate_median if robust.aggregator == "median" else (lambda s: trimmed_mean(s, robust.trim))
         delta = {k: combine(v) for k, v in uploads.dense.items()}

@@ -11,13 +11,11 @@ that item, since most clients never touch most items.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 import torch
 from torch import Tensor
 
 from mmfedrec.errors import MmfedrecError
-from mmfedrec.federation.privacy.dp import clip_per_client, flatten_updates, unflatten
 
 ROW_METHODS = ("median", "trimmed-mean")
 
@@ -34,12 +32,6 @@ def trimmed_mean(stacked: Tensor, trim: float) -> Tensor:
     highest values of each coordinate."""
     cut = _trim_count(stacked.shape[0], trim)
     return stacked.sort(dim=0).values[cut : stacked.shape[0] - cut].mean(dim=0)
-
-
-def bound_norms(updates: Mapping[str, Tensor], max_norm: float) -> dict[str, Tensor]:
-    """Each client's update (all tensors together, (C, ...) each) scaled to L2 norm <= `max_norm`."""
-    clipped, _ = clip_per_client(flatten_updates(updates), max_norm)
-    return unflatten(clipped, {name: tuple(tensor.shape[1:]) for name, tensor in updates.items()})
 
 
 def robust_row_aggregate(

@@ -26,6 +26,8 @@ from mmfedrec.federation.local.schedule import lr_factor
 from mmfedrec.federation.local.training import example_loss
 from mmfedrec.federation.models import initial_state
 from mmfedrec.federation.models.item_tower import ItemTower
+from mmfedrec.federation.models.protocol import ClientModel
+from mmfedrec.federation.models.scorer import client_scorer
 
 
 class CentralTrainer:
@@ -33,7 +35,7 @@ class CentralTrainer:
 
     def __init__(
         self,
-        model: object,
+        model: ClientModel,
         tower: ItemTower,
         split: Split,
         seed: int,
@@ -104,16 +106,7 @@ class CentralTrainer:
         with torch.no_grad():
             item_table = self.tower()
         context = user_contexts(self.model, self.split, item_table, stage)
-        shared = {k: v.detach().unsqueeze(0) for k, v in self.shared.items()}
-
-        def score(users: np.ndarray) -> np.ndarray:
-            index = torch.from_numpy(np.asarray(users, dtype=np.int64))
-            with torch.no_grad():
-                private = {k: v.detach()[index] for k, v in self.private.items()}
-                user_context = None if context is None else context[index]
-                return self.model.scores(private, shared, item_table.unsqueeze(0), user_context).numpy()
-
-        return score
+        return client_scorer(self.model, self.shared, self.private, item_table, context)
 
     def state(self) -> dict[str, torch.Tensor]:
         snapshot = {f"shared.{k}": v.detach().clone() for k, v in self.shared.items()}

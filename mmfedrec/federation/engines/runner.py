@@ -28,6 +28,7 @@ from mmfedrec.federation.engines.simulation import Simulation
 from mmfedrec.federation.models import build_model
 from mmfedrec.federation.models.content import ItemContent
 from mmfedrec.federation.models.item_tower import ItemTower
+from mmfedrec.federation.models.protocol import ClientModel
 from mmfedrec.federation.privacy.dp import PrivacyAccountant
 
 
@@ -70,7 +71,7 @@ class Progress:
 RoundCallback = Callable[[dict[str, object]], None]
 
 
-def build_client_model(method: MethodSpec, model: ModelConfig) -> object:
+def build_client_model(method: MethodSpec, model: ModelConfig) -> ClientModel:
     """The client model of `method` at the configured width, experts and history."""
     n_experts = model.experts or method.n_experts
     return build_model(method.model, model.dim, n_experts, method.personalized_gate, model.history)

@@ -8,7 +8,9 @@ the same examples from the same generator, so they agree to float tolerance.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -45,6 +47,8 @@ from mmfedrec.federation.local.schedule import scheduled_local
 from mmfedrec.federation.local.training import LocalResult, local_train
 from mmfedrec.federation.models import initial_state
 from mmfedrec.federation.models.item_tower import ItemTower
+from mmfedrec.federation.models.protocol import ClientModel
+from mmfedrec.federation.models.scorer import client_scorer
 from mmfedrec.federation.privacy.comm import download_nbytes, upload_nbytes
 from mmfedrec.federation.privacy.compression import ErrorFeedbackCompressor
 
@@ -65,7 +69,7 @@ class Simulation:
 
     def __init__(
         self,
-        model: object,
+        model: ClientModel,
         tower: ItemTower,
         split: Split,
         config: RunConfig,
@@ -202,23 +206,13 @@ class Simulation:
         """Scores (B, I) for user indices, from each client's private state and the global model
         (and, for a history-aware model, each client's latest items before its `stage` item)."""
         item_table = self.server.item_table()
-        shared = {k: v.unsqueeze(0) for k, v in self.shared.items()}
         context = user_contexts(self.model, self.split, item_table, stage)
-
-        def score(users: np.ndarray) -> np.ndarray:
-            index = torch.from_numpy(np.asarray(users, dtype=np.int64))
-            private = {k: v[index] for k, v in self.private.items()}
-            if self.local_tables is not None:
-                rows = self.local_tables[index]
-            elif self.personal is not None:
-                rows = self.personal.tables(index, item_table)
-            else:
-                rows = item_table.unsqueeze(0)
-            user_context = None if context is None else context[index]
-            with torch.no_grad():
-                return self.model.scores(private, shared, rows, user_context).numpy()
-
-        return score
+        rows: Tensor | Callable[[Tensor], Tensor] = item_table
+        if self.local_tables is not None:
+            rows = self.local_tables.__getitem__
+        elif self.personal is not None:
+            rows = partial(self.personal.tables, table=item_table)
+        return client_scorer(self.model, self.shared, self.private, rows, context)
 
     def state(self) -> dict[str, Tensor]:
         """Everything needed to score: a snapshot for model selection and checkpoints."""

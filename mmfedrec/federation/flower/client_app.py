@@ -34,6 +34,8 @@ from mmfedrec.federation.local.history import EventContexts, user_contexts
 from mmfedrec.federation.local.schedule import scheduled_local
 from mmfedrec.federation.local.training import local_train
 from mmfedrec.federation.models import initial_state
+from mmfedrec.federation.models.protocol import ClientModel
+from mmfedrec.federation.models.scorer import client_scorer
 from mmfedrec.federation.privacy.comm import upload_nbytes
 from mmfedrec.runtime import configure_runtime
 
@@ -50,7 +52,7 @@ class Silo:
 
     split: Split
     users: np.ndarray  # (C_node,) sorted global user indices of this silo
-    model: object
+    model: ClientModel
     indptr: np.ndarray
     train_items: np.ndarray
     config: RunConfig  # one seed: `config.seeds[0]`
@@ -156,18 +158,8 @@ def silo_scorer(
 ) -> Scorer:
     """Scores (B, I) of the silo's users from their private state and the global model (and their
     latest items before the `stage` item, for a history-aware model)."""
-    shared_one = {name: value.unsqueeze(0) for name, value in shared.items()}
-    rows = item_table.unsqueeze(0)
     context = user_contexts(silo.model, silo.split, item_table, stage)
-
-    def score(users: np.ndarray) -> np.ndarray:
-        index = silo.local_index(users)
-        user_private = {k: v[index] for k, v in private.items()}
-        user_context = None if context is None else context[torch.from_numpy(users)]
-        with torch.no_grad():
-            return silo.model.scores(user_private, shared_one, rows, user_context).numpy()
-
-    return score
+    return client_scorer(silo.model, shared, private, item_table, context, position=silo.local_index)
 
 
 def rank_sums(scorer: Scorer, split: Split, users: np.ndarray, stage: str) -> dict[str, float | int]:
@@ -315,8 +307,9 @@ def denoiser_silo_update(
     update `u_c` (optionally clipped), weighted by its number of training interactions `w_c`:
     the server divides the added sums and steps its optimizer, as `federated_round` does.
     """
+    from mmfedrec.federation.privacy.dp import clip_updates
     from mmfedrec.generators.denoiser import ProfileDenoiser
-    from mmfedrec.generators.federated import client_updates, clip_updates
+    from mmfedrec.generators.federated import client_updates
     from mmfedrec.generators.objective import completion_batch
     from mmfedrec.generators.profiles import ProfileSpace, training_histories
     from mmfedrec.generators.scheduling import training_scheduler

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from mmfedrec.data.splits import NO_ITEM, Split
+from mmfedrec.federation.models.protocol import ClientModel
 
 NO_HISTORY = -1  # fills history slots a user's past is too short for
 
@@ -91,7 +92,7 @@ class EventContexts:
             self.matrix = coo.to_sparse_csr()
 
     @classmethod
-    def for_model(cls, model: object, indptr: np.ndarray, items: np.ndarray, n_items: int) -> EventContexts | None:
+    def for_model(cls, model: ClientModel, indptr: np.ndarray, items: np.ndarray, n_items: int) -> EventContexts | None:
         """The contexts `model` reads, or None for a model without history."""
         return cls(indptr, items, n_items, model.history) if model.history else None
 
@@ -106,7 +107,7 @@ class EventContexts:
         return contexts
 
 
-def user_contexts(model: object, split: Split, item_table: Tensor, stage: str) -> Tensor | None:
+def user_contexts(model: ClientModel, split: Split, item_table: Tensor, stage: str) -> Tensor | None:
     """(U, D) every user's history context before its `stage` item, or None for a model
     without history."""
     if not model.history:

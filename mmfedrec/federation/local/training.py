@@ -31,6 +31,7 @@ from torch import Tensor
 from mmfedrec.config.tree import LOSSES, LocalConfig
 from mmfedrec.federation.local.batches import PaddedChunk
 from mmfedrec.federation.local.client_optimizer import ADAM_EPS, PrefixOptimizer
+from mmfedrec.federation.models.protocol import ClientModel, DotProductModel
 from mmfedrec.federation.models.scoring import DENSE_MAX_RATIO, gathered_dot, row_dot, table_dot
 
 MASKED_LOGIT = -1e9  # a collided negative's logit under the softmax loss: no weight, no gradient
@@ -273,7 +274,7 @@ def _grad(leaf: Tensor) -> Tensor:
 
 
 def local_train(
-    model: object,
+    model: ClientModel,
     shared: dict[str, Tensor],
     private: dict[str, Tensor],
     item_table: Tensor,
@@ -298,7 +299,7 @@ def local_train(
     local_private = {k: v.clone() for k, v in private.items()}
     steps = [slice(start, start + config.batch_size) for start in range(0, length, config.batch_size)]
     n_items, width = item_table.shape[-2:]
-    bilinear = hasattr(model, "client_vector")  # scores = row_dot(rows, client_vector): MF, ours
+    bilinear = isinstance(model, DotProductModel)  # scores = row_dot(rows, client_vector): MF, ours
     history = bool(model.history)  # one client vector per example, from its history context
     if history and contexts is None:
         raise ValueError("a history-aware model needs the round's event contexts")

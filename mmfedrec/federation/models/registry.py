@@ -10,6 +10,7 @@ from mmfedrec.federation.models.mf import MatrixFactorization
 from mmfedrec.federation.models.moe import MixtureOfExperts
 from mmfedrec.federation.models.ncf import NeuralCF
 from mmfedrec.federation.models.pfedrec import PersonalizedScoreFunction
+from mmfedrec.federation.models.protocol import ClientModel
 
 MODEL_NAMES = ("moe", "mf", "ncf", "pfedrec")
 
@@ -30,7 +31,7 @@ def build_model(
     raise MmfedrecError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
 
 
-def initial_state(model: object, n_users: int, seed: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+def initial_state(model: ClientModel, n_users: int, seed: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """(shared, private (n_users, ...)) initial tensors of a run: one generator, shared first.
 
     Every engine (batched, loop, central, each Flower silo) draws them here, so they all start

@@ -43,13 +43,24 @@ def unflatten(flat: Tensor, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, 
     }
 
 
-def clip_per_client(flat: Tensor, max_norm: float) -> tuple[Tensor, Tensor]:
-    """(clipped (C, P), norms before clipping (C,)): each row scaled to L2 norm at most `max_norm`."""
+def clip_factors(norms: Tensor, max_norm: float) -> Tensor:
+    """(C,) scales that bring each client's update norm `norms` (C,) to at most `max_norm`: the one
+    per-client clipping rule of DP, norm bounding and the denoiser's federated training."""
     if not max_norm > 0:
         raise MmfedrecError(f"the clipping norm must be > 0, got {max_norm}")
+    return (max_norm / norms.clamp_min(1e-12)).clamp(max=1.0)
+
+
+def clip_per_client(flat: Tensor, max_norm: float) -> tuple[Tensor, Tensor]:
+    """(clipped (C, P), norms before clipping (C,)): each row scaled to L2 norm at most `max_norm`."""
     norms = torch.linalg.vector_norm(flat, dim=1)  # (C,)
-    factors = (max_norm / norms.clamp_min(1e-12)).clamp(max=1.0)
-    return flat * factors.unsqueeze(1), norms
+    return flat * clip_factors(norms, max_norm).unsqueeze(1), norms
+
+
+def clip_updates(updates: Mapping[str, Tensor], max_norm: float) -> dict[str, Tensor]:
+    """Each client's update (all tensors together, (C, ...) each) scaled to L2 norm at most `max_norm`."""
+    clipped, _ = clip_per_client(flatten_updates(updates), max_norm)
+    return unflatten(clipped, {name: tuple(tensor.shape[1:]) for name, tensor in updates.items()})
 
 
 def add_gaussian_noise(total: Tensor, noise_multiplier: float, max_norm: float, generator: torch.Generator) -> Tensor:
