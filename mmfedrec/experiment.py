@@ -264,8 +264,8 @@ def augment(split, augment_config: AugmentConfig, features, out: Path | None, pr
     started = time.perf_counter()
     pseudo = augmenter.augment(split, policy)
     _log(
-        f"augmentation {name}: {len(pseudo)} pseudo-interactions for "
-        f"{len(np.unique(pseudo.users))} sparse clients ({time.perf_counter() - started:.1f} s)",
+        f"augmentation {name}: {len(pseudo)} pseudo-interactions for the {len(np.unique(pseudo.users))} clients "
+        f"with at most {augment_config.sparse_max} training events ({time.perf_counter() - started:.1f} s)",
         progress,
     )
     if out is not None:

@@ -99,11 +99,14 @@ def _require_finite(scores: np.ndarray, users: np.ndarray, stage: str) -> None:
 def activity_buckets(split: Split, users: np.ndarray) -> dict[str, np.ndarray]:
     """Masks over `users`: quintiles of training-interaction count (q1 = least active) and "sparse".
 
-    Quintile edges are computed on the evaluated users, so each quintile holds about a fifth of them.
+    Quintiles are by rank among the evaluated users, equal counts ordered by user index, so each
+    holds a fifth of them: with edges on the counts, ties (many users with the same count) could
+    leave a quintile empty.
     """
     counts = split.train_counts()[users]
-    edges = np.quantile(counts, [0.2, 0.4, 0.6, 0.8])
-    quintile = np.searchsorted(edges, counts, side="right")  # 0..4
+    rank = np.empty(len(users), dtype=np.int64)
+    rank[np.argsort(counts, kind="stable")] = np.arange(len(users))
+    quintile = rank * 5 // max(len(users), 1)  # 0..4
     buckets = {f"q{q + 1}": quintile == q for q in range(5)}
     buckets["sparse"] = counts <= SPARSE_MAX_TRAIN
     return buckets

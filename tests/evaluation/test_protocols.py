@@ -1,7 +1,11 @@
+import itertools
+
 import numpy as np
+import pandas as pd
 import pytest
 
-from mmfedrec.data.splits import NO_ITEM
+from mmfedrec.data.splits import NO_ITEM, leave_one_out
+from mmfedrec.data.types import make_interactions
 from mmfedrec.errors import MmfedrecError
 from mmfedrec.evaluation.protocols import activity_buckets, evaluate, rank_users
 from mmfedrec.federation.engines.popularity import popularity_scorer
@@ -51,6 +55,19 @@ def test_buckets_cover_every_user_once_and_flag_sparse_users() -> None:
     quintiles = np.stack([buckets[f"q{q}"] for q in range(1, 6)])
     assert (quintiles.sum(0) == 1).all()
     assert (buckets["sparse"] == (split.train_counts()[users] <= 5)).all()
+
+
+def test_no_quintile_is_empty_when_many_users_share_a_count() -> None:
+    """Half the users with the same count: edges on the counts left q1 and q2 empty."""
+    rows = [(u, i, t) for u in range(100) for t, i in enumerate(range(5 if u < 50 else 5 + u // 5))]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).assign(rating=1.0)
+    split = leave_one_out(make_interactions(frame), n_negatives=0)
+    users = split.evaluated_users("test")
+    buckets = activity_buckets(split, users)
+    assert [int(buckets[f"q{q}"].sum()) for q in range(1, 6)] == [20] * 5
+    counts = split.train_counts()[users]
+    ordered = [counts[buckets[f"q{q}"]] for q in range(1, 6)]
+    assert all(a.max() <= b.min() for a, b in itertools.pairwise(ordered))  # still ordered by activity
 
 
 def independent_popularity_hr(split, k: int, seed: int) -> float:

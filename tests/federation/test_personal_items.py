@@ -50,5 +50,9 @@ def test_personal_rows_are_not_uploaded_even_with_compression() -> None:
     dual = make_simulation(
         "batched", "pfedrec", lr=0.05, personal_items=True, compression=CompressionConfig(compress_bits=8)
     )
+    sent: list[dict[str, torch.Tensor]] = []
+    dual.on_upload = lambda client, message: sent.append(message)
     dual.run_round(0)
-    assert len(dual.personal.keys) > 0 and "personal.keys" not in dual.compressor.state()
+    assert len(dual.personal.keys) > 0 and sent
+    assert all(not any("personal" in name for name in message) for message in sent)  # what each client sent
+    assert "personal.keys" not in dual.compressor.state()

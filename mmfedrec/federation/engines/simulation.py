@@ -49,8 +49,8 @@ from mmfedrec.federation.models import initial_state
 from mmfedrec.federation.models.item_tower import ItemTower
 from mmfedrec.federation.models.protocol import ClientModel
 from mmfedrec.federation.models.scorer import client_scorer
-from mmfedrec.federation.privacy.comm import download_nbytes, upload_nbytes
-from mmfedrec.federation.privacy.compression import ErrorFeedbackCompressor
+from mmfedrec.federation.privacy.comm import client_upload, download_nbytes, upload_nbytes
+from mmfedrec.federation.privacy.compression import ErrorFeedbackCompressor, compressed_message
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,7 @@ class Simulation:
         self.compressor = None
         if config.compression.enabled and federate:
             self.compressor = ErrorFeedbackCompressor(config.compression, split.n_users, split.n_items)
+        self.on_upload: Callable[[int, dict[str, Tensor]], None] | None = None  # hears every upload message
 
     def select_clients(self) -> np.ndarray:
         return self.sampler.select()
@@ -156,6 +157,8 @@ class Simulation:
                 touched = result.touched_items(self.split.n_items)
                 sent = upload_nbytes(result, touched)
             upload[torch.from_numpy(chunk.rows)] = sent.double()
+            if self.on_upload is not None and self.federate:
+                self._tap_messages(chunk.clients, result)
             if self.local_tables is not None:
                 self._apply_locally(chunk.clients, result)
             elif self.defense.per_client:
@@ -178,6 +181,15 @@ class Simulation:
             dropped=int(silent.sum()),
             rejected=rejected,
         )
+
+    def _tap_messages(self, clients: Tensor, result: LocalResult) -> None:
+        """Hand `on_upload` each client's message, built from the very update the server aggregates."""
+        for k, client in enumerate(clients.tolist()):
+            if self.compressor is None:
+                message = client_upload(result, k)
+            else:
+                message = compressed_message(result, k, self.config.compression)
+            self.on_upload(client, message)
 
     def _aggregate_defended(
         self, parts: list[tuple[Tensor, LocalResult]], round_index: int, key: int, item_table: Tensor
