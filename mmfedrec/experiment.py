@@ -94,7 +94,7 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> Path:
 
 
 def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
-    from mmfedrec.data.registry import load_dataset, prepare_split
+    from mmfedrec.data.registry import has_timestamps, load_dataset, prepare_split
     from mmfedrec.evaluation.report import write_json
 
     method = method_spec(config.method)
@@ -108,6 +108,9 @@ def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
     dataset = load_dataset(config.data)  # fails fast on bad data; fills the cache other processes read
     for line in dataset.note_lines():
         _log(f"data: {line}", progress)
+    split_kind = "time" if config.data.split == "time" and has_timestamps(dataset) else "random"
+    if split_kind != config.data.split:
+        _log("data: no timestamps; leave-one-out in seeded random order", progress)
     candidates = config.eval.eval_negatives + 1
     if candidates <= 50:
         _log(
@@ -170,14 +173,21 @@ def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
                 f"[{method.name} seed {seed}] best round {outcome.best_round}: test ndcg@10 {outcome.test['sampled']['ndcg@10']:.4f}",
                 progress,
             )
-    return write_summary(config, out, outcomes, time.perf_counter() - started, features)
+    return write_summary(config, out, outcomes, time.perf_counter() - started, features, split_kind)
 
 
-def write_summary(config: RunConfig, out: Path, outcomes: list[SeedOutcome], seconds: float, features=None) -> dict:
+def write_summary(
+    config: RunConfig, out: Path, outcomes: list[SeedOutcome], seconds: float, features=None, split: str = "time"
+) -> dict:
     """summary.json and report.md of a finished run, whichever engine trained it."""
     from mmfedrec.evaluation.report import summarize, write_json, write_report
 
-    extra = {"total_seconds": round(seconds, 2), "engine": config.engine, "augment": to_dict(config.augment)}
+    extra = {
+        "total_seconds": round(seconds, 2),
+        "engine": config.engine,
+        "split": split,  # as used: "random" for data without timestamps whatever was asked
+        "augment": to_dict(config.augment),
+    }
     summary = summarize(config.method, config.data.dataset, outcomes, extra)
     if features is not None:
         summary["features"] = dict(features.metadata)

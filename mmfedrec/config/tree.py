@@ -18,7 +18,8 @@ from typing import Any
 from mmfedrec.config.methods import METHODS
 from mmfedrec.errors import MmfedrecError
 
-DATASET_NAMES = ("synthetic", "movielens-100k", "movielens-1m", "csv", "parquet")
+DATASET_NAMES = ("synthetic", "movielens-100k", "movielens-1m", "hm-fashion", "csv", "parquet")
+SPLITS = ("time", "random")
 ENGINES = ("sim", "loop", "flower-sim", "flower-deploy")
 LOSSES = ("bce", "bpr", "softmax")
 LR_SCHEDULES = ("constant", "cosine")
@@ -94,7 +95,7 @@ class DataConfig(Section):
     """What to load and how to turn it into implicit feedback."""
 
     dataset: str = setting("synthetic", "dataset to load", choices=DATASET_NAMES)
-    root: Path | None = setting(None, "folder of a MovieLens release (u.data / ratings.dat)")
+    root: Path | None = setting(None, "folder of a MovieLens release (u.data / ratings.dat) or of the H&M sample")
     interactions: Path | None = setting(None, "csv/parquet interactions file: user,item,timestamp[,rating]")
     items: Path | None = setting(None, "csv/parquet items file: item_id,title,text,image_path")
     items_table: Path | None = setting(None, "enrichment: CSV keyed by movie_id/item_id with a text column")
@@ -108,6 +109,12 @@ class DataConfig(Section):
     synthetic_items: int = setting(400, "items of the embedded synthetic dataset", low=1)
     data_seed: int = setting(0, "seed of the synthetic generator", low=0, high=2**32 - 1)
     cache_dir: Path | None = setting(Path(".cache/mmfedrec"), "canonical Parquet and feature cache (unset: no cache)")
+    split: str = setting(
+        "time",
+        "leave-one-out order: time (by timestamp, ties by item id) or random (seeded; what data without "
+        "timestamps gets either way)",
+        choices=SPLITS,
+    )
 
     def absolute(self) -> DataConfig:
         """The same data with absolute paths, so that a saved config works from any folder."""

@@ -26,7 +26,7 @@ CACHE_VERSION = 2  # bump when the canonical form or a loader's output changes
 
 def spec_key(spec: DataConfig) -> str:
     """16 hex digits identifying what `spec` loads, including the state of its source files."""
-    fields = {name: str(value) for name, value in asdict(spec).items() if name != "cache_dir"}
+    fields = {name: str(value) for name, value in asdict(spec).items() if name not in ("cache_dir", "split")}
     payload = {"version": CACHE_VERSION, "spec": fields, "sources": _source_stats(spec)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -66,6 +66,13 @@ def _load_raw(spec: DataConfig) -> Dataset:
             raise MmfedrecError(f"--root (the folder of the {spec.dataset} release) is required for {spec.dataset}")
         loader = load_movielens_100k if spec.dataset == "movielens-100k" else load_movielens_1m
         return loader(spec.root)
+    if spec.dataset == "hm-fashion":
+        if spec.root is None:
+            raise MmfedrecError(
+                "--root (the folder of the H&M sample: interactions.csv, items.csv, images/) is required"
+            )
+        root = Path(spec.root)
+        return load_tabular(root / "interactions.csv", root / "items.csv", spec.dataset, encoding=spec.encoding)
     if spec.dataset in ("csv", "parquet"):
         if spec.interactions is None:
             raise MmfedrecError(f"--interactions (the interactions file) is required for {spec.dataset}")
@@ -81,22 +88,28 @@ def synthetic_image_dir(spec: DataConfig) -> Path:
     return folder / "images"
 
 
+def has_timestamps(dataset: Dataset) -> bool:
+    """Whether the events carry a time order (not all the same timestamp)."""
+    return dataset.interactions.frame["timestamp"].nunique() > 1
+
+
 def split_path(spec: DataConfig, seed: int, n_negatives: int) -> Path | None:
     """Where `prepare_split` caches a split; None when caching is off."""
     folder = cache.dataset_folder(spec)
-    return None if folder is None else folder / f"split-loo-seed{seed}-neg{n_negatives}.safetensors"
+    return None if folder is None else folder / f"split-loo-{spec.split}-seed{seed}-neg{n_negatives}.safetensors"
 
 
 def prepare_split(spec: DataConfig, seed: int, n_negatives: int = 99, use_cache: bool = True) -> Split:
     """The leave-one-out split of `spec`'s dataset for `seed`, cached next to the dataset.
 
-    Data without timestamps (all equal) is split in random order instead of by time.
+    `spec.split` "time" orders each user's events by time; data without timestamps (all equal)
+    is split in seeded random order instead, as "random" always is.
     """
     path = split_path(spec, seed, n_negatives) if use_cache else None
     if path is not None and path.exists():
         return Split.load(path)
     dataset = load_dataset(spec)
-    by_time = dataset.interactions.frame["timestamp"].nunique() > 1
+    by_time = spec.split == "time" and has_timestamps(dataset)
     split = leave_one_out(dataset.interactions, seed, n_negatives, by_time, user_names=dataset.original_user_ids)
     if path is not None:
         split.save(path)

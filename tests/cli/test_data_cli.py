@@ -50,10 +50,10 @@ def test_prepare_caches_dataset_and_one_split_per_seed(
     assert main([*argv, "--seeds", "0,1"]) == 0
     out = capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.glob("synthetic-*/split-*.safetensors")) == [
-        "split-loo-seed0-neg20.safetensors",
-        "split-loo-seed1-neg20.safetensors",
+        "split-loo-time-seed0-neg20.safetensors",
+        "split-loo-time-seed1-neg20.safetensors",
     ]
-    assert str(next(tmp_path.glob("synthetic-*/split-loo-seed1-*.safetensors"))) in out
+    assert str(next(tmp_path.glob("synthetic-*/split-loo-time-seed1-*.safetensors"))) in out
 
 
 @pytest.mark.realdata

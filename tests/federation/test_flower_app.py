@@ -324,7 +324,9 @@ def test_pyproject_run_config_declares_every_key_with_its_default() -> None:
 
     from mmfedrec.config.codec import flatten, from_flat
 
-    assert flatten_dict(declared) == flatten(RunConfig())  # flwr's own flattening of the nested tables
+    expected = flatten(RunConfig())
+    lines = "\n".join(f"{key} = {value!r}" for key, value in expected.items())
+    assert flatten_dict(declared) == expected, f"regenerate [tool.flwr.app.config] from:\n{lines}"
     assert from_flat(flatten_dict(declared)) == RunConfig()
 
 
