@@ -18,6 +18,7 @@ from mmfedrec.errors import MmfedrecError
 SUBCOMMAND_MODULES = (
     "mmfedrec.cli.data",
     "mmfedrec.cli.train",
+    "mmfedrec.cli.tune",
     "mmfedrec.cli.run",
     "mmfedrec.cli.encode",
     "mmfedrec.cli.synth",

@@ -1,0 +1,39 @@
+"""`mmfedrec tune`: search a method's hyperparameters on validation (Optuna), resumably."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mmfedrec.cli.options import int_in
+from mmfedrec.cli.train import add_config_file_options
+from mmfedrec.config.arguments import add_config_arguments, resolve_config
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("tune", help="search hyperparameters on validation", description=__doc__)
+    parser.add_argument(
+        "--trials", type=int_in(1, 10_000), default=20, help="trials in the study, in all (default: 20)"
+    )
+    parser.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
+    parser.add_argument("--out", type=Path, help="study folder (default: runs/tune-<method>); rerun to resume")
+    add_config_file_options(parser)
+    add_config_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from mmfedrec.config.codec import to_toml
+    from mmfedrec.tuning import tune
+
+    config = resolve_config(args)
+    if args.print_config:
+        sys.stdout.write(to_toml(config))
+        return 0
+    out = args.out or Path("runs") / f"tune-{config.method}"
+    tune(config, out, args.trials, args.timeout, progress=not args.quiet)
+    print(f"best configuration: {out / 'best.toml'} (train it with `mmfedrec train --config {out / 'best.toml'}`)")
+    print(f"every trial: {out / 'trials.csv'}")
+    return 0

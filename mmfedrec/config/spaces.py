@@ -1,0 +1,52 @@
+"""The declared search space of each method for `mmfedrec tune`, by setting name.
+
+Every federated method searches the same client steps, so the baselines get the tuning budget
+ours gets; a method searches only the settings it reads (a history for the mixture of experts on
+time-ordered data, the content's share for methods with item content, Adam's step for central
+ones). An item-vector learning rate is searched only with plain SGD item steps, which read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mmfedrec.config.methods import MethodSpec
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched setting: a float range (on a log scale when `log`) or a list of choices."""
+
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    choices: tuple = ()
+
+
+CLIENT_STEPS = {
+    "lr": Param(1e-3, 1.0, log=True),
+    "shared_lr": Param(1e-3, 0.3, log=True),
+    "negatives": Param(choices=(4, 8, 16)),
+    "loss": Param(choices=("bce", "bpr", "softmax")),
+    "row_optimizer": Param(choices=("adam", "sgd")),
+    "lr_schedule": Param(choices=("constant", "cosine")),
+}
+SGD_ROW_LR = Param(1.0, 100.0, log=True)  # searched only when row_optimizer is "sgd"
+CENTRAL_STEPS = {
+    "central_lr": Param(1e-4, 3e-2, log=True),
+    "negatives": Param(choices=(4, 8, 16)),
+    "loss": Param(choices=("bce", "bpr", "softmax")),
+    "lr_schedule": Param(choices=("constant", "cosine")),
+}
+
+
+def search_space(method: MethodSpec, time_ordered: bool) -> dict[str, Param]:
+    """The settings `mmfedrec tune` searches for `method` (empty: nothing to tune)."""
+    if method.kind == "popularity":
+        return {}
+    space = dict(CENTRAL_STEPS if method.kind == "central" else CLIENT_STEPS)
+    if method.model == "moe" and time_ordered:
+        space["history"] = Param(choices=(0, 10))
+    if method.modalities and method.kind == "federated":
+        space["id_shrink"] = Param(0.005, 0.2, log=True)
+    return space

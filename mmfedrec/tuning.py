@@ -1,0 +1,115 @@
+"""Hyperparameter search on validation only (Optuna: TPE sampling, pruning on the validation curve).
+
+A study lives on disk (an Optuna journal file in the output folder), so a killed search resumes
+where it stopped: `--trials N` is the study's total, not a number to add. The test split is never
+read. The best trial's configuration is written as `best.toml`, which `mmfedrec train --config`
+accepts, and every trial as a row of `trials.csv`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+
+from mmfedrec.atomic import write_atomic
+from mmfedrec.config.codec import to_toml, with_settings
+from mmfedrec.config.methods import method_spec
+from mmfedrec.config.spaces import SGD_ROW_LR, Param, search_space
+from mmfedrec.config.tree import RunConfig
+from mmfedrec.errors import MmfedrecError
+
+JOURNAL = "study.journal"
+
+
+def tune(config: RunConfig, out: Path, trials: int, timeout: float | None = None, progress: bool = True) -> RunConfig:
+    """Search `config.method`'s space on validation of the first seed; returns the best configuration."""
+    import optuna
+
+    from mmfedrec.data.registry import has_timestamps, load_dataset, prepare_split
+    from mmfedrec.experiment import load_features
+
+    method = method_spec(config.method)
+    dataset = load_dataset(config.data)
+    space = search_space(method, config.data.split == "time" and has_timestamps(dataset))
+    if not space:
+        raise MmfedrecError(f"{config.method} has no settings to tune")
+    seed = config.seeds[0]
+    split = prepare_split(config.data, seed, config.eval.eval_negatives, use_cache=config.data.cache_dir is not None)
+    features = load_features(config, dataset.catalog, progress) if method.modalities else None
+    out.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / JOURNAL)))
+    study = optuna.create_study(
+        study_name=config.method,
+        storage=storage,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+        load_if_exists=True,
+    )
+    done = sum(t.state.is_finished() for t in study.trials)
+    started = time.perf_counter()
+
+    def objective(trial: optuna.Trial) -> float:
+        from mmfedrec.federation.engines.runner import train_seed
+
+        trial_config = with_settings(config, **suggest(trial, space))
+        evaluations = 0
+
+        def on_round(entry: dict) -> None:
+            nonlocal evaluations
+            if "valid" in entry:
+                evaluations += 1
+                trial.report(entry["valid"]["sampled"][config.eval.select_on], evaluations)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+
+        outcome = train_seed(method, split, features, trial_config, seed, on_round=on_round)
+        trial.set_user_attr("best_round", outcome.best_round)
+        return float(outcome.valid["sampled"][config.eval.select_on])
+
+    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        value = "pruned" if trial.value is None else f"valid {config.eval.select_on} {trial.value:.4f}"
+        best = study.best_value if any(t.value is not None for t in study.trials) else math.nan
+        line = f"[tune {config.method}] trial {trial.number + 1}/{trials}: {value} (best {best:.4f}; {trial.params})"
+        if progress:
+            print(line, file=sys.stderr, flush=True)
+
+    study.optimize(
+        objective,
+        n_trials=max(0, trials - done),
+        timeout=timeout,
+        callbacks=[report],
+        catch=(MmfedrecError,),
+    )
+    completed = [t for t in study.trials if t.value is not None]
+    if not completed:
+        raise MmfedrecError(f"no trial of {config.method} completed; see {out / JOURNAL}")
+    best = with_settings(config, **study.best_trial.params)
+    write_atomic(out / "best.toml", to_toml(dataclasses.replace(best, seeds=config.seeds)))
+    write_atomic(out / "trials.csv", study.trials_dataframe().to_csv(index=False))
+    if progress:
+        print(
+            f"[tune {config.method}] {len(study.trials)} trials in {time.perf_counter() - started:.1f} s",
+            file=sys.stderr,
+        )
+    return best
+
+
+def suggest(trial, space: dict[str, Param]) -> dict[str, object]:
+    """One point of `space`; an SGD item step also gets its learning rate."""
+    values: dict[str, object] = {}
+    for name, param in space.items():
+        values[name] = _suggest_one(trial, name, param)
+    if values.get("row_optimizer") == "sgd":
+        values["row_lr"] = _suggest_one(trial, "row_lr", SGD_ROW_LR)
+    return values
+
+
+def _suggest_one(trial, name: str, param: Param) -> object:
+    if param.choices:
+        return trial.suggest_categorical(name, list(param.choices))
+    return trial.suggest_float(name, param.low, param.high, log=param.log)

@@ -1,0 +1,41 @@
+"""`mmfedrec tune`: a resumable search on validation whose best configuration trains as a file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mmfedrec.cli import main
+from mmfedrec.config.methods import method_spec
+from mmfedrec.config.spaces import search_space
+
+TINY = ["--synthetic-users", "80", "--synthetic-items", "60", "--eval-negatives", "30", "--rounds", "2"]
+
+
+def test_a_search_resumes_to_its_total_and_its_best_config_trains(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, cache = tmp_path / "study", ["--cache-dir", str(tmp_path / "cache")]
+    argv = ["tune", "--method", "fedavg-mf", *TINY, *cache, "--out", str(out), "--quiet"]
+    assert main([*argv, "--trials", "2"]) == 0
+    assert main([*argv, "--trials", "3"]) == 0  # resumes: one more trial, not three
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 3 and set(trials["state"]) <= {"COMPLETE", "PRUNED"}
+    best = trials.loc[trials["value"].idxmax()]
+    capsys.readouterr()
+    assert main(["train", "--config", str(out / "best.toml"), *cache, "--out", str(tmp_path / "best"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["config"]["local"]["lr"] == pytest.approx(best["params_lr"])
+    assert summary["valid"]["sampled"]["ndcg@10"] == pytest.approx(best["value"])  # validation only, reproduced
+
+
+def test_every_federated_method_searches_the_same_client_steps() -> None:
+    spaces = {name: search_space(method_spec(name), time_ordered=True) for name in ("fedavg-mf", "fedncf", "ours")}
+    common = set(spaces["fedavg-mf"])
+    assert common <= set(spaces["fedncf"]) and common <= set(spaces["ours"])
+    assert {"history", "id_shrink"} <= set(spaces["ours"]) - common  # what only ours reads
+    assert "history" not in search_space(method_spec("ours"), time_ordered=False)  # no time order: no history
+    assert search_space(method_spec("popularity"), time_ordered=True) == {}
