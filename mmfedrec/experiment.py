@@ -111,6 +111,11 @@ def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
     split_kind = "time" if config.data.split == "time" and has_timestamps(dataset) else "random"
     if split_kind != config.data.split:
         _log("data: no timestamps; leave-one-out in seeded random order", progress)
+    if config.model.history and split_kind == "random":
+        raise MmfedrecError(
+            "--history reads each client's items in time order and learns to predict the next one; this split has "
+            "no time order (--split random or no timestamps), so drop --history"
+        )
     candidates = config.eval.eval_negatives + 1
     if candidates <= 50:
         _log(
@@ -163,6 +168,13 @@ def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
             if seed == config.seeds[0] and outcome.best_state:
                 _save_model(out / "model.safetensors", outcome, method.name)
             write_json(finished, outcome.to_json())
+            if outcome.stopped_round is not None:
+                _log(
+                    f"[{method.name} seed {seed}] stopped after round {outcome.stopped_round}: validation "
+                    f"{config.eval.select_on} did not improve for {config.eval.patience} evaluations "
+                    f"(best round {outcome.best_round})",
+                    True,
+                )
             if outcome.diverged_round is not None:
                 _log(
                     f"[{method.name} seed {seed}] training diverged at round {outcome.diverged_round} (NaN/inf "
@@ -195,6 +207,7 @@ def write_summary(
         "dropped": float(np.mean([o.dropped for o in outcomes])),
         "rejected_updates": float(np.mean([o.rejected_updates for o in outcomes])),
         "diverged_rounds": [o.diverged_round for o in outcomes if o.diverged_round is not None],
+        "stopped_rounds": [o.stopped_round for o in outcomes if o.stopped_round is not None],
     }
     if config.privacy.dp_epsilon > 0:
         summary["privacy"] = {

@@ -158,6 +158,12 @@ def _privacy_and_faults(summaries: Sequence[dict]) -> list[str]:
             lines.append(
                 f"- {s['method']}: training diverged (NaN/inf) at round {rounds}; the best round before it is reported"
             )
+        if faults.get("stopped_rounds"):
+            rounds = ", ".join(str(r) for r in faults["stopped_rounds"])
+            lines.append(
+                f"- {s['method']}: stopped after round {rounds}: validation stopped improving (--patience); "
+                "the best round before it is reported"
+            )
     return [*lines, ""] if lines else []
 
 

@@ -144,3 +144,21 @@ def test_history_trains_in_process_and_centrally_and_is_refused_without_a_mixtur
         assert first_round["clients"] == 80  # every synthetic user, not their examples
     assert main([*argv, "--method", "fedncf", "--out", str(tmp_path / "ncf")]) == 2
     assert "--history applies to ours and its ablations" in capsys.readouterr().err
+
+
+def test_history_is_refused_without_a_time_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without a time order the "next item" a history trains for is tie-breaking: the curve decays."""
+    argv = ["train", "--method", "ours-id-only", "--rounds", "1", "--history", "3", "--split", "random", *TINY]
+    assert main([*argv, "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run")]) == 2
+    assert "this split has no time order" in capsys.readouterr().err
+
+
+def test_a_run_stopped_by_patience_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    argv = ["train", "--method", "fedavg-mf", "--rounds", "30", "--lr", "3.0", "--patience", "2", "--out", str(out)]
+    assert main([*argv, *TINY, "--cache-dir", str(tmp_path / "cache")]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    stopped = summary["faults"]["stopped_rounds"]
+    assert len(stopped) == 1 and stopped[0] < 30 and stopped[0] == summary["best_round"][0] + 2
+    assert "did not improve for 2 evaluations" in capsys.readouterr().err
+    assert "validation stopped improving" in (out / "report.md").read_text()

@@ -47,6 +47,7 @@ class SeedOutcome:
     rejected_updates: int = 0  # uploads refused by the server (NaN/Inf)
     epsilon: float | None = None  # DP budget spent (at privacy.dp_delta); None without DP
     diverged_round: int | None = None  # the round whose update was NaN/inf; training stopped there
+    stopped_round: int | None = None  # the last round trained when validation stopped improving (--patience)
 
     def to_json(self) -> dict[str, object]:
         """Everything but the model state, for a run folder (a finished seed is not trained again)."""
@@ -65,6 +66,7 @@ class Progress:
     dropped: int = 0
     rejected: int = 0
     diverged_round: int | None = None
+    stopped_round: int | None = None
     curve: list[dict[str, object]] = field(default_factory=list)
 
 
@@ -162,6 +164,7 @@ def train_seed(
                 on_round({**entry, "replayed": True})  # a round the checkpoint holds, not trained again
     for round_index in range(progress.round + 1, train.rounds + 1):
         if evaluation.patience and progress.best.stale >= evaluation.patience:
+            progress.stopped_round = progress.round  # validation stopped improving: the curve decays
             break
         try:
             stats = trainer.run_round(round_index)
@@ -219,6 +222,7 @@ def train_seed(
         rejected_updates=progress.rejected,
         epsilon=None if accountant is None else accountant.epsilon(privacy.dp_delta),
         diverged_round=progress.diverged_round,
+        stopped_round=progress.stopped_round,
     )
 
 
