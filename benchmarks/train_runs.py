@@ -12,7 +12,7 @@ from pathlib import Path
 
 def train(args: list[str], out: Path, threads: int) -> tuple[dict, str]:
     """(summary.json, the command as a reader would type it) of one training run into `out`."""
-    command = ["mmfedrec", "--threads", str(threads), "train", *args, "--quiet", "--out", str(out)]
+    command = ["mmfedrec", "--threads", str(threads), "train", *args, "--quiet", "--overwrite", "--out", str(out)]
     subprocess.run([sys.executable, "-m", *command], check=True, stdout=subprocess.DEVNULL)
     return json.loads((out / "summary.json").read_text()), shlex.join(command)
 

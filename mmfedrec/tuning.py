@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from mmfedrec.atomic import write_atomic
-from mmfedrec.config.codec import to_toml, with_settings
+from mmfedrec.config.codec import to_dict, to_toml, with_settings
 from mmfedrec.config.methods import method_spec
 from mmfedrec.config.spaces import SGD_ROW_LR, Param, search_space
 from mmfedrec.config.tree import RunConfig
@@ -50,6 +50,8 @@ def tune(config: RunConfig, out: Path, trials: int, timeout: float | None = None
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
         load_if_exists=True,
     )
+    if not study.trials:  # the first trial is the configuration given: tuning never ends below it
+        study.enqueue_trial(current_values(config, space))
     done = sum(t.state.is_finished() for t in study.trials)
     started = time.perf_counter()
 
@@ -97,6 +99,22 @@ def tune(config: RunConfig, out: Path, trials: int, timeout: float | None = None
             file=sys.stderr,
         )
     return best
+
+
+def current_values(config: RunConfig, space: dict[str, Param]) -> dict[str, object]:
+    """`config`'s own values of the searched settings ("" item steps: the client optimizer's)."""
+    flat = {
+        name: value
+        for section in to_dict(config).values()
+        if isinstance(section, dict)
+        for name, value in section.items()
+    }
+    values = {name: flat[name] for name in space}
+    if values.get("row_optimizer") == "":
+        values["row_optimizer"] = config.local.local_optimizer
+    if values.get("row_optimizer") == "sgd" and config.local.row_lr:
+        values["row_lr"] = config.local.row_lr
+    return values
 
 
 def suggest(trial, space: dict[str, Param]) -> dict[str, object]:

@@ -39,3 +39,11 @@ def test_every_federated_method_searches_the_same_client_steps() -> None:
     assert {"history", "id_shrink"} <= set(spaces["ours"]) - common  # what only ours reads
     assert "history" not in search_space(method_spec("ours"), time_ordered=False)  # no time order: no history
     assert search_space(method_spec("popularity"), time_ordered=True) == {}
+
+
+def test_the_first_trial_is_the_configuration_given(tmp_path: Path) -> None:
+    """So a tuned method never ends below its defaults on validation."""
+    argv = ["tune", "--method", "fedncf", *TINY, "--cache-dir", str(tmp_path / "cache"), "--lr", "0.2"]
+    assert main([*argv, "--out", str(tmp_path / "study"), "--trials", "1", "--quiet"]) == 0
+    first = pd.read_csv(tmp_path / "study" / "trials.csv").iloc[0]
+    assert (first["params_lr"], first["params_negatives"], first["params_row_optimizer"]) == (0.2, 4, "adam")
