@@ -23,6 +23,7 @@ from mmfedrec.errors import MmfedrecError
 from mmfedrec.federation.local.history import user_contexts
 from mmfedrec.federation.local.personal_items import PersonalItemRows
 from mmfedrec.federation.models.protocol import ClientModel, RoutedModel
+from mmfedrec.federation.models.scorer import client_scorer
 
 PSEUDO_FILE = "pseudo_interactions.safetensors"  # optional: users, items (split indices), weights
 
@@ -41,7 +42,8 @@ class RunModel:
         contexts: Tensor | None = None,
     ) -> None:
         self.model = model
-        self.shared = {k: v.detach().unsqueeze(0) for k, v in shared.items()}  # (1, ...) broadcast over clients
+        self.global_shared = {k: v.detach() for k, v in shared.items()}
+        self.shared = {k: v.unsqueeze(0) for k, v in self.global_shared.items()}  # (1, ...) broadcast over clients
         self.private = {k: v.detach() for k, v in private.items()}  # (U, ...)
         self.item_rows = item_rows.detach()  # (1, I, D+1) global table, or (U, I, D+1) local-only tables
         self.local_lr = local_lr
@@ -66,10 +68,19 @@ class RunModel:
         return self.item_rows if self.item_rows.shape[0] == 1 else self.item_rows[user : user + 1]
 
     def scores(self, user: int, private: dict[str, Tensor] | None = None) -> np.ndarray:
-        """(I,) scores of every item for one user (optionally with a replaced private state)."""
-        with torch.no_grad():
-            state = self.client_private(user) if private is None else private
-            return self._scores(user, state, self._rows(user))[0].numpy()
+        """(I,) scores of every item for one user, by the evaluator's scorer (optionally with a
+        replaced private state, e.g. after local adaptation)."""
+        own = self.client_private(user) if private is None else private  # (1, ...)
+        rows = self._rows(user)
+        scorer = client_scorer(
+            self.model,
+            self.global_shared,
+            own,
+            lambda _: rows,
+            self.contexts,
+            position=lambda _: torch.zeros(1, dtype=torch.long),
+        )
+        return scorer(np.array([user]))[0]
 
     def _scores(self, user: int, private: dict[str, Tensor], rows: Tensor) -> Tensor:
         """(1, L) scores of `rows` for one client, with its history context when the model reads one."""
