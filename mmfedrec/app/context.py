@@ -6,11 +6,15 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mmfedrec.app.run_loader import LoadedRun, load_run
 from mmfedrec.app.tiles import PlaceholderTiles
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 @dataclass
@@ -25,6 +29,8 @@ class AppContext:
     _user_index: dict[int, int] = field(default_factory=dict, repr=False)
     _history: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _search: dict[str, object] = field(default_factory=dict, repr=False)  # features, encoders (lazy)
+    _augmenters: dict[str, object] = field(default_factory=dict, repr=False)  # by name, built on first use
+    _augmented: dict[int, dict[str, Tensor]] = field(default_factory=dict, repr=False)  # by user (Recommend)
 
     def __post_init__(self) -> None:
         paths = self.run.catalog.items["image_path"].astype(object).tolist()
@@ -38,9 +44,12 @@ class AppContext:
         return self.run.split.user_ids
 
     def user_index(self, user_id: object) -> int | None:
-        """The split index of a raw user id given as int or text; None when unknown or malformed."""
+        """The split index of a raw user id given as int or text; None when unknown or malformed.
+
+        Text may be a dropdown label ("75 · 12 items"), as a user who types one sends it.
+        """
         try:
-            value = float(str(user_id).strip())
+            value = float(str(user_id).split("·")[0].strip())
         except ValueError:
             return None
         if not value.is_integer():
@@ -68,11 +77,15 @@ class AppContext:
         captions = captions if captions is not None else [self.titles[i] for i in items]
         return [(self.image(int(i)), c) for i, c in zip(items, captions)]
 
+    def picture_folders(self) -> list[str]:
+        """Folders of the item pictures, then of the placeholder tiles: fixed while the app runs, so served in place."""
+        folders = sorted({str(Path(p).parent.resolve()) for p in self._item_images if p is not None})
+        return [*folders, str(self.tiles.folder.resolve())]
+
     def allowed_paths(self) -> list[str]:
-        """Folders the web server may serve files from: item pictures, tiles and the run's plots."""
-        folders = {str(Path(p).parent.resolve()) for p in self._item_images if p is not None}
-        folders.update({str(self.tiles.folder.resolve()), str(self.run.folder.resolve())})
-        return sorted(folders)
+        """What the web server may serve: item pictures, tiles and the run's plots (not the run's
+        model or data files)."""
+        return [*self.picture_folders(), *(str(p.resolve()) for p in sorted(self.run.folder.glob("*.png")))]
 
 
 def load_context(run_folder: Path, cache_dir: Path | None = None, work_dir: Path | None = None, k: int = 10):

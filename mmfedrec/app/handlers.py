@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,11 +17,16 @@ import pandas as pd
 from mmfedrec.app.context import AppContext
 from mmfedrec.errors import MmfedrecError
 
+if TYPE_CHECKING:
+    from torch import Tensor
+
 Gallery = list[tuple[str, str]]  # (image path, caption)
 MAX_K = 50
 HISTORY_SHOWN = 24  # most recent training items shown per user
 SPARSE_MAX = 5  # a client with at most this many training interactions is sparse (AugmentationPolicy default)
-AUGMENTERS = ("item-knn", "popularity")
+AUGMENTERS = ("item-knn", "popularity")  # offered for every run; "diffusion" too where the run saved a denoiser
+DENOISER_FOLDER = "denoiser"  # <run>/denoiser: the diffusion augmenter's denoiser, saved by training
+CAPTION_CHARS = 14  # what a thumbnail of the Sparse clients tab shows uncut; full titles go to its tables
 
 
 def _top_k(scores: np.ndarray, exclude: np.ndarray, k: int) -> np.ndarray:
@@ -45,10 +52,13 @@ def _scored(context: AppContext, items: np.ndarray, scores: np.ndarray) -> Galle
     return context.tiles_for(items, [f"{scores[i]:.3f} · {context.titles[i]}" for i in items])
 
 
-def user_choices(context: AppContext) -> list[tuple[str, int]]:
-    """Dropdown choices: (label, raw user id) for every user, with their number of training items."""
+def user_choices(context: AppContext) -> list[tuple[str, str]]:
+    """Dropdown choices: (label, raw user id as text) for every user, with their number of training items.
+
+    The value is text so the API documents and accepts what a user types (handlers also take ints).
+    """
     counts = context.run.split.train_counts()
-    return [(f"{int(u)} · {int(c)} items", int(u)) for u, c in zip(context.user_ids, counts)]
+    return [(f"{int(u)} · {int(c)} items", str(int(u))) for u, c in zip(context.user_ids, counts)]
 
 
 def sparse_user_ids(context: AppContext, sparse_max: int = SPARSE_MAX) -> list[int]:
@@ -87,6 +97,22 @@ def expert_frame(context: AppContext, user: int) -> pd.DataFrame:
     return pd.DataFrame({"expert": [f"expert {k}" for k in range(len(weights))], "weight": weights.astype(float)})
 
 
+def _augmented_state(
+    context: AppContext, user: int, history: np.ndarray, items: np.ndarray, weights: np.ndarray
+) -> dict[str, Tensor]:
+    """The client's private state adapted on its history and saved pseudo-interactions.
+
+    Both are fixed for the run and the local steps are seeded, so it is computed once per user.
+    """
+    private = context._augmented.get(user)
+    if private is None:
+        positives = np.concatenate([history, items])
+        loss_weights = np.concatenate([np.ones(len(history), np.float32), weights])
+        private = context.run.model.adapt(user, positives, loss_weights, positives)
+        context._augmented[user] = private
+    return private
+
+
 def recommend(context: AppContext, user_id: object, k: object = 10, with_augmentation: bool = False) -> RecommendView:
     """A client's history and its top-k unseen items with scores, plus its router's expert weights.
 
@@ -112,9 +138,7 @@ def recommend(context: AppContext, user_id: object, k: object = 10, with_augment
             if not mine.any():
                 notes.append("No pseudo-interactions for this client (only sparse clients are augmented).")
             else:
-                positives = np.concatenate([history, items[mine]])
-                loss_weights = np.concatenate([np.ones(len(history), np.float32), weights[mine]])
-                private = context.run.model.adapt(user, positives, loss_weights, positives)
+                private = _augmented_state(context, user, history, items[mine], weights[mine])
                 notes.append(f"With augmentation: {int(mine.sum())} pseudo-interactions joined local training.")
     scores = context.run.model.scores(user, private)
     top = _top_k(scores, history, k)
@@ -191,18 +215,54 @@ def search_image(context: AppContext, path: str | None, k: object = 10) -> Searc
 @dataclass(frozen=True)
 class SparseView:
     message: str
-    history: Gallery = field(default_factory=list)
+    history: Gallery = field(default_factory=list)  # short captions: thumbnails are narrow
     pseudo: Gallery = field(default_factory=list)
     before: Gallery = field(default_factory=list)
     after: Gallery = field(default_factory=list)
     pseudo_items: list[int] = field(default_factory=list)  # raw item ids
     before_items: list[int] = field(default_factory=list)
     after_items: list[int] = field(default_factory=list)
+    client_items: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["kind", "item", "title", "score"]))
+    rankings: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["rank", "before", "after"]))
+
+
+def augmenters(context: AppContext) -> tuple[str, ...]:
+    """The augmenters the Sparse clients tab offers: diffusion only where the run saved its denoiser."""
+    if (context.run.folder / DENOISER_FOLDER / "config.json").is_file():
+        return (*AUGMENTERS, "diffusion")
+    return AUGMENTERS
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= CAPTION_CHARS else text[: CAPTION_CHARS - 1] + "…"
 
 
 def _augmenter(context: AppContext, name: str):
+    """The named augmenter for this run, built once (the denoiser and item features load once)."""
+    augmenter = context._augmenters.get(name)
+    if augmenter is None:
+        augmenter = _build_augmenter(context, name)
+        context._augmenters[name] = augmenter
+    return augmenter
+
+
+def _build_augmenter(context: AppContext, name: str):
     from mmfedrec.generators.augmenters import augmenter_from_name
 
+    if name == "diffusion":
+        from mmfedrec.generators import (
+            ProfileDenoiser,
+            ProfileSpace,
+            ProfileSynthesizer,
+            sampling_scheduler,
+            training_scheduler,
+        )
+
+        denoiser = ProfileDenoiser.from_pretrained(context.run.folder / DENOISER_FOLDER).eval()
+        space = ProfileSpace(context.run.split.n_items)
+        return augmenter_from_name(
+            name, synthesizer=ProfileSynthesizer(denoiser, sampling_scheduler(training_scheduler()), space)
+        )
     embeddings = None
     features = context.run.features
     if name == "item-knn" and features is not None:
@@ -252,10 +312,14 @@ def sparse_client(context: AppContext, user_id: object, augmenter: str = "item-k
         return SparseView(
             f"User **{user_id}** has {len(history)} training interactions; sparse clients have 1 to {SPARSE_MAX}."
         )
-    if augmenter not in AUGMENTERS:
-        return SparseView(f"Unknown augmenter {augmenter!r}; choose one of {', '.join(AUGMENTERS)}.")
+    offered = augmenters(context)
+    if augmenter not in offered:
+        return SparseView(f"Unknown augmenter {augmenter!r}; choose one of {', '.join(offered)}.")
     k = _clamp_k(k, context.k)
-    items, weights, pseudo_scores, source = _pseudo_for(context, user, augmenter)
+    try:
+        items, weights, pseudo_scores, source = _pseudo_for(context, user, augmenter)
+    except MmfedrecError as error:
+        return SparseView(f"The {augmenter} augmenter is not available for this run: {error}.")
     model = context.run.model
     before_state = model.adapt(user, history, np.ones(len(history), np.float32), history)
     positives = np.concatenate([history, items])
@@ -273,16 +337,34 @@ def sparse_client(context: AppContext, user_id: object, augmenter: str = "item-k
             f"Held-out test item *{title}*: rank {_rank(before_scores, held_out, history)} before, "
             f"{_rank(after_scores, held_out, history)} after (of {model.n_items - len(history)})."
         )
-    ids = context.run.split.item_ids
+    ids, titles = context.run.split.item_ids, context.titles
+    recent = history[::-1]
+    client_items = pd.DataFrame(
+        {
+            "kind": ["history"] * len(recent) + ["pseudo"] * len(items),
+            "item": [int(ids[i]) for i in (*recent, *items)],
+            "title": [titles[i] for i in (*recent, *items)],
+            "score": [""] * len(recent) + [f"{s:.3f}" for s in pseudo_scores],
+        }
+    )
+    rankings = pd.DataFrame(
+        {
+            "rank": np.arange(1, len(before) + 1),
+            "before": [f"{titles[i]} ({before_scores[i]:.3f})" for i in before],
+            "after": [f"{titles[i]} ({after_scores[i]:.3f})" for i in after],
+        }
+    )
     return SparseView(
         message=" ".join(message),
-        history=context.tiles_for(history[::-1]),
-        pseudo=context.tiles_for(items, [f"{s:.2f} · {context.titles[i]}" for i, s in zip(items, pseudo_scores)]),
-        before=_scored(context, before, before_scores),
-        after=_scored(context, after, after_scores),
+        history=context.tiles_for(recent, [_short(titles[i]) for i in recent]),
+        pseudo=context.tiles_for(items, [f"{s:.2f}" for s in pseudo_scores]),
+        before=context.tiles_for(before, [f"{before_scores[i]:.2f}" for i in before]),
+        after=context.tiles_for(after, [f"{after_scores[i]:.2f}" for i in after]),
         pseudo_items=[int(ids[i]) for i in items],
         before_items=[int(ids[i]) for i in before],
         after_items=[int(ids[i]) for i in after],
+        client_items=client_items,
+        rankings=rankings,
     )
 
 
@@ -290,9 +372,19 @@ def sparse_client(context: AppContext, user_id: object, augmenter: str = "item-k
 
 
 @dataclass(frozen=True)
+class Plot:
+    """A PNG of the run folder and its size in pixels, so the page shows it as drawn, neither blown up nor cut."""
+
+    path: str
+    title: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
 class AboutView:
     report: str  # Markdown
-    plots: Gallery
+    plots: list[Plot]
 
 
 _IMAGE_LINE = re.compile(r"^\s*!\[[^\]]*\]\([^)]*\)\s*$", re.MULTILINE)
@@ -316,5 +408,12 @@ def about_run(context: AppContext) -> AboutView:
     ]
     if features is not None:
         lines.append(f"- image tower weights: `{features.metadata.get('image_weights', 'none')}`")
-    plots = [(str(p), p.stem.replace("_", " ")) for p in sorted(folder.glob("*.png"))]
-    return AboutView("\n".join(lines), plots)
+    return AboutView("\n".join(lines), [_plot(path) for path in sorted(folder.glob("*.png"))])
+
+
+def _plot(path: Path) -> Plot:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        width, height = image.size
+    return Plot(str(path), path.stem.replace("_", " "), width, height)

@@ -7,6 +7,7 @@ when no run is given.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,11 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmfedrec.config.tree import DataConfig, EvalConfig, RunConfig, TrainConfig
+from mmfedrec.config.tree import DataConfig, EvalConfig, PrivacyConfig, RunConfig, TrainConfig
 from mmfedrec.errors import MmfedrecError
 
 LIVE_METHODS = ("ours-id-only", "ours", "fedavg-mf", "fedncf", "pfedrec")
 LIMITS = {"rounds": (1, 50), "users": (20, 3000), "items": (60, 2000)}
+MAX_DP_EPSILON = 100.0  # a larger budget protects nothing; the noise would be negligible anyway
 
 
 @dataclass(frozen=True)
@@ -35,15 +37,34 @@ def eval_negatives(n_items: int) -> int:
     return min(99, n_items // 4)
 
 
-def _check(name: str, value: object) -> int:
-    low, high = LIMITS[name]
+def default_method(served: str) -> str:
+    """The method the Training tab starts with: the served run's, when it is one it can train live."""
+    return served if served in LIVE_METHODS else LIVE_METHODS[0]
+
+
+def _number(value: object) -> float:
+    """`value` as a float (NaN when it is none), whatever the form or API client sent."""
     try:
-        number = int(float(value))
+        return float(value)
     except (TypeError, ValueError):
-        raise MmfedrecError(f"{name} must be a whole number between {low} and {high}") from None
-    if not low <= number <= high:
-        raise MmfedrecError(f"{name} must lie between {low} and {high}, got {number}")
-    return number
+        return math.nan
+
+
+def _check(name: str, value: object) -> int:
+    """A whole number within LIMITS[name]; 2.7 rounds is refused rather than silently rounded."""
+    low, high = LIMITS[name]
+    number = _number(value)
+    if not number.is_integer() or not low <= number <= high:
+        given = "" if value is None or value == "" else f", not {value}"
+        raise MmfedrecError(f"{name} must be a whole number from {low} to {high}{given}")
+    return int(number)
+
+
+def _check_epsilon(value: object) -> float:
+    epsilon = _number(0.0 if value is None or value == "" else value)
+    if not 0.0 <= epsilon <= MAX_DP_EPSILON:
+        raise MmfedrecError(f"the DP budget ε must be a number from 0 (off) to {MAX_DP_EPSILON:g}, not {value}")
+    return epsilon
 
 
 def train_live(
@@ -53,15 +74,20 @@ def train_live(
     items: object = 150,
     cache_dir: Path | None = None,
     seed: int = 0,
+    dp_epsilon: object = 0.0,
 ) -> Iterator[TrainingUpdate]:
     """Train `method` federatedly on a synthetic dataset, yielding metrics after each round.
 
     Bad settings yield one update whose message says what to change (nothing is raised).
+
+    Args:
+        dp_epsilon: client-level DP budget over the run (0 = off); with DP each update says the ε spent.
     """
     try:
         if method not in LIVE_METHODS:
             raise MmfedrecError(f"method must be one of {', '.join(LIVE_METHODS)}")
         rounds, users, items = _check("rounds", rounds), _check("users", users), _check("items", items)
+        dp_epsilon = _check_epsilon(dp_epsilon)
     except MmfedrecError as error:
         yield TrainingUpdate(0, f"Cannot start: {error}.", done=True)
         return
@@ -69,6 +95,7 @@ def train_live(
     from mmfedrec.data.registry import load_dataset, prepare_split
     from mmfedrec.evaluation.protocols import evaluate
     from mmfedrec.federation.engines.runner import build_trainer
+    from mmfedrec.federation.privacy.dp import PrivacyAccountant
 
     spec = DataConfig(synthetic_users=users, synthetic_items=items, cache_dir=cache_dir)
     yield TrainingUpdate(0, f"Preparing the synthetic dataset ({users} users, {items} items)...")
@@ -85,8 +112,10 @@ def train_live(
         from mmfedrec.encoders.features import features_for_run
 
         features = features_for_run(RunConfig(method=method, data=spec), dataset.catalog)
-    config = RunConfig(method=method, data=spec, train=TrainConfig(rounds=rounds))
+    privacy = PrivacyConfig(dp_epsilon=dp_epsilon)
+    config = RunConfig(method=method, data=spec, train=TrainConfig(rounds=rounds), privacy=privacy)
     trainer = build_trainer(spec_method, split, features, config, seed)
+    accountant = PrivacyAccountant() if dp_epsilon > 0 else None
     metric_rows: list[dict] = []
     comm_rows: list[dict] = []
     upload_total = download_total = 0.0
@@ -107,9 +136,12 @@ def train_live(
             f"{stats.download_bytes_per_client / 1024:.1f} KB down this round; "
             f"{upload_total / 1024:.1f} KB up, {download_total / 1024:.1f} KB down in total.",
         ]
-        epsilon = getattr(stats, "epsilon", None)
-        if epsilon is not None:
-            lines.append(f"Privacy spent: ε = {float(epsilon):.3f}.")
+        if accountant is not None:
+            accountant.step(trainer.defense.noise_multiplier, config.federated.client_fraction)
+            lines.append(
+                f"Privacy spent: ε = {accountant.epsilon(privacy.dp_delta):.3f} of {dp_epsilon:g} "
+                f"(δ = {privacy.dp_delta:g}, noise multiplier {trainer.defense.noise_multiplier:.3f})."
+            )
         yield TrainingUpdate(
             round_index,
             "\n\n".join(lines),

@@ -11,10 +11,11 @@ import gradio as gr
 from mmfedrec.app import handlers
 from mmfedrec.app.context import AppContext
 from mmfedrec.app.tiles import MAX_UPLOAD_BYTES, MAX_UPLOAD_SIDE
-from mmfedrec.app.training import LIVE_METHODS, train_live
+from mmfedrec.app.training import LIMITS, LIVE_METHODS, MAX_DP_EPSILON, default_method, train_live
 
 SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "sans-serif")  # no web fonts: the app makes no outside requests
 MONO_FONTS = ("ui-monospace", "Consolas", "monospace")
+RECOMMEND_CONCURRENCY = 4  # Recommend calls served at once; every other event runs one at a time (Gradio's default)
 
 
 def theme() -> gr.themes.Base:
@@ -34,6 +35,8 @@ def launch_options(context: AppContext) -> dict[str, Any]:
 def build_demo(context: AppContext, training_cache: Path | None = None) -> gr.Blocks:
     """The app for one run. `training_cache` holds the Training tab's synthetic datasets."""
     run = context.run
+    # Gradio would otherwise hash and copy every picture of every answer into its cache
+    gr.set_static_paths(context.picture_folders())
     with gr.Blocks(title=f"mmfedrec · {run.name}", analytics_enabled=False) as demo:
         gr.Markdown(
             f"# mmfedrec: federated multimodal recommendation\n"
@@ -47,11 +50,24 @@ def build_demo(context: AppContext, training_cache: Path | None = None) -> gr.Bl
         with gr.Tab("Sparse clients"):
             _sparse_tab(context)
         with gr.Tab("Training"):
-            _training_tab(training_cache if training_cache is not None else context.cache_dir)
+            cache = training_cache if training_cache is not None else context.cache_dir
+            _training_tab(cache, default_method(run.method.name))
         with gr.Tab("About the run"):
             about = handlers.about_run(context)
             gr.Markdown(about.report, elem_id="report")
-            gr.Gallery(about.plots, label="plots", columns=2, object_fit="contain", height=420)
+            for plot in about.plots:  # at the size it was drawn: a gallery cell would stretch or crop it
+                gr.Markdown(f"### {plot.title}")
+                gr.Image(
+                    plot.path,
+                    label=plot.title,
+                    show_label=False,
+                    container=False,
+                    width=plot.width,
+                    height=plot.height,
+                    interactive=False,
+                    buttons=["download"],
+                    elem_classes="run-plot",
+                )
     return demo
 
 
@@ -59,8 +75,12 @@ def _recommend_tab(context: AppContext) -> None:
     choices = handlers.user_choices(context)
     unavailable = handlers.augmentation_available(context)
     with gr.Row():
-        user = gr.Dropdown(
-            choices, value=choices[0][1] if choices else None, label="client (user id · training items)", elem_id="user"
+        user = gr.Dropdown(  # a typed id that is no choice reaches the handler, which says it is unknown
+            choices,
+            value=choices[0][1] if choices else None,
+            allow_custom_value=True,
+            label="client (user id · training items)",
+            elem_id="user",
         )
         k = gr.Slider(1, handlers.MAX_K, value=context.k, step=1, label="recommendations (K)")
         augment = gr.Checkbox(
@@ -92,11 +112,18 @@ def _recommend_tab(context: AppContext) -> None:
                 x="expert", y="weight", y_lim=[0, 1], label="router: expert weights of this client", elem_id="experts"
             )
 
-    def on_recommend(user_id: object, k_value: float, with_augmentation: bool):
+    def on_recommend(user_id: str | int, k_value: float, with_augmentation: bool):
         view = handlers.recommend(context, user_id, k_value, with_augmentation)
         return view.message, view.recommendations, view.history, view.experts
 
-    button.click(on_recommend, [user, k, augment], [status, recommendations, history, experts])
+    # a few at once: while one answer's pictures are checked and sent, the next can be scored (handlers are read-only)
+    button.click(
+        on_recommend,
+        [user, k, augment],
+        [status, recommendations, history, experts],
+        api_name="on_recommend",
+        concurrency_limit=RECOMMEND_CONCURRENCY,
+    )
 
 
 def _search_tab(context: AppContext) -> None:
@@ -115,14 +142,17 @@ def _search_tab(context: AppContext) -> None:
     status = gr.Markdown(elem_id="search-status")
     results = gr.Gallery(label="matches · cosine similarity", columns=5, height="auto", object_fit="contain")
 
-    def show(view: handlers.SearchView):
-        if not view.results:
-            gr.Warning(view.message)
+    def search_text(text: str, k_value: float):
+        view = handlers.search_text(context, text, k_value)
         return view.message, view.results
 
-    text_button.click(lambda q, n: show(handlers.search_text(context, q, n)), [query, k], [status, results])
-    query.submit(lambda q, n: show(handlers.search_text(context, q, n)), [query, k], [status, results])
-    image_button.click(lambda p, n: show(handlers.search_image(context, p, n)), [upload, k], [status, results])
+    def search_image(path: str | None, k_value: float):
+        view = handlers.search_image(context, path, k_value)
+        return view.message, view.results
+
+    # messages go to the status line, replaced each time; toasts would stack over the controls
+    gr.on([text_button.click, query.submit], search_text, [query, k], [status, results], api_name="search_text")
+    image_button.click(search_image, [upload, k], [status, results], api_name="search_image")
 
 
 def _sparse_tab(context: AppContext) -> None:
@@ -136,48 +166,67 @@ def _sparse_tab(context: AppContext) -> None:
     if not sparse:
         gr.Markdown("*This run has no sparse clients.*")
         return
+    offered = handlers.augmenters(context)
+    ids = [str(u) for u in sparse]
     with gr.Row():
-        user = gr.Dropdown(sparse, value=sparse[0], label="sparse client", elem_id="sparse-user")
-        augmenter = gr.Radio(list(handlers.AUGMENTERS), value=handlers.AUGMENTERS[0], label="augmenter")
+        user = gr.Dropdown(ids, value=ids[0], allow_custom_value=True, label="sparse client", elem_id="sparse-user")
+        augmenter = gr.Radio(list(offered), value=offered[0], label="augmenter", elem_id="augmenter")
         k = gr.Slider(1, handlers.MAX_K, value=context.k, step=1, label="recommendations")
-        button = gr.Button("Show", variant="primary")
-    status = gr.Markdown()
+        button = gr.Button("Show", variant="primary", elem_id="sparse-button")
+    status = gr.Markdown(elem_id="sparse-status")
     with gr.Row():
-        history = gr.Gallery(label="history", columns=5, height="auto", object_fit="contain")
-        pseudo = gr.Gallery(label="pseudo-interactions · score", columns=5, height="auto", object_fit="contain")
+        history = _gallery("history · title", "sparse-history")
+        pseudo = _gallery("pseudo-interactions · score", "sparse-pseudo")
     with gr.Row():
-        before = gr.Gallery(label="before (no augmentation)", columns=5, height="auto", object_fit="contain")
-        after = gr.Gallery(label="after (with augmentation)", columns=5, height="auto", object_fit="contain")
+        before = _gallery("before (no augmentation) · score", "sparse-before")
+        after = _gallery("after (with augmentation) · score", "sparse-after")
+    with gr.Row():  # the full titles the thumbnails' captions have no room for
+        client_items = gr.Dataframe(label="history and pseudo-interactions", wrap=True, elem_id="client-items")
+        rankings = gr.Dataframe(label="recommendations before and after", wrap=True, elem_id="rankings")
 
-    def on_show(user_id: object, name: str, k_value: float):
+    def on_show(user_id: str | int, name: str, k_value: float):
         view = handlers.sparse_client(context, user_id, name, k_value)
-        return view.message, view.history, view.pseudo, view.before, view.after
+        return view.message, view.history, view.pseudo, view.before, view.after, view.client_items, view.rankings
 
-    button.click(on_show, [user, augmenter, k], [status, history, pseudo, before, after])
+    outputs = [status, history, pseudo, before, after, client_items, rankings]
+    button.click(on_show, [user, augmenter, k], outputs, api_name="on_show")
 
 
-def _training_tab(cache_dir: Path | None) -> None:
+def _gallery(label: str, elem_id: str) -> gr.Gallery:
+    return gr.Gallery(label=label, columns=5, height="auto", object_fit="contain", elem_id=elem_id)
+
+
+def _training_tab(cache_dir: Path | None, method_value: str) -> None:
     gr.Markdown("Start a short federated run on the embedded synthetic dataset and watch it learn, round by round.")
     with gr.Row():
-        method = gr.Dropdown(list(LIVE_METHODS), value=LIVE_METHODS[0], label="method")
-        rounds = gr.Number(8, label="rounds", precision=0, minimum=1, maximum=50)
-        users = gr.Number(200, label="users", precision=0, minimum=20, maximum=3000)
-        items = gr.Number(150, label="items", precision=0, minimum=60, maximum=2000)
-        button = gr.Button("Start training", variant="primary")
+        method = gr.Dropdown(list(LIVE_METHODS), value=method_value, label="method", elem_id="training-method")
+        # no bounds or rounding in the fields: train_live checks the values and says what to change
+        rounds = gr.Number(8, label=_range_label("rounds"), elem_id="rounds")
+        users = gr.Number(200, label=_range_label("users"), elem_id="users")
+        items = gr.Number(150, label=_range_label("items"), elem_id="items")
+        dp_epsilon = gr.Number(0, label=f"DP budget ε (0 = off, at most {MAX_DP_EPSILON:g})", elem_id="dp-epsilon")
+        button = gr.Button("Start training", variant="primary", elem_id="training-button")
     status = gr.Markdown(elem_id="training-status")
     with gr.Row():
         metrics = gr.Plot(label="validation (sampled)", format="png")
         communication = gr.Plot(label="communication per client", format="png")
 
-    def on_train(name: str, n_rounds: float, n_users: float, n_items: float) -> Iterator[tuple]:
-        for update in train_live(name, n_rounds, n_users, n_items, cache_dir):
+    def on_train(name: str, n_rounds: float, n_users: float, n_items: float, epsilon: float) -> Iterator[tuple]:
+        for update in train_live(name, n_rounds, n_users, n_items, cache_dir, dp_epsilon=epsilon):
             yield (
                 update.message,
                 line_figure(update.metrics, "value", "metric", "validation (sampled)"),
                 line_figure(update.communication, "KB", "direction", "KB per client"),
             )
 
-    button.click(on_train, [method, rounds, users, items], [status, metrics, communication])
+    button.click(
+        on_train, [method, rounds, users, items, dp_epsilon], [status, metrics, communication], api_name="on_train"
+    )
+
+
+def _range_label(name: str) -> str:
+    low, high = LIMITS[name]
+    return f"{name} ({low}–{high})"
 
 
 def line_figure(frame, y: str, color: str, y_label: str):

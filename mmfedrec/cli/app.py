@@ -57,8 +57,11 @@ def run(args: argparse.Namespace) -> int:
             mcp_server=False,
             **launch_options(context),
         )
-    except OSError as error:
-        raise MmfedrecError(f"cannot serve on {args.host}:{args.port}: {error}") from None
+    except OSError:  # Gradio's own message points at its environment variable, not at our flag
+        raise MmfedrecError(
+            f"cannot serve on {args.host}:{args.port}: the port is in use or the address is not available; "
+            "choose another with --port (or --host)"
+        ) from None
     print(f"mmfedrec app: serving {folder} at {demo.local_url}", flush=True)
     try:
         demo.block_thread()

@@ -47,3 +47,25 @@ def augmented_context(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory):
     arrays = {"users": pseudo.users, "items": pseudo.items, "weights": pseudo.weights.astype(np.float32)}
     save_file(arrays, str(folder / PSEUDO_FILE))
     return load_context(folder, work_dir=tmp_path_factory.mktemp("tiles-aug"))
+
+
+@pytest.fixture(scope="session")
+def denoised_run(tiny_run: Path, context, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny run with a saved diffusion denoiser (seeded, untrained), as `--augment diffusion` leaves one."""
+    import torch
+
+    from mmfedrec.app.handlers import DENOISER_FOLDER
+    from mmfedrec.generators import ProfileDenoiser
+
+    folder = tmp_path_factory.mktemp("denoised") / "run"
+    shutil.copytree(tiny_run, folder)
+    torch.manual_seed(0)
+    ProfileDenoiser(context.run.split.n_items, hidden_dim=16).save_pretrained(folder / DENOISER_FOLDER)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def denoised_context(denoised_run: Path, tmp_path_factory: pytest.TempPathFactory):
+    from mmfedrec.app.context import load_context
+
+    return load_context(denoised_run, work_dir=tmp_path_factory.mktemp("tiles-denoised"))

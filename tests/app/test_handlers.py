@@ -36,12 +36,15 @@ def test_recommend_excludes_training_items_and_shows_the_router(context) -> None
     assert list(view.experts.columns) == ["expert", "weight"] and len(view.experts) == 4
     assert view.experts["weight"].sum() == pytest.approx(1.0, abs=1e-5)
     assert handlers.recommend(context, str(user_id), k=7).recommended_items == view.recommended_items  # text ids
+    label = f"{user_id} · {len(history_ids)} items"  # what a user who types a dropdown label sends
+    assert handlers.recommend(context, label, k=7).recommended_items == view.recommended_items
 
 
 @pytest.mark.parametrize("user_id", [10**9, "not-a-user", "", None, 3.5])
 def test_recommend_unknown_user_is_a_message(context, user_id: object) -> None:
     view = handlers.recommend(context, user_id)
     assert view.message.startswith("Unknown user") and view.recommendations == [] and view.experts.empty
+    assert view.history == []
 
 
 def test_recommend_clamps_k(context) -> None:
@@ -63,6 +66,9 @@ def test_augmentation_toggle_with_saved_pseudo_changes_sparse_recommendations(au
     augmented = handlers.recommend(augmented_context, user_id, with_augmentation=True)
     assert "pseudo-interactions joined" in augmented.message
     assert augmented.scores != plain.scores
+    state = augmented_context._augmented[int(users[0])]  # seeded steps on fixed data: adapted once per user
+    assert handlers.recommend(augmented_context, user_id, with_augmentation=True).scores == augmented.scores
+    assert augmented_context._augmented[int(users[0])] is state
     dense = _user_with_history(augmented_context)
     assert "No pseudo-interactions" in handlers.recommend(augmented_context, dense, with_augmentation=True).message
 
@@ -132,6 +138,37 @@ def test_sparse_client_shows_pseudo_items_and_before_after(context) -> None:
         assert view.before_items != view.after_items or augmenter == "popularity"
 
 
+def test_sparse_client_captions_fit_and_tables_hold_the_full_titles(context) -> None:
+    """Narrow thumbnails cut long captions ("0.94 · Ite…"): captions stay short, titles go to the tables."""
+    user_id = handlers.sparse_user_ids(context)[0]
+    view = handlers.sparse_client(context, user_id, "item-knn", k=5)
+    for gallery in (view.history, view.pseudo, view.before, view.after):
+        assert gallery and all(len(caption) <= handlers.CAPTION_CHARS for _, caption in gallery)
+    ids = context.run.split.item_ids.tolist()
+    title = {item: context.titles[ids.index(item)] for item in ids}
+    items = view.client_items
+    assert items["kind"].tolist() == ["history"] * len(view.history) + ["pseudo"] * len(view.pseudo_items)
+    assert items["item"].tolist()[len(view.history) :] == view.pseudo_items
+    assert items["title"].tolist() == [title[i] for i in items["item"]]
+    assert view.rankings["rank"].tolist() == [1, 2, 3, 4, 5]
+    assert [row.split(" (")[0] for row in view.rankings["before"]] == [title[i] for i in view.before_items]
+    assert [row.split(" (")[0] for row in view.rankings["after"]] == [title[i] for i in view.after_items]
+
+
+def test_sparse_client_offers_diffusion_where_the_run_has_a_denoiser(context, denoised_context) -> None:
+    assert "diffusion" not in handlers.augmenters(context)
+    assert (
+        "Unknown augmenter"
+        in handlers.sparse_client(context, handlers.sparse_user_ids(context)[0], "diffusion").message
+    )
+    assert handlers.augmenters(denoised_context) == (*handlers.AUGMENTERS, "diffusion")
+    user_id = handlers.sparse_user_ids(denoised_context)[0]
+    view = handlers.sparse_client(denoised_context, user_id, "diffusion", k=5)
+    assert "synthesized now by the diffusion augmenter" in view.message, view.message
+    assert len(view.before) == len(view.after) == 5
+    assert handlers._augmenter(denoised_context, "diffusion") is handlers._augmenter(denoised_context, "diffusion")
+
+
 def test_sparse_client_uses_saved_pseudo(augmented_context) -> None:
     users, items, _ = augmented_context.run.pseudo
     user_id = int(augmented_context.user_ids[users[0]])
@@ -151,13 +188,27 @@ def test_about_shows_report_and_plots(context) -> None:
     view = handlers.about_run(context)
     assert "ours-id-only" in view.report and "| method |" in view.report
     assert "![" not in view.report
-    assert [Path(p).name for p, _ in view.plots] == ["valid_curve.png"]
+    assert [Path(plot.path).name for plot in view.plots] == ["valid_curve.png"]
+    with Image.open(view.plots[0].path) as image:
+        assert (view.plots[0].width, view.plots[0].height) == image.size
 
 
 def test_user_choices_cover_every_user(context) -> None:
     choices = handlers.user_choices(context)
-    assert [value for _, value in choices] == context.user_ids.tolist()
+    assert [value for _, value in choices] == [str(u) for u in context.user_ids.tolist()]
     assert isinstance(pd.DataFrame(choices), pd.DataFrame)
+
+
+def _tab(demo, label: str):
+    import gradio as gr
+
+    tab = next(block for block in demo.blocks.values() if isinstance(block, gr.Tab) and block.label == label)
+    found, stack = [], [tab]
+    while stack:
+        block = stack.pop()
+        found.append(block)
+        stack.extend(getattr(block, "children", []))
+    return found
 
 
 def test_build_demo_wires_five_tabs(context) -> None:
@@ -169,10 +220,43 @@ def test_build_demo_wires_five_tabs(context) -> None:
     assert isinstance(demo, gr.Blocks)
     tabs = [block.label for block in demo.blocks.values() if isinstance(block, gr.Tab)]
     assert tabs == ["Recommend", "Search", "Sparse clients", "Training", "About the run"]
-    wired = {fn.name for fn in demo.fns.values()}
-    assert {"on_recommend", "on_show", "on_train"} <= wired
+    api_names = [fn.api_name for fn in demo.fns.values()]
+    assert sorted(api_names) == ["on_recommend", "on_show", "on_train", "search_image", "search_text"]
     options = launch_options(context)
     assert str(context.tiles.folder.resolve()) in options["allowed_paths"]
+
+
+def test_about_tab_shows_each_plot_as_an_image_at_its_own_size(context) -> None:
+    """A gallery cell stretched the validation curve into a grey band with its axes cut off."""
+    import gradio as gr
+
+    from mmfedrec.app.ui import build_demo
+
+    blocks = _tab(build_demo(context), "About the run")
+    assert not any(isinstance(block, gr.Gallery) for block in blocks)
+    images = [block for block in blocks if isinstance(block, gr.Image)]
+    plot = handlers.about_run(context).plots[0]
+    assert [(image.label, image.width, image.height) for image in images] == [(plot.title, plot.width, plot.height)]
+
+
+def test_training_tab_starts_with_the_served_method(context) -> None:
+    """The tab offered ours-id-only while the app served ours."""
+    import dataclasses
+
+    import gradio as gr
+
+    from mmfedrec.app.context import AppContext
+    from mmfedrec.app.ui import build_demo
+    from mmfedrec.config.methods import method_spec
+
+    def method_value(served: str) -> str:
+        run = dataclasses.replace(context.run, method=method_spec(served))
+        demo = build_demo(AppContext(run, context.tiles, context.cache_dir))
+        blocks = _tab(demo, "Training")
+        return next(b.value for b in blocks if isinstance(b, gr.Dropdown) and b.label == "method")
+
+    assert method_value("ours") == "ours" and method_value("fedncf") == "fedncf"
+    assert method_value("central-mf") == "ours-id-only"  # not trained live: the first live method
 
 
 def test_a_personal_items_run_is_served_with_each_clients_own_item_vectors(tmp_path: Path) -> None:
