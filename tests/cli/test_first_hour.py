@@ -121,3 +121,15 @@ def test_tiny_candidate_lists_are_flagged_and_resumed_rounds_say_so(
     assert main(["train", "--resume", str(out)]) == 0
     log = capsys.readouterr().err
     assert "resuming from checkpoint-seed0.safetensors" in log and "(from the checkpoint, not trained again)" in log
+
+
+def test_an_export_with_string_ids_and_iso_dates_trains_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [f"cust-{u},sku-{(u * 7 + t) % 40:03d},2021-03-{1 + t:02d}T10:00:00Z" for u in range(30) for t in range(6)]
+    (tmp_path / "events.csv").write_text("user,item,timestamp\n" + "\n".join(rows) + "\n")
+    argv = ["train", "--method", "fedavg-mf", "--dataset", "csv", "--interactions", str(tmp_path / "events.csv")]
+    argv += ["--rounds", "2", "--eval-negatives", "20", "--out", str(tmp_path / "run"), "--json", "--quiet"]
+    assert main([*argv, "--cache-dir", str(tmp_path / "cache")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["test_users"] == 30 and summary["split"] == "time"
