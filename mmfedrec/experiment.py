@@ -94,7 +94,7 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> Path:
 
 
 def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
-    from mmfedrec.data.registry import has_timestamps, load_dataset, prepare_split
+    from mmfedrec.data.registry import has_timestamps, load_dataset
     from mmfedrec.evaluation.report import write_json
 
     method = method_spec(config.method)
@@ -141,10 +141,7 @@ def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
                 outcomes.append(outcome)
                 _log(f"[{method.name} seed {seed}] already finished (resumed run)", progress)
                 continue
-            split = prepare_split(
-                config.data, seed, config.eval.eval_negatives, use_cache=config.data.cache_dir is not None
-            )
-            split, groups = apply_sparse_protocol(split, config.augment, seed)
+            split, groups = run_split(config, seed, progress)
             pseudo = augment(split, config.augment, features, out if seed == config.seeds[0] else None, progress)
 
             def on_round(entry: dict, seed: int = seed) -> None:
@@ -242,6 +239,21 @@ def _finished_outcome(path: Path, model_path: Path | None) -> SeedOutcome:
 
         best_state = load_file(str(model_path))
     return SeedOutcome(**json.loads(path.read_text()), best_state=best_state)
+
+
+def run_split(config: RunConfig, seed: int, progress: bool = False):
+    """(split, groups) a run trains on for `seed`: the leave-one-out split, then the sparse-client
+    and cold-start protocols (every reader of a run rebuilds it here: training, tuning, the app)."""
+    from mmfedrec.data.registry import prepare_split
+    from mmfedrec.data.splits import make_cold_items
+
+    data = config.data
+    split = prepare_split(data, seed, config.eval.eval_negatives, use_cache=data.cache_dir is not None)
+    split, groups = apply_sparse_protocol(split, config.augment, seed)
+    if config.eval.cold_items > 0:
+        split, cold = make_cold_items(split, config.eval.cold_items, seed)
+        _log(f"[seed {seed}] cold-start protocol: {len(cold)} items lost their training events", progress)
+    return split, groups
 
 
 def apply_sparse_protocol(split, augment_config: AugmentConfig, seed: int):

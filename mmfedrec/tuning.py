@@ -28,8 +28,8 @@ def tune(config: RunConfig, out: Path, trials: int, timeout: float | None = None
     """Search `config.method`'s space on validation of the first seed; returns the best configuration."""
     import optuna
 
-    from mmfedrec.data.registry import has_timestamps, load_dataset, prepare_split
-    from mmfedrec.experiment import load_features
+    from mmfedrec.data.registry import has_timestamps, load_dataset
+    from mmfedrec.experiment import load_features, run_split
 
     method = method_spec(config.method)
     dataset = load_dataset(config.data)
@@ -37,7 +37,7 @@ def tune(config: RunConfig, out: Path, trials: int, timeout: float | None = None
     if not space:
         raise MmfedrecError(f"{config.method} has no settings to tune")
     seed = config.seeds[0]
-    split = prepare_split(config.data, seed, config.eval.eval_negatives, use_cache=config.data.cache_dir is not None)
+    split, groups = run_split(config, seed)
     features = load_features(config, dataset.catalog, progress) if method.modalities else None
     out.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -69,7 +69,7 @@ def tune(config: RunConfig, out: Path, trials: int, timeout: float | None = None
                 if trial.should_prune():
                     raise optuna.TrialPruned()
 
-        outcome = train_seed(method, split, features, trial_config, seed, on_round=on_round)
+        outcome = train_seed(method, split, features, trial_config, seed, groups, on_round=on_round)
         trial.set_user_attr("best_round", outcome.best_round)
         return float(outcome.valid["sampled"][config.eval.select_on])
 

@@ -176,8 +176,8 @@ def load_run(folder: Path, cache_dir: Path | None = None) -> LoadedRun:
     """
     from safetensors.torch import load_file
 
-    from mmfedrec.data.registry import load_dataset, prepare_split
-    from mmfedrec.experiment import apply_sparse_protocol, load_features, load_run_config
+    from mmfedrec.data.registry import load_dataset
+    from mmfedrec.experiment import load_features, load_run_config, run_split
     from mmfedrec.federation.engines.runner import build_trainer
 
     folder = Path(folder)
@@ -192,8 +192,7 @@ def load_run(folder: Path, cache_dir: Path | None = None) -> LoadedRun:
     method = method_spec(config.method)
     dataset = load_dataset(config.data)
     seed = config.seeds[0]
-    split = prepare_split(config.data, seed, config.eval.eval_negatives, use_cache=config.data.cache_dir is not None)
-    split, _ = apply_sparse_protocol(split, config.augment, seed)  # the made-sparse split the run trained on
+    split, _ = run_split(config, seed)  # with the protocols the run trained under
     features = None
     if method.modalities:
         features = load_features(config, dataset.catalog, progress=False)

@@ -23,8 +23,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from safetensors.numpy import load_file
 
-    from mmfedrec.data.registry import load_dataset, prepare_split
-    from mmfedrec.experiment import apply_sparse_protocol, load_run_config, rebuild_augmenter
+    from mmfedrec.data.registry import load_dataset
+    from mmfedrec.experiment import load_run_config, rebuild_augmenter, run_split
     from mmfedrec.generators import AugmentationPolicy, PseudoInteractions, synth_report, synthesize_for_client
     from mmfedrec.generators.inspection import write_synth_report
 
@@ -32,8 +32,7 @@ def run(args: argparse.Namespace) -> int:
     if config.augment.augment == "none":
         raise MmfedrecError(f"{args.run}: this run was trained without --augment; nothing was synthesised")
     seed = config.seeds[0]
-    split = prepare_split(config.data, seed, config.eval.eval_negatives, use_cache=config.data.cache_dir is not None)
-    split, _ = apply_sparse_protocol(split, config.augment, seed)
+    split, _ = run_split(config, seed)
     dataset = load_dataset(config.data)
     user_ids = [str(u) for u in dataset.original_user_ids(split.user_ids)]
     if args.client not in user_ids:

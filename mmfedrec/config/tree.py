@@ -132,6 +132,14 @@ class EvalConfig(Section):
     eval_every: int = setting(1, "validate every N rounds (and at the last round)", low=1)
     select_on: str = setting("ndcg@10", "validation metric that picks the reported round", choices=SELECTION_METRICS)
     patience: int = setting(0, "stop after N evaluations without improvement (0 = never)", low=0)
+    cold_items: float = setting(
+        0.0,
+        "cold-start protocol: a seeded fraction of items loses every training event (valid/test stay), so "
+        "only content can rank them; 0 = off",
+        low=0,
+        high=1,
+        high_open=True,
+    )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from mmfedrec.atomic import atomic_path
 from mmfedrec.data.types import Interactions
-from mmfedrec.errors import DataError
+from mmfedrec.errors import DataError, MmfedrecError
 
 NO_ITEM = -1
 
@@ -96,6 +96,22 @@ class Split:
         for f in fields(self):
             digest.update(np.ascontiguousarray(getattr(self, f.name)).tobytes())
         return digest.hexdigest()[:16]
+
+
+def make_cold_items(split: Split, fraction: float, seed: int) -> tuple[Split, np.ndarray]:
+    """The cold-start protocol: a seeded `fraction` of items loses every training event.
+
+    Their valid and test events stay, so the evaluator asks every method to rank items that no
+    client ever trained on: only item content can place them.
+
+    Returns:
+        The split without those items' training events, and the sorted item indices made cold.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise MmfedrecError(f"--cold-items must lie in [0, 1), got {fraction}")
+    rng = np.random.default_rng([seed, 0xC01D])  # its own stream: the split's draws stay as they are
+    cold = np.sort(rng.choice(split.n_items, size=round(fraction * split.n_items), replace=False))
+    return split.with_train(~np.isin(split.train_items, cold)), cold
 
 
 def leave_one_out(

@@ -112,6 +112,22 @@ def activity_buckets(split: Split, users: np.ndarray) -> dict[str, np.ndarray]:
     return buckets
 
 
+def item_buckets(split: Split, users: np.ndarray, stage: str) -> dict[str, np.ndarray]:
+    """Masks over `users`: "cold" where the held-out item has no training event at all (no ID
+    vector learnt it: only content can rank it), "warm" otherwise."""
+    held_out = (split.valid_items if stage == "valid" else split.test_items)[users]
+    cold = np.bincount(split.train_items, minlength=split.n_items)[held_out] == 0
+    return {"cold": cold, "warm": ~cold}
+
+
+BUCKETS = ("q1", "q2", "q3", "q4", "q5", "sparse", "cold", "warm")  # every evaluation reports these
+
+
+def user_buckets(split: Split, users: np.ndarray, stage: str) -> dict[str, np.ndarray]:
+    """Every bucket of `BUCKETS` as a mask over `users` (activity, then the held-out item's coldness)."""
+    return activity_buckets(split, users) | item_buckets(split, users, stage)
+
+
 def evaluate(
     scorer: Scorer, split: Split, stage: str, groups: dict[str, np.ndarray] | None = None
 ) -> dict[str, object]:
@@ -123,7 +139,7 @@ def evaluate(
             of the same name.
     """
     ranks = rank_users(scorer, split, stage)
-    buckets = activity_buckets(split, ranks.users)
+    buckets = user_buckets(split, ranks.users, stage)
     for name, members in (groups or {}).items():
         buckets[name] = np.isin(ranks.users, members)
     return {

@@ -162,3 +162,24 @@ def test_a_run_stopped_by_patience_says_so(tmp_path: Path, capsys: pytest.Captur
     assert len(stopped) == 1 and stopped[0] < 30 and stopped[0] == summary["best_round"][0] + 2
     assert "did not improve for 2 evaluations" in capsys.readouterr().err
     assert "validation stopped improving" in (out / "report.md").read_text()
+
+
+def test_the_cold_start_protocol_reports_cold_and_warm_test_items(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmfedrec.data.registry import prepare_split
+    from mmfedrec.data.splits import make_cold_items
+    from mmfedrec.experiment import load_run_config
+
+    out = tmp_path / "cold"
+    argv = ["train", "--method", "ours-no-image", "--rounds", "2", "--cold-items", "0.2", "--out", str(out)]
+    assert main([*argv, *TINY, "--cache-dir", str(tmp_path / "cache")]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    cold, warm = summary["buckets"]["cold"]["users"], summary["buckets"]["warm"]["users"]
+    assert cold > 0 and cold + warm == summary["test_users"]
+    config = load_run_config(out)
+    split = prepare_split(config.data, 0, config.eval.eval_negatives)
+    made, items = make_cold_items(split, 0.2, seed=0)
+    assert len(items) == round(0.2 * split.n_items) and not set(made.train_items.tolist()) & set(items.tolist())
+    assert (made.test_items == split.test_items).all() and len(made.train_items) < len(split.train_items)
+    assert (make_cold_items(split, 0.2, seed=0)[1] == items).all()  # seeded

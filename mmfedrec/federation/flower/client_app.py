@@ -25,7 +25,7 @@ from mmfedrec.config.methods import method_spec
 from mmfedrec.config.tree import RunConfig
 from mmfedrec.data.splits import NO_ITEM, Split
 from mmfedrec.evaluation import metrics
-from mmfedrec.evaluation.protocols import FULL_KS, SAMPLED_KS, Scorer, activity_buckets, rank_users
+from mmfedrec.evaluation.protocols import FULL_KS, SAMPLED_KS, Scorer, rank_users, user_buckets
 from mmfedrec.federation.aggregation.sums import UpdateSums, update_sums
 from mmfedrec.federation.engines.runner import build_client_model
 from mmfedrec.federation.flower.run_config import check_flower_support, flower_split, from_run_config
@@ -163,7 +163,7 @@ def silo_scorer(
 
 
 def rank_sums(scorer: Scorer, split: Split, users: np.ndarray, stage: str) -> dict[str, float | int]:
-    """Metric sums and user counts of this silo, overall ("all") and per activity bucket.
+    """Metric sums and user counts of this silo, overall ("all") and per bucket.
 
     Buckets use the quintile edges over every evaluated user of the split (as the in-process
     evaluator does), so summing the silos' replies and dividing gives its exact means.
@@ -172,7 +172,7 @@ def rank_sums(scorer: Scorer, split: Split, users: np.ndarray, stage: str) -> di
     evaluated = split.evaluated_users(stage)
     position = np.searchsorted(evaluated, ranks.users)
     masks = {"all": np.ones(len(ranks.users), dtype=bool)}
-    masks |= {name: mask[position] for name, mask in activity_buckets(split, evaluated).items()}
+    masks |= {name: mask[position] for name, mask in user_buckets(split, evaluated, stage).items()}
     sums: dict[str, float | int] = {}
     for bucket, mask in masks.items():
         sums[f"{bucket}/users"] = int(mask.sum())

@@ -49,6 +49,8 @@ def check_flower_support(config: RunConfig) -> None:
         )
     if config.compression.enabled:
         raise MmfedrecError("upload compression runs in-process only (--engine sim or loop)")
+    if config.eval.cold_items > 0:
+        raise MmfedrecError("the cold-start protocol (--cold-items) runs in-process only (--engine sim or loop)")
     if config.eval.patience:
         raise MmfedrecError("--patience is not supported on the Flower engines (every round runs)")
 

@@ -27,6 +27,7 @@ from flwr.serverapp.strategy import FedAvg
 from mmfedrec.config.methods import method_spec
 from mmfedrec.config.tree import RunConfig
 from mmfedrec.errors import MmfedrecError
+from mmfedrec.evaluation.protocols import BUCKETS
 from mmfedrec.evaluation.selection import BestRound
 from mmfedrec.federation.aggregation.server import ClientSampler, ServerModel
 from mmfedrec.federation.aggregation.sums import UpdateSums
@@ -35,8 +36,6 @@ from mmfedrec.federation.flower.client_app import PROTOCOLS, global_arrays
 from mmfedrec.federation.flower.run_config import check_flower_support, flower_split, from_run_config
 from mmfedrec.federation.privacy.comm import download_nbytes
 from mmfedrec.runtime import configure_runtime
-
-BUCKETS = ("q1", "q2", "q3", "q4", "q5", "sparse")  # the evaluator's activity buckets, in its order
 
 
 def metric_means(sums: dict[str, float]) -> dict[str, object]:
