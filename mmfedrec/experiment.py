@@ -320,25 +320,29 @@ def augment(split, augment_config: AugmentConfig, features, out: Path | None, pr
     return pseudo.users, pseudo.items, pseudo.weights
 
 
+def diffusion_augmenter(run_dir: Path, n_items: int):
+    """The diffusion augmenter of a run, from the denoiser it saved in `<run>/denoiser`."""
+    from mmfedrec.generators import (
+        ProfileDenoiser,
+        ProfileSpace,
+        ProfileSynthesizer,
+        augmenter_from_name,
+        sampling_scheduler,
+        training_scheduler,
+    )
+
+    denoiser = ProfileDenoiser.from_pretrained(run_dir / "denoiser").eval()
+    synthesizer = ProfileSynthesizer(denoiser, sampling_scheduler(training_scheduler()), ProfileSpace(n_items))
+    return augmenter_from_name("diffusion", synthesizer=synthesizer)
+
+
 def rebuild_augmenter(config: RunConfig, split, run_dir: Path):
     """The run's fitted augmenter: the saved denoiser for diffusion, a fresh one for the others."""
     from mmfedrec.generators import augmenter_from_name
 
     name = config.augment.augment
     if name == "diffusion":
-        from mmfedrec.generators import (
-            ProfileDenoiser,
-            ProfileSpace,
-            ProfileSynthesizer,
-            sampling_scheduler,
-            training_scheduler,
-        )
-
-        denoiser = ProfileDenoiser.from_pretrained(Path(run_dir) / "denoiser").eval()
-        synthesizer = ProfileSynthesizer(
-            denoiser, sampling_scheduler(training_scheduler()), ProfileSpace(split.n_items)
-        )
-        return augmenter_from_name(name, synthesizer=synthesizer)
+        return diffusion_augmenter(Path(run_dir), split.n_items)
     embeddings = None
     if name == "item-knn":
         from mmfedrec.data.registry import load_dataset

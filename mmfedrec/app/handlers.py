@@ -250,19 +250,9 @@ def _build_augmenter(context: AppContext, name: str):
     from mmfedrec.generators.augmenters import augmenter_from_name
 
     if name == "diffusion":
-        from mmfedrec.generators import (
-            ProfileDenoiser,
-            ProfileSpace,
-            ProfileSynthesizer,
-            sampling_scheduler,
-            training_scheduler,
-        )
+        from mmfedrec.experiment import diffusion_augmenter
 
-        denoiser = ProfileDenoiser.from_pretrained(context.run.folder / DENOISER_FOLDER).eval()
-        space = ProfileSpace(context.run.split.n_items)
-        return augmenter_from_name(
-            name, synthesizer=ProfileSynthesizer(denoiser, sampling_scheduler(training_scheduler()), space)
-        )
+        return diffusion_augmenter(context.run.folder, context.run.split.n_items)
     embeddings = None
     features = context.run.features
     if name == "item-knn" and features is not None:
