@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--ml", type=Path, help="the ML-100K folder (posters beside it are used when present)")
     parser.add_argument("--hm", type=Path, help="the H&M sample folder")
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--datasets", default="", help='only these labels, comma-separated (e.g. "ml-100k time")')
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--trials", type=int, default=20, help="tuning trials per method (0: defaults only)")
@@ -78,7 +79,10 @@ def main() -> None:
         "tuned NDCG@20 | s/round | commands |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    wanted = {d.strip() for d in args.datasets.split(",") if d.strip()}
     for label, data_flags in datasets(args.ml, args.hm).items():
+        if wanted and label not in wanted:
+            continue
         for method in filter(None, args.methods.split(",")):
             folder = args.out / label.replace(" ", "-").replace("&", "") / method
             base = ["--method", method, *data_flags, "--rounds", str(args.rounds), "--eval-every", "5"]
