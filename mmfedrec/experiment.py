@@ -94,11 +94,12 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> Path:
 
 
 def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
-    from mmfedrec.data.registry import has_timestamps, load_dataset
+    from mmfedrec.data.registry import load_dataset, split_order
     from mmfedrec.evaluation.report import write_json
 
     method = method_spec(config.method)
-    if config.engine.startswith("flower"):
+    on_flower = config.engine.startswith("flower")
+    if on_flower:
         from mmfedrec.federation.flower.run_config import check_flower_support
 
         check_flower_support(config)
@@ -108,7 +109,7 @@ def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
     dataset = load_dataset(config.data)  # fails fast on bad data; fills the cache other processes read
     for line in dataset.note_lines():
         _log(f"data: {line}", progress)
-    split_kind = "time" if config.data.split == "time" and has_timestamps(dataset) else "random"
+    split_kind = split_order(config.data, dataset)
     if split_kind != config.data.split:
         _log("data: no timestamps; leave-one-out in seeded random order", progress)
     if config.model.history and split_kind == "random":
@@ -124,8 +125,7 @@ def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
             progress,
         )
     features = None
-    in_process = not config.engine.startswith("flower")
-    if in_process and (method.modalities or config.augment.augment == "item-knn"):
+    if not on_flower and (method.modalities or config.augment.augment == "item-knn"):
         features = load_features(config, dataset.catalog, progress)
     rounds = config.train.rounds
     metrics_path = out / "metrics.jsonl"
@@ -356,7 +356,5 @@ def load_run_config(run_dir: Path) -> RunConfig:
     """The configuration a run folder was trained with (its config.json)."""
     path = Path(run_dir)
     if not (path / "config.json").is_file():
-        from mmfedrec.errors import MmfedrecError
-
         raise MmfedrecError(f"{path}: not a run folder (no config.json); expected a folder written by `mmfedrec train`")
     return from_dict(read_config_file(str(path)), str(path / "config.json"))

@@ -8,7 +8,6 @@ accepts, and every trial as a row of `trials.csv`.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import time
@@ -28,12 +27,12 @@ def tune(config: RunConfig, out: Path, trials: int, timeout: float | None = None
     """Search `config.method`'s space on validation of the first seed; returns the best configuration."""
     import optuna
 
-    from mmfedrec.data.registry import has_timestamps, load_dataset
+    from mmfedrec.data.registry import load_dataset, split_order
     from mmfedrec.experiment import load_features, run_split
 
     method = method_spec(config.method)
     dataset = load_dataset(config.data)
-    space = search_space(method, config.data.split == "time" and has_timestamps(dataset))
+    space = search_space(method, split_order(config.data, dataset) == "time")
     if not space:
         raise MmfedrecError(f"{config.method} has no settings to tune")
     seed = config.seeds[0]
@@ -91,7 +90,7 @@ def tune(config: RunConfig, out: Path, trials: int, timeout: float | None = None
     if not completed:
         raise MmfedrecError(f"no trial of {config.method} completed; see {out / JOURNAL}")
     best = with_settings(config, **study.best_trial.params)
-    write_atomic(out / "best.toml", to_toml(dataclasses.replace(best, seeds=config.seeds)))
+    write_atomic(out / "best.toml", to_toml(best))
     write_atomic(out / "trials.csv", study.trials_dataframe().to_csv(index=False))
     if progress:
         print(

@@ -106,14 +106,14 @@ def train_live(
         yield TrainingUpdate(0, f"Cannot start: {error}.", done=True)
         return
     spec_method = method_spec(method)
+    privacy = PrivacyConfig(dp_epsilon=dp_epsilon)
+    config = RunConfig(method=method, data=spec, train=TrainConfig(rounds=rounds), privacy=privacy)
     features = None
     if spec_method.modalities:
         yield TrainingUpdate(0, "Encoding item text and images (first time only)...")
         from mmfedrec.encoders.features import features_for_run
 
-        features = features_for_run(RunConfig(method=method, data=spec), dataset.catalog)
-    privacy = PrivacyConfig(dp_epsilon=dp_epsilon)
-    config = RunConfig(method=method, data=spec, train=TrainConfig(rounds=rounds), privacy=privacy)
+        features = features_for_run(config, dataset.catalog)
     trainer = build_trainer(spec_method, split, features, config, seed)
     accountant = PrivacyAccountant() if dp_epsilon > 0 else None
     metric_rows: list[dict] = []

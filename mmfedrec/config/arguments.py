@@ -12,7 +12,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from mmfedrec.config.codec import from_dict, leaf_fields, merge, read_config_file, to_dict
+from mmfedrec.config.codec import from_dict, leaf_fields, merge, read_config_file, to_dict, value_type
 from mmfedrec.config.tree import RunConfig, flag
 
 
@@ -74,8 +74,7 @@ def section_from_args(args: argparse.Namespace, section: str) -> Any:
 
 
 def _metavar(hint: Any) -> str:
-    if isinstance(hint, types.UnionType):
-        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    hint = value_type(hint)
     if typing.get_origin(hint) is tuple:
         return "N,N,..."
     return {int: "N", float: "X", Path: "PATH"}.get(hint, "TEXT")
@@ -83,9 +82,7 @@ def _metavar(hint: Any) -> str:
 
 def _text_parser(name: str, hint: Any):
     """Text to the field's type; a bad value is a one-line error naming the flag."""
-    base = hint
-    if isinstance(hint, types.UnionType):
-        base = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    base = value_type(hint)
 
     def parse(text: str) -> Any:
         if isinstance(hint, types.UnionType) and text == "":

@@ -134,13 +134,9 @@ def with_settings(config: RunConfig, **settings: Any) -> RunConfig:
     return dataclasses.replace(config, **root, **sections)
 
 
+@functools.cache
 def leaf_fields() -> dict[str, tuple[str, dataclasses.Field, Any]]:
     """Every setting by its (unique) field name: (section or "", field, type hint)."""
-    return _leaf_fields()
-
-
-@functools.cache
-def _leaf_fields() -> dict[str, tuple[str, dataclasses.Field, Any]]:
     leaves: dict[str, tuple[str, dataclasses.Field, Any]] = {}
 
     def add(cls: type, section: str) -> None:
@@ -178,13 +174,18 @@ def _build(cls: type, data: Mapping[str, Any], source: str, prefix: str) -> Any:
         raise ConfigError(f"{source}: {error}") from None
 
 
+def value_type(hint: Any) -> Any:
+    """The type a field holds when set: X for `X | None`."""
+    if isinstance(hint, types.UnionType):
+        (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return inner
+    return hint
+
+
 def coerce(value: Any, hint: Any, where: str) -> Any:
     """`value` as type `hint` (int, float, bool, str, Path, tuple[int, ...], or X | None)."""
     if isinstance(hint, types.UnionType):
-        if value is None or value == "":
-            return None
-        (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-        return coerce(value, inner, where)
+        return None if value is None or value == "" else coerce(value, value_type(hint), where)
     if typing.get_origin(hint) is tuple:
         items = value.split(",") if isinstance(value, str) else value
         if isinstance(value, int) and not isinstance(value, bool):

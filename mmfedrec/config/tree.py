@@ -52,8 +52,6 @@ def setting(
         "low_open": low_open,
         "high_open": high_open,
     }
-    if isinstance(default, tuple):
-        return field(default_factory=lambda: default, metadata=metadata)
     return field(default=default, metadata=metadata)
 
 

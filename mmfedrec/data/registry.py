@@ -88,9 +88,11 @@ def synthetic_image_dir(spec: DataConfig) -> Path:
     return folder / "images"
 
 
-def has_timestamps(dataset: Dataset) -> bool:
-    """Whether the events carry a time order (not all the same timestamp)."""
-    return dataset.interactions.frame["timestamp"].nunique() > 1
+def split_order(spec: DataConfig, dataset: Dataset) -> str:
+    """The leave-one-out order used: "time" when asked and the events carry a time order (not all
+    the same timestamp), else "random"."""
+    by_time = spec.split == "time" and dataset.interactions.frame["timestamp"].nunique() > 1
+    return "time" if by_time else "random"
 
 
 def split_path(spec: DataConfig, seed: int, n_negatives: int) -> Path | None:
@@ -109,7 +111,7 @@ def prepare_split(spec: DataConfig, seed: int, n_negatives: int = 99, use_cache:
     if path is not None and path.exists():
         return Split.load(path)
     dataset = load_dataset(spec)
-    by_time = spec.split == "time" and has_timestamps(dataset)
+    by_time = split_order(spec, dataset) == "time"
     split = leave_one_out(dataset.interactions, seed, n_negatives, by_time, user_names=dataset.original_user_ids)
     if path is not None:
         split.save(path)

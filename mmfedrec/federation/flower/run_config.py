@@ -16,6 +16,7 @@ from mmfedrec.config.methods import method_spec
 from mmfedrec.config.tree import RunConfig
 from mmfedrec.data.splits import Split
 from mmfedrec.errors import MmfedrecError
+from mmfedrec.federation.aggregation.defended import Defense
 
 
 def to_run_config(config: RunConfig, seed: int) -> dict[str, str | int | float | bool]:
@@ -41,7 +42,7 @@ def check_flower_support(config: RunConfig) -> None:
     if config.augment.augment != "none" or config.augment.sparse_fraction > 0:
         raise MmfedrecError("augmentation and the sparse-client protocol run in-process only (--engine sim)")
     robust, privacy = config.robust, config.privacy
-    per_client = robust.aggregator != "fedavg" or robust.norm_bound > 0 or robust.byzantine > 0 or privacy.secure_agg
+    per_client = Defense(robust, privacy).per_client  # what needs each client's upload on its own
     if privacy.dp_epsilon > 0 or per_client or robust.dropout > 0 or config.train.checkpoint_every:
         raise MmfedrecError(
             "DP, robust aggregation, attacks, dropout and checkpoints run in-process only (--engine sim); "
