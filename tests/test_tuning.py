@@ -47,3 +47,9 @@ def test_the_first_trial_is_the_configuration_given(tmp_path: Path) -> None:
     assert main([*argv, "--out", str(tmp_path / "study"), "--trials", "1", "--quiet"]) == 0
     first = pd.read_csv(tmp_path / "study" / "trials.csv").iloc[0]
     assert (first["params_lr"], first["params_negatives"], first["params_row_optimizer"]) == (0.2, 4, "adam")
+
+
+def test_a_timeout_that_is_not_positive_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tune", "--method", "fedavg-mf", "--timeout", "-5"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "--timeout" in error and "> 0" in error

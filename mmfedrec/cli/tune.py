@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from mmfedrec.cli.options import int_in
@@ -15,11 +16,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--trials", type=int_in(1, 10_000), default=20, help="trials in the study, in all (default: 20)"
     )
-    parser.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
+    parser.add_argument(
+        "--timeout", type=positive_seconds, default=None, help="stop starting trials after this many seconds"
+    )
     parser.add_argument("--out", type=Path, help="study folder (default: runs/tune-<method>); rerun to resume")
     add_config_file_options(parser)
     add_config_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
