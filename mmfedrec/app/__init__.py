@@ -1,4 +1,4 @@
-"""Gradio demo of a trained run: recommend, search, sparse clients, live training, the run's report.
+"""Gradio demo of a trained run: recommend, search, new items, sparse clients, live training, the run's report.
 
 `build_demo(context)` builds the Blocks; the handlers in `mmfedrec.app.handlers` are plain
 functions of an `AppContext` (from `load_context(run_folder)`) that tests call directly.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from mmfedrec.config.methods import MethodSpec, method_spec
 from mmfedrec.config.tree import RunConfig
@@ -40,6 +40,7 @@ class RunModel:
         local_lr: float,
         personal: PersonalItemRows | None = None,
         contexts: Tensor | None = None,
+        content: nn.Module | None = None,
     ) -> None:
         self.model = model
         self.global_shared = {k: v.detach() for k, v in shared.items()}
@@ -49,6 +50,7 @@ class RunModel:
         self.local_lr = local_lr
         self.personal = personal  # each client's own fine-tuned item vectors (--personal-items runs)
         self.contexts = contexts  # (U, D) each client's latest items, for a history-aware model (--history)
+        self.content = content  # the tower's ItemContent: ranks an item no client has seen; None for ID-only models
 
     @property
     def n_items(self) -> int:
@@ -61,11 +63,15 @@ class RunModel:
     def client_private(self, user: int) -> dict[str, Tensor]:
         return {k: v[user : user + 1] for k, v in self.private.items()}  # (1, ...)
 
-    def _rows(self, user: int) -> Tensor:
-        """(1, I, D+1) the item vectors this client ranks with, as the evaluator scores it."""
+    def _tables(self, users: Tensor) -> Tensor:
+        """(B|1, I, D+1) the item vectors these clients rank with, as the evaluator scores them."""
         if self.personal is not None:
-            return self.personal.tables(torch.tensor([user]), self.item_rows[0])
-        return self.item_rows if self.item_rows.shape[0] == 1 else self.item_rows[user : user + 1]
+            return self.personal.tables(users, self.item_rows[0])
+        return self.item_rows if self.item_rows.shape[0] == 1 else self.item_rows[users]
+
+    def _rows(self, user: int) -> Tensor:
+        """(1, I, D+1) the item vectors this client ranks with."""
+        return self._tables(torch.tensor([user]))
 
     def scores(self, user: int, private: dict[str, Tensor] | None = None) -> np.ndarray:
         """(I,) scores of every item for one user, by the evaluator's scorer (optionally with a
@@ -81,6 +87,20 @@ class RunModel:
             position=lambda _: torch.zeros(1, dtype=torch.long),
         )
         return scorer(np.array([user]))[0]
+
+    def scores_with_rows(self, users: np.ndarray, extra: Tensor, batch: int = 128) -> np.ndarray:
+        """(B, I + E) scores of the catalogue and of `extra` (E, D+1) rows appended to every client's
+        table (items no client has seen, e.g. a new one), by the evaluator's scorer, `batch` clients
+        at a time."""
+        extra = extra.detach()
+
+        def rows(index: Tensor) -> Tensor:
+            own = self._tables(index)  # (B|1, I, D+1)
+            return torch.cat([own, extra.expand(own.shape[0], -1, -1)], dim=1)
+
+        scorer = client_scorer(self.model, self.global_shared, self.private, rows, self.contexts)
+        users = np.asarray(users, dtype=np.int64)
+        return np.concatenate([scorer(users[start : start + batch]) for start in range(0, len(users), batch)])
 
     def _scores(self, user: int, private: dict[str, Tensor], rows: Tensor) -> Tensor:
         """(1, L) scores of `rows` for one client, with its history context when the model reads one."""
@@ -204,7 +224,8 @@ def load_run(folder: Path, cache_dir: Path | None = None) -> LoadedRun:
     personal = getattr(trainer, "personal", None)
     local_lr = config.local.lr
     contexts = user_contexts(trainer.model, split, item_rows[0], "test")  # all the client has done so far
-    model = RunModel(trainer.model, trainer.shared, trainer.private, item_rows, local_lr, personal, contexts)
+    content = None if local_tables is not None else getattr(getattr(trainer, "tower", None), "content", None)
+    model = RunModel(trainer.model, trainer.shared, trainer.private, item_rows, local_lr, personal, contexts, content)
     summary_path = folder / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     return LoadedRun(

@@ -77,28 +77,39 @@ def _image_encoder(context: AppContext):
         return encoder
 
 
-def text_similarities(context: AppContext, query: str) -> tuple[np.ndarray, np.ndarray]:
-    """(I,) cosine similarity of every item's text to `query` and (I,) which items have a text feature."""
-    features, position = item_features(context)
+def encode_text(context: AppContext, text: str) -> np.ndarray:
+    """(Dt,) unit-norm embedding of `text` by the tower that encoded the items' text features."""
+    features, _ = item_features(context)
     if features.text is None:
         raise MmfedrecError("this run's item features have no text modality")
-    encoder = _text_encoder(context, features.metadata.get("text_model") or None)
-    query_vector = encoder.encode([query])[0]  # (H,) unit norm
+    return _text_encoder(context, features.metadata.get("text_model") or None).encode([text])[0]
+
+
+def encode_image(context: AppContext, path: str | Path) -> np.ndarray:
+    """(Di,) unit-norm embedding of the picture at `path` by the tower that encoded the items' images."""
+    from mmfedrec.encoders.image import encode_images
+
+    features, _ = item_features(context)
+    if features.image is None or not context.run.config.features.image_preset:
+        raise MmfedrecError("this run's item features have no image modality")
+    vectors, readable = encode_images(_image_encoder(context), [str(path)])
+    if not readable[0]:
+        raise MmfedrecError("the image could not be decoded")
+    return vectors[0]
+
+
+def text_similarities(context: AppContext, query: str) -> tuple[np.ndarray, np.ndarray]:
+    """(I,) cosine similarity of every item's text to `query` and (I,) which items have a text feature."""
+    query_vector = encode_text(context, query)
+    features, position = item_features(context)
     return features.text[position] @ query_vector, features.mask[position, 0]
 
 
 def image_similarities(context: AppContext, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(I,) cosine similarity of every item's image to the picture at `path`, and (I,) which items have one."""
-    from mmfedrec.encoders.image import encode_images
-
+    vector = encode_image(context, path)
     features, position = item_features(context)
-    if features.image is None or not context.run.config.features.image_preset:
-        raise MmfedrecError("this run's item features have no image modality")
-    encoder = _image_encoder(context)
-    vectors, readable = encode_images(encoder, [str(path)])
-    if not readable[0]:
-        raise MmfedrecError("the image could not be decoded")
-    return features.image[position] @ vectors[0], features.mask[position, 1]
+    return features.image[position] @ vector, features.mask[position, 1]
 
 
 def image_tower_note(context: AppContext) -> str:

@@ -1,4 +1,4 @@
-"""`build_demo(context) -> gr.Blocks`: five tabs wired to the handlers; nothing here computes."""
+"""`build_demo(context) -> gr.Blocks`: six tabs wired to the handlers; nothing here computes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from mmfedrec.app import handlers
+from mmfedrec.app import handlers, new_items
 from mmfedrec.app.context import AppContext
 from mmfedrec.app.tiles import MAX_UPLOAD_BYTES, MAX_UPLOAD_SIDE
 from mmfedrec.app.training import LIMITS, LIVE_METHODS, MAX_DP_EPSILON, default_method, train_live
@@ -47,6 +47,8 @@ def build_demo(context: AppContext, training_cache: Path | None = None) -> gr.Bl
             _recommend_tab(context)
         with gr.Tab("Search"):
             _search_tab(context)
+        with gr.Tab("New items"):
+            _new_items_tab(context)
         with gr.Tab("Sparse clients"):
             _sparse_tab(context)
         with gr.Tab("Training"):
@@ -153,6 +155,36 @@ def _search_tab(context: AppContext) -> None:
     # messages go to the status line, replaced each time; toasts would stack over the controls
     gr.on([text_button.click, query.submit], search_text, [query, k], [status, results], api_name="search_text")
     image_button.click(search_image, [upload, k], [status, results], api_name="search_image")
+
+
+def _new_items_tab(context: AppContext) -> None:
+    gr.Markdown(
+        "Add an item no client has interacted with (a description, a picture or both) and see who would get it: "
+        "with no ID vector yet, the run's model ranks it for every client from its fused content alone. The "
+        "table lists the clients with it in their top K, the gallery its nearest catalogue items in that "
+        f"content space (pictures ≤ {MAX_UPLOAD_BYTES // 2**20} MB, ≤ {MAX_UPLOAD_SIDE} px a side)."
+    )
+    refusal = new_items.unavailable(context)
+    if refusal:
+        gr.Markdown(f"*{refusal}*")
+    with gr.Row():
+        text = gr.Textbox(
+            label="description", lines=4, placeholder="e.g. a space adventure with robots", elem_id="new-item-text"
+        )
+        picture = gr.Image(label="picture", type="filepath", sources=["upload"], height=240, elem_id="new-item-image")
+    with gr.Row():
+        k = gr.Slider(1, handlers.MAX_K, value=context.k, step=1, label="recommendations per client (K)")
+        button = gr.Button("Rank the new item", variant="primary", interactive=not refusal, elem_id="new-item-button")
+    status = gr.Markdown(elem_id="new-item-status")
+    # full width, one under the other: half a row cut the gallery's "cosine · title" captions
+    nearest = _gallery("why: nearest catalogue items · cosine of fused content", "new-item-nearest")
+    clients = gr.Dataframe(label="clients with it in their top K", max_height=400, elem_id="new-item-clients")
+
+    def on_new_item(description: str, path: str | None, k_value: float):
+        view = new_items.new_item(context, description, path, k_value)
+        return view.message, view.clients, view.nearest
+
+    button.click(on_new_item, [text, picture, k], [status, clients, nearest], api_name="new_item")
 
 
 def _sparse_tab(context: AppContext) -> None:

@@ -43,7 +43,7 @@ def _user_id(context) -> int:
 def test_every_endpoint_is_named(client) -> None:
     """Three events were served as /lambda, /lambda_1 and /lambda_2."""
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert sorted(named) == ["/on_recommend", "/on_show", "/on_train", "/search_image", "/search_text"]
+    assert sorted(named) == ["/new_item", "/on_recommend", "/on_show", "/on_train", "/search_image", "/search_text"]
     assert client.view_api(print_info=False, return_format="dict")["unnamed_endpoints"] == {}
 
 

@@ -205,6 +205,14 @@ def test_search_tab_messages_replace_each_other_as_markdown(page) -> None:
     _screenshot(page, "search")
 
 
+def test_new_items_tab_says_why_an_id_only_run_cannot_rank_a_new_item(page) -> None:
+    """The served run is ID-only: the tab says so up front and offers no button that would only refuse."""
+    _open(page, "New items")
+    page.get_by_text("ranks items by their ID vectors only").first.wait_for(timeout=30_000)
+    assert page.locator("#new-item-button").is_disabled()
+    assert page.locator("#new-item-text textarea").is_visible() and page.locator("#new-item-image").is_visible()
+
+
 def test_sparse_tab_offers_diffusion_and_shows_readable_captions(page, denoised_context) -> None:
     """Captions were cut to "0.94 · Ite…", and the run's diffusion augmenter was not offered."""
     from mmfedrec.app import handlers

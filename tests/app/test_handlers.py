@@ -211,7 +211,7 @@ def _tab(demo, label: str):
     return found
 
 
-def test_build_demo_wires_five_tabs(context) -> None:
+def test_build_demo_wires_six_tabs(context) -> None:
     import gradio as gr
 
     from mmfedrec.app.ui import build_demo, launch_options
@@ -219,9 +219,9 @@ def test_build_demo_wires_five_tabs(context) -> None:
     demo = build_demo(context)
     assert isinstance(demo, gr.Blocks)
     tabs = [block.label for block in demo.blocks.values() if isinstance(block, gr.Tab)]
-    assert tabs == ["Recommend", "Search", "Sparse clients", "Training", "About the run"]
+    assert tabs == ["Recommend", "Search", "New items", "Sparse clients", "Training", "About the run"]
     api_names = [fn.api_name for fn in demo.fns.values()]
-    assert sorted(api_names) == ["on_recommend", "on_show", "on_train", "search_image", "search_text"]
+    assert sorted(api_names) == ["new_item", "on_recommend", "on_show", "on_train", "search_image", "search_text"]
     options = launch_options(context)
     assert str(context.tiles.folder.resolve()) in options["allowed_paths"]
 

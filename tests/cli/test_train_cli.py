@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from safetensors.torch import load_file
 
@@ -167,6 +168,8 @@ def test_a_run_stopped_by_patience_says_so(tmp_path: Path, capsys: pytest.Captur
 def test_the_cold_start_protocol_reports_cold_and_warm_test_items(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from safetensors.torch import load_file
+
     from mmfedrec.data.registry import prepare_split
     from mmfedrec.data.splits import make_cold_items
     from mmfedrec.experiment import load_run_config
@@ -183,3 +186,6 @@ def test_the_cold_start_protocol_reports_cold_and_warm_test_items(
     assert len(items) == round(0.2 * split.n_items) and not set(made.train_items.tolist()) & set(items.tolist())
     assert (made.test_items == split.test_items).all() and len(made.train_items) < len(split.train_items)
     assert (make_cold_items(split, 0.2, seed=0)[1] == items).all()  # seeded
+    # the server learned from the uploads which items some client holds: the others are content alone
+    evidence = load_file(str(out / "model.safetensors"))["tower.evidence"].numpy()
+    assert ((evidence > 0) == (np.bincount(made.train_items, minlength=split.n_items) > 0)).all()

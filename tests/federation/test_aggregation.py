@@ -17,6 +17,7 @@ def result(deltas: list[float], mass: list[list[float]], n: list[float], items: 
         row_updates=torch.tensor(deltas).view(n_clients, 1, 1, 1),
         routed_mass=torch.tensor(mass),
         n_examples=torch.tensor(n),
+        positives=torch.tensor(items).view(n_clients, 1),
     )
 
 
@@ -47,3 +48,14 @@ def test_item_rows_averaged_over_their_senders_or_over_every_client() -> None:
     assert finalize(sums)[1][:, 0].tolist() == [2.0, -2.0, 0.0]  # FedMF: item 0 by its 2 senders, item 1 by 1
     by_clients = finalize(sums, row_average="clients")[1][:, 0]  # FedAvg over the table: all 3 clients
     torch.testing.assert_close(by_clients, torch.tensor([4.0 / 3, -2.0 / 3, 0.0]))
+
+
+def test_positive_senders_count_each_client_once_and_skip_negatives_and_padding() -> None:
+    items = torch.tensor([[[0, 1], [0, 2], [2, 1]], [[1, 0], [2, 0], [1, 1]]])  # (C=2, L=3, 1 + 1 negative)
+    mask = torch.ones_like(items, dtype=torch.bool)
+    mask[1, 2] = False  # client 1's third example is padding
+    positives = torch.where(mask[..., 0], items[..., 0], -1)
+    chunk = LocalResult({}, {}, items, mask, torch.zeros(2, 3, 2, 1), None, torch.tensor([3.0, 2.0]), positives)
+    # client 0 holds items 0 (twice) and 2 as positives; client 1 holds items 1 and 2
+    assert chunk.positive_senders(4).tolist() == [1.0, 1.0, 2.0, 0.0]
+    assert chunk.positive_counts().tolist() == [2, 2] and chunk.positive_items(0).tolist() == [0, 2]

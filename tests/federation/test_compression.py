@@ -55,6 +55,7 @@ def fake_result(generator: torch.Generator, n_clients: int = 3, n_items: int = 1
         row_updates=torch.randn(n_clients, 6, 2, 5, generator=generator) * mask.unsqueeze(-1),
         routed_mass=torch.rand(n_clients, 2, generator=generator),
         n_examples=torch.full((n_clients,), 6.0),
+        positives=torch.where(mask[..., 0], items[..., 0], -1),
     )
 
 

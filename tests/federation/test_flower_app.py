@@ -20,7 +20,7 @@ from mmfedrec.federation.flower.run_config import flower_split, to_run_config
 from mmfedrec.federation.flower.server_app import build_server_state
 from tests.federation.helpers import small_flower_config
 
-ALLOWED_ARRAYS = ("weighted.", "weights.", "row_sum", "row_senders", "clients")  # "clients": a count
+ALLOWED_ARRAYS = ("weighted.", "weights.", "row_sum", "row_senders", "row_positives", "clients")  # "clients": a count
 ALLOWED_TRAIN_METRICS = {"num-examples", "num-clients", "upload-bytes", "routed-mass"}
 
 

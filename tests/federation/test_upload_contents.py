@@ -27,7 +27,8 @@ def test_what_the_engine_sends_holds_no_private_state_and_its_bytes_are_counted(
     indptr, items = simulation.split.train_csr()
     shared_names = {"shared.experts.weight", "shared.experts.bias"} | ({"shared.context.weight"} if history else set())
     for client, message in sent.items():
-        assert set(message) == shared_names | {"items.index", "items.delta", "routed_mass", "n_examples"}
+        expected = {"items.index", "items.delta", "items.positive", "routed_mass", "n_examples"}
+        assert set(message) == shared_names | expected
         user_vector = simulation.private["user"][client]
         gate = simulation.private["router.private.weight"][client]
         for tensor in message.values():
@@ -37,7 +38,8 @@ def test_what_the_engine_sends_holds_no_private_state_and_its_bytes_are_counted(
                 assert not torch.isclose(windows, secret).all(1).any()
         touched = set(message["items.index"].tolist())
         positives = set(items[indptr[client] : indptr[client + 1]].tolist())
-        assert positives < touched  # the touched set mixes in sampled negatives: no plain interaction list
+        assert positives < touched  # the touched rows mix in sampled negatives
+        assert set(message["items.positive"].tolist()) == positives  # the evidence: what the bias signs tell
     counted = np.mean([message_nbytes(message) for message in sent.values()])
     assert counted == pytest.approx(stats.upload_bytes_per_client)  # the bytes reported are the bytes sent
 

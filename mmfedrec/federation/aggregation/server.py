@@ -52,10 +52,17 @@ class ServerModel:
     def apply(self, sums: UpdateSums, item_table: Tensor | None = None) -> None:
         """Average the clients' updates and step the shared tensors and the item tower
         (`item_table`: the round's `item_table()`, if the caller has it)."""
-        self.apply_delta(*finalize(sums, self.row_average), item_table)
+        self.apply_delta(*finalize(sums, self.row_average), item_table, sums.row_positives)
 
-    def apply_delta(self, delta: dict[str, Tensor], row_update: Tensor, item_table: Tensor | None = None) -> None:
-        """Step the shared tensors by the aggregated `delta` and the tower by the row update (I, D+1).
+    def apply_delta(
+        self,
+        delta: dict[str, Tensor],
+        row_update: Tensor,
+        item_table: Tensor | None = None,
+        positives: Tensor | None = None,
+    ) -> None:
+        """Step the shared tensors by the aggregated `delta` and the tower by the row update (I, D+1)
+        (`positives` (I,): clients that held each item as a positive this round, the tower's evidence).
 
         A non-finite update means training diverged: refuse it rather than train on NaNs."""
         broken = [
@@ -67,7 +74,7 @@ class ServerModel:
                 "lower the learning rates (--lr, --row-lr, --shared-lr)"
             )
         self.optimizer.step(self.shared, delta)
-        self.tower_updater.step(row_update, item_table)
+        self.tower_updater.step(row_update, item_table, positives)
 
 
 class ClientSampler:

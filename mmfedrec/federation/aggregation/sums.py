@@ -23,6 +23,7 @@ class UpdateSums:
     weights: dict[str, Tensor]  # name -> sum_c w_c, a scalar (or (K,) for expert tensors)
     row_sum: Tensor  # (I, D + 1) sum of item-vector updates
     row_senders: Tensor  # (I,) how many clients sent an update for each item
+    row_positives: Tensor  # (I,) how many clients hold each item as a training positive (the tower's evidence)
     clients: Tensor  # () how many clients' updates are summed
 
     def __add__(self, other: UpdateSums) -> UpdateSums:
@@ -31,6 +32,7 @@ class UpdateSums:
             {k: v + other.weights[k] for k, v in self.weights.items()},
             self.row_sum + other.row_sum,
             self.row_senders + other.row_senders,
+            self.row_positives + other.row_positives,
             self.clients + other.clients,
         )
 
@@ -38,14 +40,16 @@ class UpdateSums:
         """Flat name -> tensor view, for sending over the wire."""
         flat = {f"weighted.{k}": v for k, v in self.weighted.items()}
         flat |= {f"weights.{k}": v for k, v in self.weights.items()}
-        return flat | {"row_sum": self.row_sum, "row_senders": self.row_senders, "clients": self.clients}
+        rows = {"row_sum": self.row_sum, "row_senders": self.row_senders, "row_positives": self.row_positives}
+        return flat | rows | {"clients": self.clients}
 
     @classmethod
     def from_tensors(cls, flat: dict[str, Tensor]) -> UpdateSums:
         def group(prefix: str) -> dict[str, Tensor]:
             return {k[len(prefix) :]: v for k, v in flat.items() if k.startswith(prefix)}
 
-        return cls(group("weighted."), group("weights."), flat["row_sum"], flat["row_senders"], flat["clients"])
+        rows = flat["row_sum"], flat["row_senders"], flat["row_positives"]
+        return cls(group("weighted."), group("weights."), *rows, flat["clients"])
 
 
 def update_sums(result: LocalResult, touched: Tensor, n_items: int, expertwise: bool) -> UpdateSums:
@@ -63,7 +67,7 @@ def update_sums(result: LocalResult, touched: Tensor, n_items: int, expertwise: 
     row_sum = result.item_row_sums(n_items)
     row_senders = touched.sum(0).float()
     clients = torch.tensor(float(len(result.n_examples)))
-    return UpdateSums(weighted, weights, row_sum, row_senders, clients)
+    return UpdateSums(weighted, weights, row_sum, row_senders, result.positive_senders(n_items), clients)
 
 
 def average_rows(row_sum: Tensor, senders: Tensor, clients: float | Tensor, row_average: str) -> Tensor:

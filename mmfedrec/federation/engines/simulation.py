@@ -206,7 +206,8 @@ class Simulation:
         delta, row_update = aggregate_defended(
             uploads, defense, self.split.n_items, expected, self.noise, key, self.config.federated.row_average
         )
-        self.server.apply_delta(delta, row_update, item_table)
+        positives = sum(result.positive_senders(self.split.n_items) for _, result in parts)
+        self.server.apply_delta(delta, row_update, item_table, positives)
         return rejected
 
     def _apply_locally(self, clients: Tensor, result: LocalResult) -> None:

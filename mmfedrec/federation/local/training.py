@@ -141,6 +141,7 @@ class LocalResult:
     row_updates: Tensor | RowFactors  # (C, L, 1 + n_neg, D + 1) change of each touched item vector, or its factors
     routed_mass: Tensor | None  # (C, K) examples routed to each expert
     n_examples: Tensor  # (C,) number of real examples
+    positives: Tensor  # (C, L) each example's positive item, -1 for padding (kept through compression)
 
     @property
     def row_delta(self) -> Tensor:
@@ -163,6 +164,25 @@ class LocalResult:
             return updates.item_sums(n_items)
         width = self.row_delta.shape[-1]  # masked-out rows are zero: no masked copy
         return torch.zeros(n_items, width).index_add_(0, self.row_items.flatten(), self.row_delta.reshape(-1, width))
+
+    def positive_items(self, k: int) -> Tensor:
+        """Client k's distinct positive items this round, sorted: the evidence it uploads."""
+        mine = self.positives[k]
+        return torch.unique(mine[mine >= 0])
+
+    def positive_senders(self, n_items: int) -> Tensor:
+        """(I,) how many clients of the chunk hold each item as a training positive (each client
+        once): the evidence that lets the server use an item's ID vector (`ItemTower`)."""
+        clients = torch.arange(len(self.n_examples)).view(-1, 1).expand_as(self.positives)
+        keys = (clients * n_items + self.positives)[self.positives >= 0]
+        return torch.bincount(torch.unique(keys) % n_items, minlength=n_items).float()
+
+    def positive_counts(self) -> Tensor:
+        """(C,) how many distinct positive items each client of the chunk uploads."""
+        ordered = self.positives.sort(dim=1).values
+        new = torch.ones_like(ordered, dtype=torch.bool)
+        new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+        return (new & (ordered >= 0)).sum(1)
 
     def row_keys(self, owners: Tensor, n_items: int) -> Tensor:
         """Keys `owner * n_items + item` of the real rows (in `row_delta[row_mask]` order), where
@@ -386,4 +406,5 @@ def local_train(
             row_updates=row_delta if factors is None else factors.factors(),
             routed_mass=None if gate is None else gate * n_examples.unsqueeze(-1),
             n_examples=n_examples,
+            positives=torch.where(chunk.item_mask[..., 0], chunk.items[..., 0], -1),
         )

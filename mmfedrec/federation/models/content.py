@@ -12,7 +12,8 @@ from mmfedrec.errors import MmfedrecError
 
 
 class ItemContent(nn.Module):
-    """forward() -> (I, dim) fused content of the split's items, in the split's item order.
+    """forward() -> (I, dim + 1) fused content of the split's items, in the split's item order; the
+    last column is the item's bias as its content predicts it (all an unseen item has).
 
     Only the modalities named in `modalities` reach the fusion (the no-text / no-image ablations);
     a missing text or image of one item is a masked modality, handled inside the fusion.
@@ -35,9 +36,8 @@ class ItemContent(nn.Module):
         self.register_buffer("image", None if image is None else torch.from_numpy(image[position]))
         self.register_buffer("mask", torch.from_numpy(features.mask[position]))
         fusion_class = {"gated": GatedFusion, "concat": ConcatFusion}[fusion]
-        self.fusion = fusion_class(
-            None if text is None else text.shape[1], None if image is None else image.shape[1], dim
-        )
+        dims = None if text is None else text.shape[1], None if image is None else image.shape[1]
+        self.fusion = fusion_class(*dims, dim + 1)
 
     def forward(self) -> Tensor:
         return self.fusion(self.text, self.image, self.mask)

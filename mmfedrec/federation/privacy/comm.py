@@ -12,7 +12,9 @@ ITEM_INDEX_BYTES = 8  # an item row is sent as an int64 index and its vector
 
 def client_upload(result: LocalResult, k: int) -> dict[str, Tensor]:
     """The exact message client k of a chunk sends: shared deltas, one update per touched item
-    (indices + vectors, rows of the same item merged), routed mass and its example count."""
+    (indices + vectors, rows of the same item merged), routed mass, its example count and which
+    items it held as positives (the tower's evidence; a row's bias update already tells a
+    positive from a sampled negative, so this adds nothing a curious server could not read)."""
     mask = result.row_mask[k]
     unique_items, merged = sum_by_key(result.row_items[k][mask], result.row_delta[k][mask])
     message = {f"shared.{name}": delta[k] for name, delta in result.shared_delta.items()}
@@ -21,6 +23,7 @@ def client_upload(result: LocalResult, k: int) -> dict[str, Tensor]:
     if result.routed_mass is not None:
         message["routed_mass"] = result.routed_mass[k]
     message["n_examples"] = result.n_examples[k : k + 1].to(torch.int64)
+    message["items.positive"] = result.positive_items(k)
     return message
 
 
@@ -37,10 +40,11 @@ def upload_nbytes(result: LocalResult, touched: Tensor) -> Tensor:
     return dense + unique_rows * row_bytes + counts_nbytes(result)
 
 
-def counts_nbytes(result: LocalResult) -> int:
-    """Bytes of what every upload carries besides the updates: routed mass and example count."""
+def counts_nbytes(result: LocalResult) -> Tensor:
+    """(C,) bytes of what every upload carries besides the updates: routed mass, example count and
+    positive items (int64 each)."""
     routed = 0 if result.routed_mass is None else result.routed_mass[0].numel() * result.routed_mass.element_size()
-    return routed + 8  # n_examples as int64
+    return routed + 8 + ITEM_INDEX_BYTES * result.positive_counts()  # n_examples as int64
 
 
 def download_nbytes(shared: dict[str, Tensor], item_table: Tensor) -> int:

@@ -179,4 +179,5 @@ def compressed_message(result: LocalResult, k: int, config: CompressionConfig) -
     if result.routed_mass is not None:
         message["routed_mass"] = result.routed_mass[k]
     message["n_examples"] = result.n_examples[k : k + 1].to(torch.int64)
+    message["items.positive"] = result.positive_items(k)
     return message
