@@ -78,13 +78,18 @@ def test_flower_rounds_match_the_inprocess_engine(
 
 
 @pytest.mark.parametrize(  # "clients": silos send their client counts
-    ("row_average", "select_on", "history", "schedule"),
-    [("senders", "ndcg@10", 0, "constant"), ("clients", "hr@10", 3, "cosine")],
+    ("row_average", "select_on", "history", "schedule", "cold_items"),
+    [
+        ("senders", "ndcg@10", 0, "constant", 0.0),
+        ("clients", "hr@10", 3, "cosine", 0.0),
+        ("senders", "ndcg@10", 0, "constant", 0.2),
+    ],
 )
 def test_flower_outcome_matches_train_seed(
-    tmp_path, row_average: str, select_on: str, history: int, schedule: str
+    tmp_path, row_average: str, select_on: str, history: int, schedule: str, cold_items: float
 ) -> None:
-    """Model selection and the best-round test run the same way: one summary, either engine."""
+    """Model selection and the best-round test run the same way: one summary, either engine (and
+    under the cold-start protocol, a content model whose tower learns its evidence from the silos)."""
     config = small_config(
         tmp_path,
         rounds=3,
@@ -92,8 +97,16 @@ def test_flower_outcome_matches_train_seed(
         select_on=select_on,
         history=history,
         lr_schedule=schedule,
+        cold_items=cold_items,
+        **({"method": "ours-no-image"} if cold_items else {}),
     )
-    reference = train_seed(method_spec(config.method), flower_split(config), None, config, config.seeds[0])
+    features = None
+    if cold_items:
+        from mmfedrec.data.registry import load_dataset
+        from mmfedrec.encoders.features import features_for_run
+
+        features = features_for_run(config, load_dataset(config.data).catalog)
+    reference = train_seed(method_spec(config.method), flower_split(config), features, config, config.seeds[0])
     outcome, _ = run_inprocess(config, num_partitions=3)
     assert outcome.best_round == reference.best_round
     assert outcome.test["users"] == reference.test["users"]
@@ -108,6 +121,11 @@ def test_flower_outcome_matches_train_seed(
     assert outcome.upload_bytes_per_client_round == pytest.approx(reference.upload_bytes_per_client_round)
     assert outcome.download_bytes_per_client_round == pytest.approx(reference.download_bytes_per_client_round)
     assert set(outcome.best_state) == {k for k in reference.best_state if not k.startswith("private.")}
+    if cold_items:  # the silos' positives reached the server's tower: the same evidence, cold items without
+        assert outcome.test["buckets"]["cold"]["users"] > 0
+        evidence = outcome.best_state["tower.evidence"]
+        torch.testing.assert_close(evidence, reference.best_state["tower.evidence"])
+        assert (evidence == 0).sum() >= round(0.2 * len(evidence))
 
 
 def test_replies_carry_no_private_state(tmp_path) -> None:

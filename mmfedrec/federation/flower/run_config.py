@@ -50,15 +50,18 @@ def check_flower_support(config: RunConfig) -> None:
         )
     if config.compression.enabled:
         raise MmfedrecError("upload compression runs in-process only (--engine sim or loop)")
-    if config.eval.cold_items > 0:
-        raise MmfedrecError("the cold-start protocol (--cold-items) runs in-process only (--engine sim or loop)")
     if config.eval.patience:
         raise MmfedrecError("--patience is not supported on the Flower engines (every round runs)")
 
 
 def flower_split(config: RunConfig) -> Split:
-    """The leave-one-out split every process derives from the same data (cached when cache_dir is set)."""
+    """The leave-one-out split every process derives from the same data (cached when cache_dir is
+    set), under the cold-start protocol when the run asks for it, as the in-process engine's."""
     from mmfedrec.data.registry import prepare_split
+    from mmfedrec.data.splits import make_cold_items
 
-    data = config.data
-    return prepare_split(data, config.seeds[0], config.eval.eval_negatives, use_cache=data.cache_dir is not None)
+    data, seed = config.data, config.seeds[0]
+    split = prepare_split(data, seed, config.eval.eval_negatives, use_cache=data.cache_dir is not None)
+    if config.eval.cold_items > 0:
+        split, _ = make_cold_items(split, config.eval.cold_items, seed)
+    return split
