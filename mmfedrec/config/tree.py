@@ -140,6 +140,9 @@ class EvalConfig(Section):
     )
 
 
+ID_VECTORS_MIN_MEDIAN = 3  # training interactions of the median item for `id_vectors = "auto"` to learn them
+
+
 @dataclass(frozen=True)
 class ModelConfig(Section):
     """The client model's shape."""
@@ -152,6 +155,13 @@ class ModelConfig(Section):
         "items through a shared context map (next-item training; the items stay on the client); 0 = off",
         low=0,
         high=1000,
+    )
+    id_vectors: str = setting(
+        "auto",
+        "content methods: learn a per-item ID vector beside the fused content; auto = on when the median item "
+        f"has at least {ID_VECTORS_MIN_MEDIAN} training interactions (fewer: an ID vector fits one or two users, "
+        "and sharing the content space ranks better)",
+        choices=("auto", "on", "off"),
     )
 
 

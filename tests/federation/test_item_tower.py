@@ -64,3 +64,18 @@ def test_the_content_is_fit_on_items_with_evidence_only() -> None:
         return tower.content.project.weight.detach()
 
     torch.testing.assert_close(fitted_content(pushed), fitted_content(update))
+
+
+def test_id_vectors_are_learned_when_the_median_item_has_enough_interactions() -> None:
+    import numpy as np
+
+    from mmfedrec.federation.engines.runner import uses_id_vectors
+    from tests.federation.helpers import planted_split
+
+    split = planted_split()
+    per_item = np.bincount(split.train_items, minlength=split.n_items)
+    assert np.median(per_item) >= 3 and uses_id_vectors("auto", split)
+    once = np.unique(split.train_items, return_index=True)[1]  # each item's first event only
+    sparse = split.with_train(np.isin(np.arange(len(split.train_items)), once))
+    assert not uses_id_vectors("auto", sparse)  # every item bought once: H&M's regime
+    assert uses_id_vectors("on", sparse) and not uses_id_vectors("off", split)

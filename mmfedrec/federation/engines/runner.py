@@ -16,7 +16,7 @@ import torch
 
 from mmfedrec.checkpoint import load_checkpoint, save_checkpoint
 from mmfedrec.config.methods import MethodSpec
-from mmfedrec.config.tree import ModelConfig, RunConfig
+from mmfedrec.config.tree import ID_VECTORS_MIN_MEDIAN, ModelConfig, RunConfig
 from mmfedrec.data.splits import Split
 from mmfedrec.encoders.features import ItemFeatures
 from mmfedrec.errors import MmfedrecError, TrainingDiverged
@@ -91,22 +91,34 @@ def noise_multiplier(config: RunConfig) -> float:
     )
 
 
-def build_tower(method: MethodSpec, split: Split, features: ItemFeatures | None, dim: int, seed: int) -> ItemTower:
+def uses_id_vectors(setting: str, split: Split) -> bool:
+    """Whether a content method learns per-item ID vectors (`model.id_vectors`): "auto" asks the
+    data, on when the median item has at least `ID_VECTORS_MIN_MEDIAN` training interactions."""
+    if setting != "auto":
+        return setting == "on"
+    per_item = np.bincount(split.train_items, minlength=split.n_items)
+    return bool(np.median(per_item) >= ID_VECTORS_MIN_MEDIAN)
+
+
+def build_tower(
+    method: MethodSpec, split: Split, features: ItemFeatures | None, config: RunConfig, seed: int
+) -> ItemTower:
     """The item tower of a run: item ID vectors, plus fused content for multimodal methods."""
     content = None
     if method.modalities:
         if features is None:
             raise ValueError(f"method {method.name} needs item features")
         torch.manual_seed(seed)  # fusion init
-        content = ItemContent(features, split.item_ids, method.modalities, dim)
-    return ItemTower(split.n_items, dim, content, generator=torch.Generator().manual_seed(seed))
+        content = ItemContent(features, split.item_ids, method.modalities, config.model.dim)
+    use_id = uses_id_vectors(config.model.id_vectors, split)
+    return ItemTower(split.n_items, config.model.dim, content, use_id, generator=torch.Generator().manual_seed(seed))
 
 
 def build_trainer(
     method: MethodSpec, split: Split, features: ItemFeatures | None, config: RunConfig, seed: int
 ) -> Simulation | CentralTrainer:
     model = build_client_model(method, config.model)
-    tower = build_tower(method, split, features, config.model.dim, seed)
+    tower = build_tower(method, split, features, config, seed)
     if method.kind == "central":
         return CentralTrainer(
             model,

@@ -201,7 +201,7 @@ def build_server_state(config: RunConfig) -> ServerState:
     torch.manual_seed(seed)  # as train_seed does
     model = build_client_model(method, config.model)
     shared = model.init_shared(torch.Generator().manual_seed(seed))  # `initial_state` draws the shared tensors first
-    tower = build_tower(method, split, features, config.model.dim, seed)
+    tower = build_tower(method, split, features, config, seed)
     server = ServerModel.for_run(shared, tower, config.federated)
     return ServerState(server, ClientSampler(split.n_users, config.federated.client_fraction, seed))
 
