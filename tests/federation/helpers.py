@@ -42,3 +42,43 @@ def small_flower_config(tmp_path, **changes):
         "eval_negatives": 20,
     }
     return with_settings(RunConfig(), **(values | changes))
+
+
+def localhost_tls(folder):
+    """A throwaway CA and a SuperLink certificate for 127.0.0.1 (PEM files in `folder`), as a
+    deployment's operator would make them with openssl."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from mmfedrec.federation.flower.launcher import TlsFiles
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    def certificate(subject, issuer, public_key, signing_key, ca: bool, names=None):
+        now = datetime.datetime.now(datetime.UTC)
+        builder = x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
+        builder = builder.serial_number(x509.random_serial_number()).not_valid_before(now)
+        builder = builder.not_valid_after(now + datetime.timedelta(days=1))
+        builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        return builder.sign(signing_key, hashes.SHA256())
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = certificate(name("mmfedrec test CA"), name("mmfedrec test CA"), ca_key.public_key(), ca_key, True)
+    names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+    server = certificate(name("127.0.0.1"), ca.subject, server_key.public_key(), ca_key, False, names)
+    files = TlsFiles(folder / "ca.crt", folder / "server.pem", folder / "server.key")
+    files.ca_certificate.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files.server_certificate.write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    key_format = serialization.PrivateFormat.PKCS8
+    pem = server_key.private_bytes(serialization.Encoding.PEM, key_format, serialization.NoEncryption())
+    files.server_key.write_bytes(pem)
+    return files

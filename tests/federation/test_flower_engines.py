@@ -14,7 +14,7 @@ from mmfedrec.config.methods import method_spec
 from mmfedrec.federation.engines.runner import train_seed
 from mmfedrec.federation.flower.launcher import FlowerOptions, ProcessGroup, run_flower
 from mmfedrec.federation.flower.run_config import flower_split
-from tests.federation.helpers import small_flower_config
+from tests.federation.helpers import localhost_tls, small_flower_config
 
 
 def small_config(tmp_path, **changes) -> RunConfig:
@@ -54,6 +54,25 @@ def test_deployment_engine_with_two_supernodes_matches_the_inprocess_engine(tmp_
     assert outcome.test["users"] == 60
     assert_same_metrics(outcome, reference)
     assert not any(name.startswith("private.") for name in outcome.best_state)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_deployment_engine_over_tls_matches_the_inprocess_engine(tmp_path, work_dir) -> None:
+    """SuperLink, SuperNodes and `flwr run` over TLS (a CA the nodes trust): no plaintext flag anywhere."""
+    config = small_config(tmp_path)
+    tls = localhost_tls(tmp_path / "tls")
+    options = FlowerOptions(num_nodes=2, timeout=240, work_dir=work_dir, tls=tls)
+    started: list[list[str]] = []
+    outcome = run_flower(config, "flower-deploy", options, on_started=lambda group: started.append(group_args(group)))
+    reference = train_seed(method_spec(config.method), flower_split(config), None, config, config.seeds[0])
+    assert_same_metrics(outcome, reference)
+    assert started and not any("--insecure" in args for args in started[0])
+    assert "insecure" not in (work_dir / "flwr-home" / "config.toml").read_text()
+
+
+def group_args(group) -> list[list[str]]:
+    return [list(process.args) for process in group.processes.values()]
 
 
 @pytest.mark.slow

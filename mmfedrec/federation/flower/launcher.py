@@ -161,6 +161,27 @@ class FlowerOptions:
     work_dir: Path | None = None  # FLWR_HOME, logs and outcomes; default: a temp folder, removed after
     keep_work_dir: bool = False
     python_bin: Path = field(default_factory=lambda: Path(sys.executable).parent)  # flwr, flower-* live here
+    tls: TlsFiles | None = None  # None: plaintext on 127.0.0.1; else every connection over TLS
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files of a TLS deployment: the CA that signed the SuperLink's certificate (SuperNodes and
+    `flwr` trust it) and the SuperLink's certificate and private key."""
+
+    ca_certificate: Path
+    server_certificate: Path
+    server_key: Path
+
+    def superlink_flags(self) -> list[str]:
+        return [
+            "--ssl-ca-certfile",
+            str(self.ca_certificate),
+            "--ssl-certfile",
+            str(self.server_certificate),
+            "--ssl-keyfile",
+            str(self.server_key),
+        ]
 
 
 def free_port() -> int:
@@ -238,18 +259,19 @@ def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = 
     raise MmfedrecError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
-def write_flower_config(home: Path, name: str, port: int) -> None:
+def write_flower_config(home: Path, name: str, port: int, tls: TlsFiles | None = None) -> None:
     """The `flwr` CLI's connection to our SuperLink (FLWR_HOME/config.toml, not pyproject)."""
     home.mkdir(parents=True, exist_ok=True)
+    trust = "insecure = true" if tls is None else f'root-certificates = "{tls.ca_certificate}"'
     (home / "config.toml").write_text(
-        f'[superlink]\ndefault = "{name}"\n\n[superlink.{name}]\naddress = "127.0.0.1:{port}"\ninsecure = true\n'
+        f'[superlink]\ndefault = "{name}"\n\n[superlink.{name}]\naddress = "127.0.0.1:{port}"\n{trust}\n'
     )
 
 
-def superlink_command(bin_dir: Path, port: int, simulation: bool) -> list[str]:
+def superlink_command(bin_dir: Path, port: int, simulation: bool, tls: TlsFiles | None = None) -> list[str]:
     command = [
         str(bin_dir / "flower-superlink"),
-        "--insecure",
+        *(["--insecure"] if tls is None else tls.superlink_flags()),
         "--host",
         "127.0.0.1",
         "--port",
@@ -259,10 +281,12 @@ def superlink_command(bin_dir: Path, port: int, simulation: bool) -> list[str]:
     return [*command, "--simulation"] if simulation else command
 
 
-def supernode_command(bin_dir: Path, superlink_port: int, runtime_port: int, partition: int, n: int) -> list[str]:
+def supernode_command(
+    bin_dir: Path, superlink_port: int, runtime_port: int, partition: int, n: int, tls: TlsFiles | None = None
+) -> list[str]:
     return [
         str(bin_dir / "flower-supernode"),
-        "--insecure",
+        *(["--insecure"] if tls is None else ["--root-certificates", str(tls.ca_certificate)]),
         "--superlink",
         f"127.0.0.1:{superlink_port}",
         "--port",
@@ -308,9 +332,9 @@ def flower_processes(options: FlowerOptions) -> Iterator[tuple[ProcessGroup, Pat
 
 def start_superlink(group: ProcessGroup, options: FlowerOptions, simulation: bool, home: Path) -> int:
     port = free_port()
-    process = group.start("superlink", superlink_command(options.python_bin, port, simulation))
+    process = group.start("superlink", superlink_command(options.python_bin, port, simulation, options.tls))
     wait_for_port(port, 60.0, process)
-    write_flower_config(home, "mmfedrec", port)
+    write_flower_config(home, "mmfedrec", port, options.tls)
     return port
 
 
@@ -318,9 +342,10 @@ def start_supernodes(group: ProcessGroup, options: FlowerOptions, superlink_port
     names = []
     for partition in range(options.num_nodes):
         name = f"supernode-{partition}"
-        group.start(
-            name, supernode_command(options.python_bin, superlink_port, free_port(), partition, options.num_nodes)
+        command = supernode_command(
+            options.python_bin, superlink_port, free_port(), partition, options.num_nodes, options.tls
         )
+        group.start(name, command)
         names.append(name)
     return names
 
