@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -82,3 +84,19 @@ def localhost_tls(folder):
     pem = server_key.private_bytes(serialization.Encoding.PEM, key_format, serialization.NoEncryption())
     files.server_key.write_bytes(pem)
     return files
+
+
+FLOWER_PROGRAMS = (b"flower-superlink", b"flower-supernode", b"flwr-serverapp", b"flwr-clientapp", b"flwr-simulation")
+
+
+def flower_processes() -> dict[int, str]:
+    """Running Flower processes (pid -> command line), read from /proc."""
+    found = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            command = (entry / "cmdline").read_bytes()
+        except OSError:  # it ended meanwhile
+            continue
+        if any(program in command for program in FLOWER_PROGRAMS):
+            found[int(entry.name)] = command.replace(b"\0", b" ").decode(errors="replace")[:200]
+    return found
