@@ -112,7 +112,7 @@ def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
     split_kind = split_order(config.data, dataset)
     if split_kind != config.data.split:
         _log("data: no timestamps; leave-one-out in seeded random order", progress)
-    if config.model.history and split_kind == "random":
+    if config.model.history > 0 and split_kind == "random":
         raise MmfedrecError(
             "--history reads each client's items in time order and learns to predict the next one; this split has "
             "no time order (--split random or no timestamps), so drop --history"

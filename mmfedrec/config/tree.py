@@ -140,6 +140,7 @@ class EvalConfig(Section):
     )
 
 
+AUTO_HISTORY = 10  # `history = -1` on a time-ordered split (benchmarks/README.md, "Cold items": the next default)
 ID_VECTORS_MIN_MEDIAN = 3  # training interactions of the median item for `id_vectors = "auto"` to learn them
 
 
@@ -150,10 +151,11 @@ class ModelConfig(Section):
     dim: int = setting(32, "user/item vector width", low=1, high=4096)
     experts: int = setting(0, "experts of ours and its ablations (0 = the method's own: 4)", low=0, high=256)
     history: int = setting(
-        0,
+        -1,
         "ours and its ablations: the user state also reads a recency-weighted mean of the client's N latest "
-        "items through a shared context map (next-item training; the items stay on the client); 0 = off",
-        low=0,
+        "items through a shared context map (next-item training; the items stay on the client); 0 = off; "
+        f"-1 = auto: {AUTO_HISTORY} where the split has a time order, else off",
+        low=-1,
         high=1000,
     )
     id_vectors: str = setting(
@@ -362,7 +364,7 @@ class RunConfig(Section):
             raise ConfigError("--seeds is empty")
         if self.model.experts and (method.model != "moe" or method.n_experts == 1):
             raise ConfigError(f"--experts applies to the mixture-of-experts methods (ours, ...), not {self.method}")
-        if self.model.history and method.model != "moe":
+        if self.model.history > 0 and method.model != "moe":
             raise ConfigError(f"--history applies to ours and its ablations, not {self.method}")
         uses_sum = self.privacy.secure_agg or self.privacy.dp_epsilon > 0 or self.federated.row_average == "clients"
         if uses_sum and self.robust.aggregator != "fedavg":

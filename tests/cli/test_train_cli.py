@@ -128,10 +128,34 @@ def test_experts_reach_the_model_in_process_and_on_flower(tmp_path: Path, capsys
     assert load_file(tmp_path / "moe" / "model.safetensors")["shared.experts.weight"].shape[0] == 2
     assert main([*argv, "--method", "fedavg-mf", "--out", str(tmp_path / "mf")]) == 2
     assert "--experts applies to the mixture-of-experts methods" in capsys.readouterr().err
+    from tests.federation.helpers import planted_split
+
     config = with_settings(RunConfig(), method="ours", experts=2, history=3)
     flower = from_run_config(to_run_config(config, seed=0))  # what every Flower process reads
-    model = build_client_model(method_spec(flower.method), flower.model)
+    model = build_client_model(method_spec(flower.method), flower, planted_split())
     assert (model.n_experts, model.history) == (2, 3)
+
+
+def test_history_auto_reads_the_time_order_of_the_split() -> None:
+    import numpy as np
+
+    from mmfedrec.config import RunConfig
+    from mmfedrec.config.codec import with_settings
+    from mmfedrec.config.methods import method_spec
+    from mmfedrec.config.tree import AUTO_HISTORY
+    from mmfedrec.federation.engines.runner import resolved_history
+    from tests.federation.helpers import planted_split
+
+    split = planted_split()
+    assert len(np.unique(split.train_times)) > 1
+    auto = RunConfig()  # history = -1
+    assert resolved_history(method_spec("ours"), auto, split) == AUTO_HISTORY
+    assert resolved_history(method_spec("ours"), with_settings(auto, split="random"), split) == 0
+    same_time = split.with_train(np.ones(len(split.train_items), dtype=bool))
+    same_time.train_times[:] = 0  # no timestamps: every event at once
+    assert resolved_history(method_spec("ours"), auto, same_time) == 0
+    assert resolved_history(method_spec("fedavg-mf"), with_settings(auto, method="fedavg-mf"), split) == 0
+    assert resolved_history(method_spec("ours"), with_settings(auto, history=0), split) == 0
 
 
 def test_history_trains_in_process_and_centrally_and_is_refused_without_a_mixture(

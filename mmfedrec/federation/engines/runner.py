@@ -16,7 +16,7 @@ import torch
 
 from mmfedrec.checkpoint import load_checkpoint, save_checkpoint
 from mmfedrec.config.methods import MethodSpec
-from mmfedrec.config.tree import ID_VECTORS_MIN_MEDIAN, ModelConfig, RunConfig
+from mmfedrec.config.tree import AUTO_HISTORY, ID_VECTORS_MIN_MEDIAN, RunConfig
 from mmfedrec.data.splits import Split
 from mmfedrec.encoders.features import ItemFeatures
 from mmfedrec.errors import MmfedrecError, TrainingDiverged
@@ -73,10 +73,22 @@ class Progress:
 RoundCallback = Callable[[dict[str, object]], None]
 
 
-def build_client_model(method: MethodSpec, model: ModelConfig) -> ClientModel:
+def build_client_model(method: MethodSpec, config: RunConfig, split: Split) -> ClientModel:
     """The client model of `method` at the configured width, experts and history."""
+    model = config.model
     n_experts = model.experts or method.n_experts
-    return build_model(method.model, model.dim, n_experts, method.personalized_gate, model.history)
+    history = resolved_history(method, config, split)
+    return build_model(method.model, model.dim, n_experts, method.personalized_gate, history)
+
+
+def resolved_history(method: MethodSpec, config: RunConfig, split: Split) -> int:
+    """`model.history`, with "auto" (-1) read from the data: `AUTO_HISTORY` latest items for the
+    mixture of experts where the split is in time order (asked for, and the events carry more
+    than one timestamp), else none: without a time order the "next item" is tie-breaking."""
+    if config.model.history >= 0:
+        return config.model.history
+    time_ordered = config.data.split == "time" and len(np.unique(split.train_times)) > 1
+    return AUTO_HISTORY if method.model == "moe" and time_ordered else 0
 
 
 def noise_multiplier(config: RunConfig) -> float:
@@ -117,7 +129,7 @@ def build_tower(
 def build_trainer(
     method: MethodSpec, split: Split, features: ItemFeatures | None, config: RunConfig, seed: int
 ) -> Simulation | CentralTrainer:
-    model = build_client_model(method, config.model)
+    model = build_client_model(method, config, split)
     tower = build_tower(method, split, features, config, seed)
     if method.kind == "central":
         return CentralTrainer(

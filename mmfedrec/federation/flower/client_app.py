@@ -84,7 +84,7 @@ def load_silo(config: RunConfig, partition_id: int, num_partitions: int) -> Silo
     check_flower_support(config)
     split = flower_split(config)
     users = np.array_split(np.arange(split.n_users), num_partitions)[partition_id]
-    model = build_client_model(method_spec(config.method), config.model)
+    model = build_client_model(method_spec(config.method), config, split)
     indptr, train_items = split.train_csr()
     known = KnownPairs.for_split(split, config.federated.negatives_avoid_heldout)
     contexts = EventContexts.for_model(model, indptr, train_items, split.n_items)

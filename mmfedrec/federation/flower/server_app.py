@@ -199,7 +199,7 @@ def build_server_state(config: RunConfig) -> ServerState:
         features = features_for_run(config, load_dataset(config.data).catalog)
     seed = config.seeds[0]
     torch.manual_seed(seed)  # as train_seed does
-    model = build_client_model(method, config.model)
+    model = build_client_model(method, config, split)
     shared = model.init_shared(torch.Generator().manual_seed(seed))  # `initial_state` draws the shared tensors first
     tower = build_tower(method, split, features, config, seed)
     server = ServerModel.for_run(shared, tower, config.federated)
