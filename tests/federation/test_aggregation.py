@@ -58,4 +58,4 @@ def test_positive_senders_count_each_client_once_and_skip_negatives_and_padding(
     chunk = LocalResult({}, {}, items, mask, torch.zeros(2, 3, 2, 1), None, torch.tensor([3.0, 2.0]), positives)
     # client 0 holds items 0 (twice) and 2 as positives; client 1 holds items 1 and 2
     assert chunk.positive_senders(4).tolist() == [1.0, 1.0, 2.0, 0.0]
-    assert chunk.positive_counts().tolist() == [2, 2] and chunk.positive_items(0).tolist() == [0, 2]
+    assert chunk.held_items(4).sum(1).tolist() == [2, 2] and chunk.positive_items(0).tolist() == [0, 2]

@@ -170,19 +170,15 @@ class LocalResult:
         mine = self.positives[k]
         return torch.unique(mine[mine >= 0])
 
+    def held_items(self, n_items: int) -> Tensor:
+        """(C, I) which items each client of the chunk holds as a training positive this round (the
+        evidence it uploads)."""
+        return client_item_table(self.positives, self.positives >= 0, n_items)
+
     def positive_senders(self, n_items: int) -> Tensor:
         """(I,) how many clients of the chunk hold each item as a training positive (each client
         once): the evidence that lets the server use an item's ID vector (`ItemTower`)."""
-        clients = torch.arange(len(self.n_examples)).view(-1, 1).expand_as(self.positives)
-        keys = (clients * n_items + self.positives)[self.positives >= 0]
-        return torch.bincount(torch.unique(keys) % n_items, minlength=n_items).float()
-
-    def positive_counts(self) -> Tensor:
-        """(C,) how many distinct positive items each client of the chunk uploads."""
-        ordered = self.positives.sort(dim=1).values
-        new = torch.ones_like(ordered, dtype=torch.bool)
-        new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-        return (new & (ordered >= 0)).sum(1)
+        return self.held_items(n_items).sum(0).float()
 
     def row_keys(self, owners: Tensor, n_items: int) -> Tensor:
         """Keys `owner * n_items + item` of the real rows (in `row_delta[row_mask]` order), where
@@ -193,14 +189,20 @@ class LocalResult:
     def touched_items(self, n_items: int) -> Tensor:
         """(C, I) which item vectors each client of the chunk sends an update for (one per item,
         however many of its copies the client trained): its sums per client and per item count the
-        uploaded rows and each item's senders. Faster than listing the pairs and counting them
-        (benchmarks/history_kernels.py)."""
-        n_rows = len(self.n_examples)
-        rows = torch.arange(n_rows).view(-1, *[1] * (self.row_items.dim() - 1))
-        spare = n_rows * n_items  # where masked-out copies land: no compaction of the real ones
-        keys = torch.where(self.row_mask, rows * n_items + self.row_items, spare)
-        seen = torch.zeros(spare + 1, dtype=torch.bool).index_fill_(0, keys.flatten(), True)
-        return seen[:spare].view(n_rows, n_items)
+        uploaded rows and each item's senders."""
+        return client_item_table(self.row_items, self.row_mask, n_items)
+
+
+def client_item_table(items: Tensor, mask: Tensor, n_items: int) -> Tensor:
+    """(C, I) bool: which items appear in each client's row of `items` (C, ...) where `mask` is
+    true. One bool table filled at the keys: faster than listing the pairs and counting them
+    (benchmarks/history_kernels.py)."""
+    n_rows = items.shape[0]
+    rows = torch.arange(n_rows).view(-1, *[1] * (items.dim() - 1))
+    spare = n_rows * n_items  # where masked-out entries land: no compaction of the real ones
+    keys = torch.where(mask, rows * n_items + items, spare)
+    seen = torch.zeros(spare + 1, dtype=torch.bool).index_fill_(0, keys.flatten(), True)
+    return seen[:spare].view(n_rows, n_items)
 
 
 def sum_by_key(keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:

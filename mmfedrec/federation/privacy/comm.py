@@ -37,14 +37,15 @@ def upload_nbytes(result: LocalResult, touched: Tensor) -> Tensor:
     dense = sum(d[0].numel() * d.element_size() for d in result.shared_delta.values())
     unique_rows = touched.sum(1)
     row_bytes = ITEM_INDEX_BYTES + result.row_update_nbytes
-    return dense + unique_rows * row_bytes + counts_nbytes(result)
+    return dense + unique_rows * row_bytes + counts_nbytes(result, touched.shape[1])
 
 
-def counts_nbytes(result: LocalResult) -> Tensor:
+def counts_nbytes(result: LocalResult, n_items: int) -> Tensor:
     """(C,) bytes of what every upload carries besides the updates: routed mass, example count and
     positive items (int64 each)."""
     routed = 0 if result.routed_mass is None else result.routed_mass[0].numel() * result.routed_mass.element_size()
-    return routed + 8 + ITEM_INDEX_BYTES * result.positive_counts()  # n_examples as int64
+    positives = result.held_items(n_items).sum(1)
+    return routed + 8 + ITEM_INDEX_BYTES * positives  # n_examples as int64
 
 
 def download_nbytes(shared: dict[str, Tensor], item_table: Tensor) -> int:

@@ -79,7 +79,7 @@ class ErrorFeedbackCompressor:
         row_bytes = ITEM_INDEX_BYTES + values.shape[-1] * self.config.value_bytes
         row_bytes += SCALE_BYTES if self.config.compress_bits == 8 else 0
         compressed = replace(result, shared_delta=shared, row_items=row_items, row_mask=row_mask, row_updates=row_delta)
-        return compressed, shared_bytes + sent_rows * row_bytes + counts_nbytes(result)
+        return compressed, shared_bytes + sent_rows * row_bytes + counts_nbytes(result, self.n_items)
 
     def _compress_shared(self, deltas: dict[str, Tensor], clients: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         if not deltas:
