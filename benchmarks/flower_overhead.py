@@ -7,10 +7,15 @@ Engines, all training the same users with the same seed (they reach the same mod
 - flower-inprocess: the ServerApp's strategy + ClientApps in one process (InProcessGrid): the
   cost of Flower's records and our per-silo packing, without network or processes;
 - flower-sim: Simulation Engine (SuperLink --simulation, Ray, 1 CPU per virtual SuperNode);
-- flower-deploy: Deployment Engine (SuperLink + one flower-supernode per silo + flwr run).
+- flower-deploy: Deployment Engine (SuperLink + one flower-supernode per silo + flwr run), each
+  SuperNode's ClientApps run by one warm runner (`mmfedrec.federation.flower.warm_runner`);
+- flower-deploy-cold: the same with Flower's stock ClientApp isolation (a process per message);
+- flower-empty, flower-empty-warm: Flower's floor on the same nodes: an app whose ClientApp
+  replies at once (`benchmarks/flower_floor/`), stock and warm, its message as large as ours.
 A round's time is the train phase (send model, local training, replies, aggregation); evaluation
 is reported apart. `startup_seconds` is everything else in a run (processes, Ray, imports, the
-final test), `total_seconds` the whole run.
+final test), `total_seconds` the whole run. Deployment runs report each node's peak memory
+(SuperNode, its runner or ClientApp processes, summed), sampled every 0.2 s.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -39,6 +45,97 @@ def summarize(engine: str, round_seconds: list[float], eval_seconds: list[float]
     }
 
 
+FLOOR_APP = Path(__file__).resolve().parent / "flower_floor"
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MiB (0 once it is gone)."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        proc = Path(f"/proc/{current}")
+        try:
+            status = (proc / "status").read_text()
+            total += next(float(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
+            for task in (proc / "task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
+class NodeMemory:
+    """Peak memory of each node (processes named supernode-i and runner-i) while a run goes on."""
+
+    def __init__(self) -> None:
+        self.peak: dict[str, float] = {}
+        self._stop = threading.Event()
+
+    def watch(self, group) -> None:
+        def sample() -> None:
+            while not self._stop.is_set():
+                current: dict[str, float] = {}
+                for name, process in list(group.processes.items()):
+                    if name.startswith(("supernode-", "runner-")):
+                        node = name.split("-", 1)[1]
+                        current[node] = current.get(node, 0.0) + tree_rss_mb(process.pid)
+                for node, mb in current.items():
+                    self.peak[node] = max(self.peak.get(node, 0.0), mb)
+                self._stop.wait(0.2)
+
+        threading.Thread(target=sample, daemon=True).start()
+
+    def report(self) -> dict[str, float]:
+        self._stop.set()
+        return {"peak_node_rss_mb_max": round(max(self.peak.values()), 1)} if self.peak else {}
+
+
+def download_floats(config, split) -> int:
+    """Float32 values of one round's download of `config.method` (shared tensors and item table)."""
+    import torch
+
+    from mmfedrec.config.methods import method_spec
+    from mmfedrec.federation.engines.runner import build_client_model, build_tower
+    from mmfedrec.federation.models import initial_state
+
+    method, seed = method_spec(config.method), config.seeds[0]
+    shared, _ = initial_state(build_client_model(method, config, split), split.n_users, seed)
+    with torch.no_grad():
+        table = build_tower(method, split, None, config, seed)()
+    return sum(t.numel() for t in shared.values()) + table.numel()
+
+
+def run_floor(nodes: int, rounds: int, floats: int, warm: bool, memory: NodeMemory) -> list[float]:
+    """Round seconds of the empty app on `nodes` SuperNodes (stock or warm ClientApps)."""
+    import tomli_w
+
+    from mmfedrec.federation.flower.launcher import (
+        FlowerOptions,
+        flower_processes,
+        start_superlink,
+        start_supernodes,
+        submit_app,
+    )
+
+    options = FlowerOptions(num_nodes=nodes, warm=warm)
+    with flower_processes(options) as (group, work):
+        out = work / "floor.json"
+        run_config = work / "floor-config.toml"
+        run_config.write_text(tomli_w.dumps({"rounds": rounds, "nodes": nodes, "floats": floats, "out": str(out)}))
+        port = start_superlink(group, options, False, work / "flwr-home")
+        start_supernodes(group, options, port)
+        memory.watch(group)
+        run = submit_app(group, options, FLOOR_APP, run_config)
+        deadline = time.monotonic() + 600
+        while not out.exists():
+            if run.poll() is not None or time.monotonic() > deadline:
+                time.sleep(1.0)
+                if not out.exists():
+                    raise RuntimeError(f"the floor app gave no result; log:\n{group.log('flwr-run')[-3000:]}")
+            time.sleep(0.2)
+        return json.loads(out.read_text())
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -48,7 +145,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--nodes", type=int, default=2, help="SuperNodes (silos)")
     parser.add_argument(
-        "--engines", nargs="+", default=["inprocess", "flower-inprocess", "flower-sim", "flower-deploy"]
+        "--engines",
+        nargs="+",
+        default=["inprocess", "flower-inprocess", "flower-sim", "flower-deploy", "flower-deploy-cold", "flower-empty"],
     )
     args = parser.parse_args(argv)
     configure_runtime(threads=1)
@@ -72,25 +171,39 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     )
     split = flower_split(config)
     results = []
+    model_floats = None
     for engine in args.engines:
         started = time.perf_counter()
+        memory = NodeMemory()
+        evals: list[float] = []
+        ndcg = None
         if engine == "inprocess":
             outcome = train_seed(method_spec(config.method), split, None, config, config.seeds[0])
         elif engine == "flower-inprocess":
             outcome, _ = run_inprocess(config, args.nodes)
+        elif engine in ("flower-empty", "flower-empty-warm"):
+            model_floats = model_floats or download_floats(config, split)
+            rounds = run_floor(args.nodes, args.rounds, model_floats, engine.endswith("warm"), memory)
         else:
-            outcome = run_flower(config, engine, FlowerOptions(num_nodes=args.nodes, timeout=900))
-        rounds = [entry["seconds"] for entry in outcome.curve]
-        evals = [entry["eval_seconds"] for entry in outcome.curve if "eval_seconds" in entry]
-        ndcg = outcome.test["sampled"]["ndcg@10"]
+            warm = engine != "flower-deploy-cold"
+            options = FlowerOptions(num_nodes=args.nodes, timeout=900, warm=warm)
+            outcome = run_flower(config, engine.removesuffix("-cold"), options, on_started=memory.watch)
+        if engine not in ("flower-empty", "flower-empty-warm"):
+            rounds = [entry["seconds"] for entry in outcome.curve]
+            evals = [entry["eval_seconds"] for entry in outcome.curve if "eval_seconds" in entry]
+            ndcg = outcome.test["sampled"]["ndcg@10"]
         result = summarize(engine, rounds, evals, time.perf_counter() - started)
-        result["test_sampled_ndcg@10"] = ndcg
+        result |= memory.report()
+        if ndcg is not None:
+            result["test_sampled_ndcg@10"] = ndcg
         results.append(result)
         print(f"{engine}: {result}", file=sys.stderr)
-    base = results[0]["median_round_seconds_after_first"] if results[0]["engine"] == "inprocess" else None
+    medians = {result["engine"]: result["median_round_seconds_after_first"] for result in results}
     for result in results:
-        if base:
-            result["round_overhead_x"] = round(result["median_round_seconds_after_first"] / base, 1)
+        if "inprocess" in medians:
+            result["round_overhead_x"] = round(result["median_round_seconds_after_first"] / medians["inprocess"], 1)
+        if "flower-empty" in medians:
+            result["x_flower_floor"] = round(result["median_round_seconds_after_first"] / medians["flower-empty"], 2)
     payload = {
         "workload": {
             "method": args.method,

@@ -86,7 +86,15 @@ def localhost_tls(folder):
     return files
 
 
-FLOWER_PROGRAMS = (b"flower-superlink", b"flower-supernode", b"flwr-serverapp", b"flwr-clientapp", b"flwr-simulation")
+FLOWER_PROGRAMS = (
+    b"flower-superlink",
+    b"flower-supernode",
+    b"flower-superexec",
+    b"flwr-serverapp",
+    b"flwr-clientapp",
+    b"flwr-simulation",
+    b"mmfedrec.federation.flower.warm_runner",
+)
 
 
 def flower_processes() -> dict[int, str]:

@@ -21,7 +21,7 @@ from mmfedrec.federation.flower.server_app import build_server_state
 from tests.federation.helpers import small_flower_config
 
 ALLOWED_ARRAYS = ("weighted.", "weights.", "row_sum", "row_senders", "row_positives", "clients")  # "clients": a count
-ALLOWED_TRAIN_METRICS = {"num-examples", "num-clients", "upload-bytes", "routed-mass"}
+ALLOWED_TRAIN_METRICS = {"num-examples", "num-clients", "upload-bytes", "routed-mass", "partition-id"}
 
 
 def small_config(tmp_path, **changes) -> RunConfig:
@@ -191,7 +191,7 @@ def test_a_dead_node_does_not_stop_the_run_and_a_rejoining_node_continues(tmp_pa
     assert events == ["died", "rejoined"]
     rounds = {entry["round"]: entry for entry in outcome.curve}
     assert rounds[1]["nodes"] == 2 and rounds[1]["failed_nodes"] == 0
-    assert rounds[2]["failed_nodes"] == 1 and rounds[2]["nodes"] == 1
+    assert rounds[2]["failed_nodes"] == 1 and rounds[2]["nodes"] == 1 and rounds[2]["lost_silos"] == [1]
     assert rounds[2]["clients"] == 30  # the first silo only
     assert rounds[3]["nodes"] == 2 and rounds[3]["clients"] == 60
     assert outcome.test["users"] == 60  # the rejoined node answers the test for its silo

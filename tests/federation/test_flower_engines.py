@@ -54,6 +54,23 @@ def test_deployment_engine_with_two_supernodes_matches_the_inprocess_engine(tmp_
     assert outcome.test["users"] == 60
     assert_same_metrics(outcome, reference)
     assert not any(name.startswith("private.") for name in outcome.best_state)
+    for node in (0, 1):  # every message ran in the node's one warm runner
+        runner_log = (work_dir / "logs" / f"runner-{node}.log").read_text()
+        assert runner_log.count("train message: pulled") == 2
+        assert runner_log.count("evaluate message: pulled") == 3  # two validations and the test
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_deployment_engine_with_flowers_own_clientapp_processes_matches_too(tmp_path, work_dir) -> None:
+    """`warm=False`: Flower's stock isolation, a `flwr-clientapp` process per message."""
+    config = small_config(tmp_path)
+    started: list[list[list[str]]] = []
+    options = FlowerOptions(num_nodes=2, timeout=240, work_dir=work_dir, warm=False)
+    outcome = run_flower(config, "flower-deploy", options, on_started=lambda group: started.append(group_args(group)))
+    reference = train_seed(method_spec(config.method), flower_split(config), None, config, config.seeds[0])
+    assert_same_metrics(outcome, reference)
+    assert not any("warm_runner" in " ".join(args) or "--isolation" in args for args in started[0])
 
 
 @pytest.mark.slow
@@ -89,13 +106,15 @@ def test_simulation_engine_matches_the_inprocess_engine(tmp_path, work_dir) -> N
 def test_a_supernode_killed_after_round_one_does_not_stop_the_run(tmp_path, work_dir) -> None:
     config = small_config(tmp_path)
     killed = threading.Event()
+    runners = []
 
     def kill_after_round_one(group: ProcessGroup) -> None:
         def watch() -> None:
             deadline = time.monotonic() + 200
             while time.monotonic() < deadline and not killed.is_set():
                 if "[ROUND 2/2]" in group.log("flwr-run"):
-                    group.kill("supernode-1", signal.SIGTERM)
+                    group.kill("supernode-1", signal.SIGKILL)  # a node that dies, not one that says goodbye
+                    runners.append(group.processes["runner-1"])
                     killed.set()
                     return
                 time.sleep(0.2)
@@ -108,6 +127,8 @@ def test_a_supernode_killed_after_round_one_does_not_stop_the_run(tmp_path, work
     first, second = outcome.curve
     assert first["nodes"] == 2 and first["clients"] == 60
     assert second["nodes"] == 1 and second["clients"] == 30  # the surviving silo
+    assert first["lost_silos"] == [] and second["lost_silos"] == [1]  # the run says which silo it lost
+    assert runners[0].wait(10) is not None  # its warm runner stopped with it
     assert "valid" in second
     assert outcome.test["users"] == 30
     run_log = (work_dir / "logs" / "flwr-run.log").read_text(errors="replace")

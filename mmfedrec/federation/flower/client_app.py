@@ -254,6 +254,7 @@ def train(msg: Message, context: Context) -> Message:
         "num-examples": int(update.n_examples),
         "num-clients": update.n_clients,
         "upload-bytes": update.upload_bytes,
+        "partition-id": int(context.node_config.get("partition-id", 0)),
     }
     if update.routed_mass is not None:
         reply_metrics["routed-mass"] = [float(v) for v in update.routed_mass]

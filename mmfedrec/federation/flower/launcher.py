@@ -162,6 +162,7 @@ class FlowerOptions:
     keep_work_dir: bool = False
     python_bin: Path = field(default_factory=lambda: Path(sys.executable).parent)  # flwr, flower-* live here
     tls: TlsFiles | None = None  # None: plaintext on 127.0.0.1; else every connection over TLS
+    warm: bool = True  # deploy: one warm ClientApp runner per SuperNode (else Flower's process per message)
 
 
 @dataclass(frozen=True)
@@ -282,10 +283,18 @@ def superlink_command(bin_dir: Path, port: int, simulation: bool, tls: TlsFiles 
 
 
 def supernode_command(
-    bin_dir: Path, superlink_port: int, runtime_port: int, partition: int, n: int, tls: TlsFiles | None = None
+    bin_dir: Path,
+    superlink_port: int,
+    runtime_port: int,
+    partition: int,
+    n: int,
+    tls: TlsFiles | None = None,
+    warm: bool = False,
 ) -> list[str]:
+    """A SuperNode of silo `partition`; `warm`: its ClientApps are left to our warm runner."""
     return [
         str(bin_dir / "flower-supernode"),
+        *(["--isolation", "process"] if warm else []),
         *(["--insecure"] if tls is None else ["--root-certificates", str(tls.ca_certificate)]),
         "--superlink",
         f"127.0.0.1:{superlink_port}",
@@ -338,14 +347,25 @@ def start_superlink(group: ProcessGroup, options: FlowerOptions, simulation: boo
     return port
 
 
+def warm_runner_command(bin_dir: Path, runtime_port: int, node_pid: int) -> list[str]:
+    """The warm ClientApp runner of the SuperNode `node_pid` whose Runtime API listens on `runtime_port`."""
+    address = f"127.0.0.1:{runtime_port}"
+    python = str(bin_dir / Path(sys.executable).name)
+    module = "mmfedrec.federation.flower.warm_runner"
+    return [python, "-m", module, "--runtime-api-address", address, "--node-pid", str(node_pid)]
+
+
 def start_supernodes(group: ProcessGroup, options: FlowerOptions, superlink_port: int) -> list[str]:
+    """One SuperNode per silo (`supernode-i`), with its warm runner (`runner-i`) when `options.warm`."""
     names = []
     for partition in range(options.num_nodes):
-        name = f"supernode-{partition}"
+        name, runtime_port = f"supernode-{partition}", free_port()
         command = supernode_command(
-            options.python_bin, superlink_port, free_port(), partition, options.num_nodes, options.tls
+            options.python_bin, superlink_port, runtime_port, partition, options.num_nodes, options.tls, options.warm
         )
-        group.start(name, command)
+        node = group.start(name, command)
+        if options.warm:
+            group.start(f"runner-{partition}", warm_runner_command(options.python_bin, runtime_port, node.pid))
         names.append(name)
     return names
 
@@ -353,11 +373,22 @@ def start_supernodes(group: ProcessGroup, options: FlowerOptions, superlink_port
 def submit_run(
     group: ProcessGroup, options: FlowerOptions, config: RunConfig, federation_config: list[str] | None = None
 ) -> subprocess.Popen:
-    """`flwr run . mmfedrec --stream` with the config as overrides; streams the run's logs until it ends."""
-    command = [str(options.python_bin / "flwr"), "run", str(PROJECT_ROOT), "mmfedrec", "--stream"]
+    """`flwr run` of the mmfedrec app with `config` as its run config."""
+    run_config = write_run_config(config, Path(group.log_dir) / "run-config.toml")
+    return submit_app(group, options, PROJECT_ROOT, run_config, federation_config)
+
+
+def submit_app(
+    group: ProcessGroup,
+    options: FlowerOptions,
+    app_dir: Path,
+    run_config: Path,
+    federation_config: list[str] | None = None,
+) -> subprocess.Popen:
+    """`flwr run APP_DIR mmfedrec --stream --run-config FILE`: streams the run's logs until it ends."""
+    command = [str(options.python_bin / "flwr"), "run", str(app_dir), "mmfedrec", "--stream"]
     for item in federation_config or []:
         command += ["--federation-config", item]
-    run_config = write_run_config(config, Path(group.log_dir) / "run-config.toml")
     return group.start("flwr-run", [*command, "--run-config", str(run_config)])
 
 

@@ -80,6 +80,7 @@ class MmfedrecStrategy(FedAvg):
         self.best_arrays = self.global_arrays()
         self._round_started = self._eval_started = 0.0
         self._download = 0.0
+        self.silos: set[int] = set()  # partition ids of every silo that ever replied
 
     def global_arrays(self) -> ArrayRecord:
         return global_arrays(self.server.shared, self.server.item_table())
@@ -115,8 +116,18 @@ class MmfedrecStrategy(FedAvg):
         clients = sum(int(r.content["metrics"]["num-clients"]) for r in trained)
         examples = sum(int(r.content["metrics"]["num-examples"]) for r in trained)
         upload = sum(float(r.content["metrics"]["upload-bytes"]) for r in trained)
-        if errors:
-            log(WARNING, "round %d: %d node(s) failed; aggregated %d node(s)", server_round, len(errors), len(valid))
+        answered = {int(r.content["metrics"]["partition-id"]) for r in valid}
+        self.silos |= answered
+        lost = sorted(self.silos - answered)
+        if errors or lost:
+            log(
+                WARNING,
+                "round %d: %d node(s) failed, silo(s) %s did not reply; aggregated %d node(s)",
+                server_round,
+                len(errors),
+                lost,
+                len(valid),
+            )
         self.curve.append(
             {
                 "round": server_round,
@@ -126,6 +137,7 @@ class MmfedrecStrategy(FedAvg):
                 "download_bytes_per_client": self._download,
                 "nodes": len(valid),
                 "failed_nodes": len(errors),
+                "lost_silos": lost,
             }
         )
         metrics: dict[str, int | float | list[float]] = {"num-examples": examples, "num-clients": clients}
