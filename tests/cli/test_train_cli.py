@@ -101,8 +101,8 @@ def test_compressed_uploads_are_smaller_and_flower_refuses_them(
     assert compressed < plain / 4
     config = json.loads((tmp_path / "small" / "config.json").read_text())
     assert config["compression"] == {"compress_topk": 0.25, "compress_bits": 8}
-    assert main([*compressed_argv[:-1], str(tmp_path / "flower"), "--engine", "flower-sim"]) == 2
-    assert "compression runs in-process only" in capsys.readouterr().err
+    assert main([*argv, "--byzantine", "0.1", "--out", str(tmp_path / "flower"), "--engine", "flower-sim"]) == 2
+    assert "simulated attacks, simulated dropout and checkpoints run in-process only" in capsys.readouterr().err
 
 
 def test_personal_items_apply_to_any_method_and_flower_refuses_them(

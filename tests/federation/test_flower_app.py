@@ -77,6 +77,45 @@ def test_flower_rounds_match_the_inprocess_engine(
     assert outcome.curve[-1]["clients"] == round(fraction * split.n_users)
 
 
+@pytest.mark.parametrize(
+    "defence",
+    [
+        {"dp_epsilon": 8.0, "dp_clip": 0.5},
+        {"aggregator": "median"},
+        {"aggregator": "trimmed-mean", "norm_bound": 0.5},
+        {"secure_agg": True, "client_fraction": 0.5},
+        {"secure_agg": True, "dp_epsilon": 8.0, "dp_clip": 0.5},
+        {"compress_bits": 8},
+    ],
+    ids=["dp", "median", "trimmed-mean+norm-bound", "secure-agg", "secure-agg+dp", "compression"],
+)
+def test_defences_on_flower_match_the_inprocess_engine(tmp_path, defence: dict) -> None:
+    """DP (clipping, the accountant's noise drawn by the server), robust aggregation, secure
+    aggregation (silos mask, the server sees masked totals only) and compression with error
+    feedback (residuals kept in each node's state) give the in-process engine's model.
+
+    (Compression is checked with 8-bit values: a top-k cut flips on 1e-9 differences between the
+    engines' batching, then the models differ by the flipped entries.)"""
+    config = small_config(tmp_path, method="ours-id-only", **defence)
+    split = flower_split(config)
+    torch.manual_seed(config.seeds[0])
+    reference = build_trainer(method_spec(config.method), split, None, config, config.seeds[0])
+    for round_index in (1, 2):
+        reference.run_round(round_index)
+    state = build_server_state(config)
+    _, grid = run_inprocess(config, num_partitions=2, state=state)
+    for name, tensor in reference.shared.items():
+        torch.testing.assert_close(state.server.shared[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
+    torch.testing.assert_close(state.server.item_table(), reference.server.item_table(), atol=1e-5, rtol=1e-4)
+    kinds = {name for reply in grid.replies for name in ("sums", "uploads", "masked") if name in reply.content}
+    expected = "masked" if defence.get("secure_agg") else "sums" if "compress_bits" in defence else "uploads"
+    assert kinds == {expected}
+    for reply in grid.replies:  # under secure aggregation a silo sends one masked total, no client's upload
+        if "masked" in reply.content:
+            assert set(reply.content["masked"].keys()) == {"total", "positives", "clients"}
+            assert reply.content["masked"]["total"].dtype == "int64"
+
+
 @pytest.mark.parametrize(  # "clients": silos send their client counts
     ("row_average", "select_on", "history", "schedule", "cold_items"),
     [
@@ -168,6 +207,31 @@ def test_replies_carry_no_private_state(tmp_path) -> None:
             assert all(isinstance(v, int | float) for v in metrics.values())
         assert not any(isinstance(record, ConfigRecord) for record in content.values())
     assert outcome.test["users"] > 0
+
+
+def test_secure_aggregation_removes_the_masks_of_a_silo_that_died(tmp_path) -> None:
+    """A silo dies in round 2: its clients' masks no longer cancel; the server removes them and
+    gets the FedAvg of the surviving silo's uploads, as if they had been sent in the clear (a norm
+    bound no upload reaches sends them so)."""
+    models = {}
+    for secure in (False, True):
+        defence = {"secure_agg": True} if secure else {"norm_bound": 1e6}
+        config = small_config(tmp_path / str(secure), rounds=2, method="ours-id-only", **defence)
+        grid = in_process_grid(config, num_partitions=2)
+        second = list(grid.contexts)[1]
+
+        def kill_in_round_two(message, grid=grid, second=second) -> None:
+            if message.metadata.message_type == "train" and int(message.content["config"]["server-round"]) == 2:
+                grid.down.add(second)
+
+        grid.on_round = kill_in_round_two
+        state = build_server_state(config)
+        outcome, _ = run_inprocess(config, grid=grid, state=state)
+        assert outcome.curve[1]["lost_silos"] == [1]
+        models[secure] = state.server
+    for name, tensor in models[False].shared.items():
+        torch.testing.assert_close(models[True].shared[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
+    torch.testing.assert_close(models[True].item_table(), models[False].item_table(), atol=1e-5, rtol=1e-4)
 
 
 def test_a_dead_node_does_not_stop_the_run_and_a_rejoining_node_continues(tmp_path) -> None:

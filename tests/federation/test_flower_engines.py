@@ -62,6 +62,19 @@ def test_deployment_engine_with_two_supernodes_matches_the_inprocess_engine(tmp_
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
+def test_deployment_engine_with_dp_secure_aggregation_and_compression_matches_the_inprocess_engine(
+    tmp_path, work_dir
+) -> None:
+    """Real SuperNodes mask their clients' clipped, compressed uploads; the server adds masked
+    totals and the accountant's noise: the same run as in-process."""
+    config = small_config(tmp_path, secure_agg=True, dp_epsilon=8.0, dp_clip=0.5, compress_bits=8)
+    outcome = run_flower(config, "flower-deploy", FlowerOptions(num_nodes=2, timeout=240, work_dir=work_dir))
+    reference = train_seed(method_spec(config.method), flower_split(config), None, config, config.seeds[0])
+    assert_same_metrics(outcome, reference)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_deployment_engine_with_flowers_own_clientapp_processes_matches_too(tmp_path, work_dir) -> None:
     """`warm=False`: Flower's stock isolation, a `flwr-clientapp` process per message."""
     config = small_config(tmp_path)

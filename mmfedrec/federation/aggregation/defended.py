@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -80,6 +81,37 @@ class ClientUploads:
             self.row_deltas[rows],
         )
 
+    def tensors(self) -> dict[str, Tensor]:
+        """Flat name -> tensor (what a Flower silo sends); `from_tensors` inverts it."""
+        fields = {"clients": self.clients, "weights": self.weights, "row_owner": self.row_owner}
+        fields |= {"row_items": self.row_items, "row_deltas": self.row_deltas}
+        return fields | {f"dense.{name}": value for name, value in self.dense.items()}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Tensor]) -> ClientUploads:
+        dense = {name.removeprefix("dense."): value for name, value in tensors.items() if name.startswith("dense.")}
+        return cls(
+            tensors["clients"],
+            dense,
+            tensors["weights"],
+            tensors["row_owner"],
+            tensors["row_items"],
+            tensors["row_deltas"],
+        )
+
+    @classmethod
+    def concat(cls, parts: list[ClientUploads]) -> ClientUploads:
+        """The uploads of several senders (silos) as one round's uploads."""
+        offsets = torch.cumsum(torch.tensor([0] + [len(part.clients) for part in parts[:-1]]), 0).tolist()
+        return cls(
+            torch.cat([part.clients for part in parts]),
+            {name: torch.cat([part.dense[name] for part in parts]) for name in parts[0].dense},
+            torch.cat([part.weights for part in parts]),
+            torch.cat([part.row_owner + offset for part, offset in zip(parts, offsets, strict=True)]),
+            torch.cat([part.row_items for part in parts]),
+            torch.cat([part.row_deltas for part in parts]),
+        )
+
     def scaled(self, factors: Tensor) -> ClientUploads:
         """Each client's whole upload multiplied by its factor (C,)."""
         dense = {k: v * factors.view(-1, *[1] * (v.dim() - 1)) for k, v in self.dense.items()}
@@ -136,6 +168,26 @@ def reject_non_finite(uploads: ClientUploads, round_index: int) -> tuple[ClientU
     return uploads.select(finite), rejected
 
 
+def bound_uploads(uploads: ClientUploads, defense: Defense) -> ClientUploads:
+    """Each upload scaled to the norm bound, then to DP's clip (where they are set)."""
+    if defense.robust.norm_bound > 0:
+        uploads = uploads.scaled(clip_factors(uploads.norms(), defense.robust.norm_bound))
+    if defense.noise_multiplier > 0:
+        uploads = uploads.scaled(clip_factors(uploads.norms(), defense.privacy.dp_clip))
+    return uploads
+
+
+@dataclass
+class FedAvgSums:
+    """What a FedAvg server adds up from bounded uploads (the only thing secure aggregation reveals)."""
+
+    total_weight: Tensor  # ()
+    weighted: dict[str, Tensor]  # name -> sum of weight * dense delta
+    row_sum: Tensor  # (I, D + 1)
+    senders: Tensor  # (I,) clients that sent each item's row
+    clients: int  # uploads added
+
+
 def aggregate_defended(
     uploads: ClientUploads,
     defense: Defense,
@@ -152,11 +204,7 @@ def aggregate_defended(
             does not depend on who took part.
     """
     robust = defense.robust
-    if robust.norm_bound > 0:
-        uploads = uploads.scaled(clip_factors(uploads.norms(), robust.norm_bound))
-    dp = defense.noise_multiplier > 0
-    if dp:
-        uploads = uploads.scaled(clip_factors(uploads.norms(), defense.privacy.dp_clip))
+    uploads = bound_uploads(uploads, defense)
     if robust.aggregator != "fedavg":
         combine = coordinate_median if robust.aggregator == "median" else (lambda s: trimmed_mean(s, robust.trim))
         delta = {k: combine(v) for k, v in uploads.dense.items()}
@@ -169,40 +217,63 @@ def aggregate_defended(
             robust.trim,
         )
         return delta, rows
-    weights = torch.ones_like(uploads.weights) if dp else uploads.weights  # DP-FedAvg weighs clients equally
-    total_weight, weighted, row_sum, senders = _sums(uploads, weights, n_items, defense.privacy.secure_agg, round_key)
-    if dp:  # Gaussian mechanism on the sums, then a fixed denominator
-        parts = [*weighted.values(), row_sum]
+    if defense.privacy.secure_agg:
+        dense_shapes = {name: tuple(value.shape[1:]) for name, value in uploads.dense.items()}
+        layout = secure_layout(dense_shapes, n_items, uploads.row_deltas.shape[-1])
+        total = masked_upload_total(uploads, defense, n_items, round_key, uploads.clients)
+        sums = unmasked_sums(total, layout, len(uploads.clients))
+    else:
+        sums = fedavg_sums(uploads, defense, n_items)
+    return fedavg_from_sums(sums, defense, expected_clients, generator, row_average)
+
+
+def fedavg_from_sums(
+    sums: FedAvgSums, defense: Defense, expected_clients: float, generator: torch.Generator, row_average: str
+) -> tuple[dict[str, Tensor], Tensor]:
+    """(mean shared deltas, item-row update) from the sums: weighted means, or under DP the
+    Gaussian mechanism on the sums and a fixed denominator."""
+    if defense.noise_multiplier > 0:
+        parts = [*sums.weighted.values(), sums.row_sum]
         noisy = add_gaussian_noise(
             torch.cat([p.flatten() for p in parts]), defense.noise_multiplier, defense.privacy.dp_clip, generator
         )
         pieces = torch.split(noisy, [p.numel() for p in parts])
         delta = {
-            k: piece.view_as(v) / expected_clients for (k, v), piece in zip(weighted.items(), pieces, strict=False)
+            k: piece.view_as(v) / expected_clients for (k, v), piece in zip(sums.weighted.items(), pieces, strict=False)
         }
-        return delta, pieces[-1].view_as(row_sum) / expected_clients
-    delta = {k: v / total_weight.clamp_min(1e-12) for k, v in weighted.items()}
-    return delta, average_rows(row_sum, senders, len(uploads.clients), row_average)
+        return delta, pieces[-1].view_as(sums.row_sum) / expected_clients
+    delta = {k: v / sums.total_weight.clamp_min(1e-12) for k, v in sums.weighted.items()}
+    return delta, average_rows(sums.row_sum, sums.senders, sums.clients, row_average)
 
 
-def _sums(
-    uploads: ClientUploads, weights: Tensor, n_items: int, secure: bool, round_key: int
-) -> tuple[Tensor, dict[str, Tensor], Tensor, Tensor]:
-    """(sum of weights, sum of weighted dense deltas, sum of row updates (I, D+1), senders per item)."""
-    dense = {k: v * weights.view(-1, *[1] * (v.dim() - 1)) for k, v in uploads.dense.items()}
-    if secure:
-        return _secure_sums(uploads, dense, weights, n_items, round_key)
+def _weights(uploads: ClientUploads, defense: Defense) -> Tensor:
+    """Each upload's FedAvg weight: its examples, or 1 under DP (DP-FedAvg weighs clients equally)."""
+    return torch.ones_like(uploads.weights) if defense.noise_multiplier > 0 else uploads.weights
+
+
+def fedavg_sums(uploads: ClientUploads, defense: Defense, n_items: int) -> FedAvgSums:
+    """The sums of bounded uploads, added in the clear."""
+    weights = _weights(uploads, defense)
+    dense = {k: (v * weights.view(-1, *[1] * (v.dim() - 1))).sum(0) for k, v in uploads.dense.items()}
     row_sum = torch.zeros(n_items, uploads.row_deltas.shape[-1]).index_add_(0, uploads.row_items, uploads.row_deltas)
     senders = torch.bincount(uploads.row_items, minlength=n_items).float()
-    return weights.sum(), {k: v.sum(0) for k, v in dense.items()}, row_sum, senders
+    return FedAvgSums(weights.sum(), dense, row_sum, senders, len(uploads.clients))
 
 
-def _secure_sums(
-    uploads: ClientUploads, dense: dict[str, Tensor], weights: Tensor, n_items: int, round_key: int
-) -> tuple[Tensor, dict[str, Tensor], Tensor, Tensor]:
-    """The same sums, from dense pairwise-masked uploads: the server learns the sums and nothing
-    about a single client, not even which items it touched. Cost: every client uploads
-    I * (D + 2) values, and masking is O(C log C * I * D) (SecAgg+-style sparse pairing)."""
+def secure_layout(dense_shapes: dict[str, tuple[int, ...]], n_items: int, row_width: int) -> dict[str, tuple[int, ...]]:
+    """The per-client vector that secure aggregation masks: dense deltas, weight, rows (I, D + 1), senders."""
+    return {**dense_shapes, "weight": (1,), "rows": (n_items, row_width), "senders": (n_items,)}
+
+
+def masked_upload_total(
+    uploads: ClientUploads, defense: Defense, n_items: int, round_key: int, cohort: Tensor | np.ndarray
+) -> Tensor:
+    """(P,) int64: the sum of these clients' pairwise-masked uploads, each a dense vector of the
+    `secure_layout` with its weight applied. Masks cancel only over the whole `cohort`, so a part
+    of it (a silo's clients) reveals nothing alone. Cost: every client uploads I * (D + 2) values,
+    and masking is O(C log C * I * D) (SecAgg+-style sparse pairing)."""
+    weights = _weights(uploads, defense)
+    dense = {k: v * weights.view(-1, *[1] * (v.dim() - 1)) for k, v in uploads.dense.items()}
     n_clients = len(uploads.clients)
     index = (uploads.row_owner, uploads.row_items)
     rows = torch.zeros(n_clients, n_items, uploads.row_deltas.shape[-1]).index_put_(
@@ -210,9 +281,12 @@ def _secure_sums(
     )
     sent = torch.zeros(n_clients, n_items).index_put_(index, torch.ones(len(uploads.row_items)), accumulate=True)
     parts = {**dense, "weight": weights.view(-1, 1), "rows": rows, "senders": sent.clamp(max=1.0)}
-    masked = mask_updates(
-        flatten_updates(parts).double(), uploads.clients, round_key
-    )  # (C, P) what the server receives
-    total = unmask_sum(masked_total(masked).unsqueeze(0)).float()
-    summed = unflatten(total, {k: tuple(v.shape[1:]) for k, v in parts.items()})
-    return summed["weight"].squeeze(), {k: summed[k] for k in dense}, summed["rows"], summed["senders"]
+    masked = mask_updates(flatten_updates(parts).double(), uploads.clients, round_key, cohort)  # (C, P) on the wire
+    return masked_total(masked)
+
+
+def unmasked_sums(total: Tensor, layout: dict[str, tuple[int, ...]], n_clients: int) -> FedAvgSums:
+    """The sums from the masked total (P,) int64 of a whole cohort (its masks cancel)."""
+    summed = unflatten(unmask_sum(total.unsqueeze(0)).float(), layout)
+    dense = {name: summed[name] for name in layout if name not in ("weight", "rows", "senders")}
+    return FedAvgSums(summed["weight"].squeeze(), dense, summed["rows"], summed["senders"], n_clients)

@@ -26,20 +26,29 @@ from mmfedrec.config.tree import RunConfig
 from mmfedrec.data.splits import NO_ITEM, Split
 from mmfedrec.evaluation import metrics
 from mmfedrec.evaluation.protocols import FULL_KS, SAMPLED_KS, Scorer, rank_users, user_buckets
+from mmfedrec.federation.aggregation.defended import (
+    ClientUploads,
+    Defense,
+    bound_uploads,
+    collect_uploads,
+    masked_upload_total,
+)
 from mmfedrec.federation.aggregation.sums import UpdateSums, update_sums
-from mmfedrec.federation.engines.runner import build_client_model
+from mmfedrec.federation.engines.runner import build_client_model, noise_multiplier
 from mmfedrec.federation.flower.run_config import check_flower_support, flower_split, from_run_config
 from mmfedrec.federation.local.batches import KnownPairs, build_round_examples, counter_hash, pad_chunks, round_key
 from mmfedrec.federation.local.history import EventContexts, user_contexts
 from mmfedrec.federation.local.schedule import scheduled_local
-from mmfedrec.federation.local.training import local_train
+from mmfedrec.federation.local.training import LocalResult, local_train
 from mmfedrec.federation.models import initial_state
 from mmfedrec.federation.models.protocol import ClientModel
 from mmfedrec.federation.models.scorer import client_scorer
 from mmfedrec.federation.privacy.comm import upload_nbytes
+from mmfedrec.federation.privacy.compression import ErrorFeedbackCompressor
 from mmfedrec.runtime import configure_runtime
 
 PRIVATE_KEY = "mmfedrec.private"  # context.state: this node's private rows, (C_node, ...)
+COMPRESSION_KEY = "mmfedrec.compression"  # context.state: its clients' error-feedback residuals
 BEST_KEY = "mmfedrec.best-private"  # context.state: the private rows at the best validation round
 META_KEY = "mmfedrec.meta"  # context.state: evaluated-round, best-round
 PROTOCOLS = (("sampled", SAMPLED_KS, ("hr", "ndcg", "mrr")), ("full", FULL_KS, ("recall", "ndcg", "mrr")))
@@ -59,6 +68,7 @@ class Silo:
     seed: int
     known: KnownPairs  # the silo's (user, training item) pairs, which negatives avoid
     event_contexts: EventContexts | None  # a history-aware model's contexts of the training events
+    defense: Defense  # the run's defences (DP noise multiplier from its privacy budget)
 
     def local_index(self, users: np.ndarray | Tensor) -> Tensor:
         """Rows in this node's private tensors of the global user indices `users`."""
@@ -67,13 +77,26 @@ class Silo:
 
 @dataclass
 class SiloUpdate:
-    """A node's reply to one training round, before it goes on the wire."""
+    """A node's reply to one training round, before it goes on the wire: one of `sums` (plain
+    FedAvg), `uploads` (each client's upload, for defences that need them) or `masked` (secure
+    aggregation), or none when no user of the silo trained this round."""
 
-    sums: UpdateSums | None  # None when no user of the silo trained this round
+    sums: UpdateSums | None
     n_clients: int
     n_examples: float
     upload_bytes: float  # sum over the silo's clients of what each would upload alone
     routed_mass: Tensor | None  # (K,) examples routed to each expert, summed over the silo
+    uploads: ClientUploads | None = None
+    masked: Tensor | None = None  # (P,) int64 masked total of the silo's clients
+    positives: Tensor | None = None  # (I,) with uploads or masked: the item tower's evidence
+    clients: np.ndarray | None = None  # with masked: who took part (the server removes the others' masks)
+
+
+def round_clients(indptr: np.ndarray, selected: np.ndarray | None) -> np.ndarray:
+    """The round's clients: the selected users (default all) with something to train on
+    (`indptr`: the training CSR's row pointers, public structure every node and the server hold)."""
+    users = np.arange(len(indptr) - 1) if selected is None else np.asarray(selected)
+    return users[indptr[users + 1] > indptr[users]]
 
 
 @functools.lru_cache(maxsize=4)
@@ -88,7 +111,8 @@ def load_silo(config: RunConfig, partition_id: int, num_partitions: int) -> Silo
     indptr, train_items = split.train_csr()
     known = KnownPairs.for_split(split, config.federated.negatives_avoid_heldout)
     contexts = EventContexts.for_model(model, indptr, train_items, split.n_items)
-    return Silo(split, users, model, indptr, train_items, config, config.seeds[0], known, contexts)
+    defense = Defense(config.robust, config.privacy, noise_multiplier(config))
+    return Silo(split, users, model, indptr, train_items, config, config.seeds[0], known, contexts, defense)
 
 
 def initial_private(silo: Silo) -> dict[str, Tensor]:
@@ -105,25 +129,21 @@ def train_silo(
     item_table: Tensor,
     server_round: int,
     selected: np.ndarray | None = None,
+    compressor: ErrorFeedbackCompressor | None = None,
 ) -> SiloUpdate:
-    """One round for the silo's (selected) users; `private` is updated in place."""
-    clients = silo.users if selected is None else np.intersect1d(silo.users, selected)
-    clients = clients[silo.indptr[clients + 1] > silo.indptr[clients]]  # nothing to train on: not selected
+    """One round for the silo's (selected) users; `private` (and `compressor`'s residuals) updated in place."""
+    clients = np.intersect1d(silo.users, round_clients(silo.indptr, selected))
     if len(clients) == 0:
         return SiloUpdate(None, 0, 0.0, 0.0, None)
-    federated = silo.config.federated
+    federated, n_items = silo.config.federated, silo.split.n_items
+    key = round_key(silo.seed, server_round)
     examples = build_round_examples(
-        clients,
-        silo.indptr,
-        silo.train_items,
-        silo.split.n_items,
-        federated.negatives,
-        round_key(silo.seed, server_round),
-        known=silo.known,
+        clients, silo.indptr, silo.train_items, n_items, federated.negatives, key, known=silo.known
     )
     contexts = None if silo.event_contexts is None else silo.event_contexts.contexts(item_table)
     local = scheduled_local(silo.config, server_round)
     sums: UpdateSums | None = None
+    parts: list[tuple[Tensor, LocalResult]] = []
     upload, n_examples, routed = 0.0, 0.0, None
     for chunk in pad_chunks(examples, federated.max_cells):
         rows = silo.local_index(chunk.clients)
@@ -131,15 +151,32 @@ def train_silo(
         result = local_train(silo.model, shared, chunk_private, item_table, chunk, local, contexts=contexts)
         for name, value in result.private.items():
             private[name][rows] = value
-        touched = result.touched_items(silo.split.n_items)
-        upload += float(upload_nbytes(result, touched).double().sum())
         n_examples += float(result.n_examples.sum())
         if result.routed_mass is not None:
             mass = result.routed_mass.sum(0)
             routed = mass if routed is None else routed + mass
-        chunk_sums = update_sums(result, touched, silo.split.n_items, federated.expertwise)
-        sums = chunk_sums if sums is None else sums + chunk_sums
-    return SiloUpdate(sums, len(clients), n_examples, upload, routed)
+        if compressor is not None:  # what leaves the silo is the compressed update
+            result, sent = compressor.compress(result, chunk.clients)
+        else:
+            sent = upload_nbytes(result, result.touched_items(n_items))
+        upload += float(sent.double().sum())
+        if silo.defense.per_client:
+            parts.append((chunk.clients, result))
+        else:
+            chunk_sums = update_sums(result, result.touched_items(n_items), n_items, federated.expertwise)
+            sums = chunk_sums if sums is None else sums + chunk_sums
+    update = SiloUpdate(sums, len(clients), n_examples, upload, routed)
+    if parts:
+        update.positives = sum(result.positive_senders(n_items) for _, result in parts)
+        uploads = collect_uploads(parts, n_items)
+        if silo.defense.privacy.secure_agg:  # bounded and masked here: the server sees only the total
+            cohort = round_clients(silo.indptr, selected)
+            bounded = bound_uploads(uploads, silo.defense)
+            update.masked = masked_upload_total(bounded, silo.defense, n_items, key, cohort)
+            update.clients = clients
+        else:
+            update.uploads = uploads
+    return update
 
 
 def silo_view(split: Split, users: np.ndarray) -> Split:
@@ -214,8 +251,12 @@ def _load_private(context: Context, silo: Silo) -> dict[str, Tensor]:
     return {name: value.clone() for name, value in context.state[PRIVATE_KEY].to_torch_state_dict().items()}
 
 
+def _arrays(tensors: dict[str, Tensor]) -> ArrayRecord:
+    return ArrayRecord({name: value.contiguous() for name, value in tensors.items()})
+
+
 def _store(context: Context, key: str, tensors: dict[str, Tensor]) -> None:
-    context.state[key] = ArrayRecord({name: value.contiguous() for name, value in tensors.items()})
+    context.state[key] = _arrays(tensors)
 
 
 def _meta(context: Context) -> ConfigRecord:
@@ -236,20 +277,45 @@ def _promote_best(context: Context, private: dict[str, Tensor], best_round: int)
         meta["best-round"] = best_round
 
 
+def _compressor(context: Context, silo: Silo) -> ErrorFeedbackCompressor | None:
+    """The silo's error-feedback compressor, its residuals restored from the node state."""
+    if not silo.config.compression.enabled:
+        return None
+    compressor = ErrorFeedbackCompressor(silo.config.compression, silo.split.n_users, silo.split.n_items)
+    if COMPRESSION_KEY in context.state:
+        compressor.load_state(context.state[COMPRESSION_KEY].to_torch_state_dict())
+    return compressor
+
+
+def update_records(update: SiloUpdate) -> dict[str, ArrayRecord]:
+    """The arrays of a training reply: "sums", "uploads" or "masked" (see `SiloUpdate`)."""
+    if update.sums is not None:
+        return {"sums": _arrays(update.sums.tensors())}
+    if update.uploads is not None:
+        return {"uploads": _arrays({**update.uploads.tensors(), "positives": update.positives})}
+    if update.masked is not None:
+        clients = torch.from_numpy(update.clients)
+        return {"masked": _arrays({"total": update.masked, "positives": update.positives, "clients": clients})}
+    return {}
+
+
 app = ClientApp()
 
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    """Train this silo's users for one round; reply with their update sums and counts only."""
+    """Train this silo's users for one round; reply with what the run's aggregation needs and counts only."""
     _, silo = _node_silo(context)
     round_config = msg.content["config"]
     private = _load_private(context, silo)
     _promote_best(context, private, int(round_config.get("best-round", -1)))
     shared, item_table = unpack_global(msg.content["arrays"])
     selected = np.asarray(round_config["selected"], dtype=np.int64) if "selected" in round_config else None
-    update = train_silo(silo, private, shared, item_table, int(round_config["server-round"]), selected)
+    compressor = _compressor(context, silo)
+    update = train_silo(silo, private, shared, item_table, int(round_config["server-round"]), selected, compressor)
     _store(context, PRIVATE_KEY, private)
+    if compressor is not None:
+        _store(context, COMPRESSION_KEY, compressor.state())
     reply_metrics: dict[str, int | float | list[float]] = {
         "num-examples": int(update.n_examples),
         "num-clients": update.n_clients,
@@ -258,9 +324,7 @@ def train(msg: Message, context: Context) -> Message:
     }
     if update.routed_mass is not None:
         reply_metrics["routed-mass"] = [float(v) for v in update.routed_mass]
-    content = RecordDict({"metrics": MetricRecord(reply_metrics)})
-    if update.sums is not None:
-        content["sums"] = ArrayRecord({k: v.contiguous() for k, v in update.sums.tensors().items()})
+    content = RecordDict({"metrics": MetricRecord(reply_metrics), **update_records(update)})
     return Message(content=content, reply_to=msg)
 
 

@@ -41,15 +41,15 @@ def check_flower_support(config: RunConfig) -> None:
         raise MmfedrecError(f"{config.method} keeps per-client item vectors: in-process only (--engine sim or loop)")
     if config.augment.augment != "none" or config.augment.sparse_fraction > 0:
         raise MmfedrecError("augmentation and the sparse-client protocol run in-process only (--engine sim)")
-    robust, privacy = config.robust, config.privacy
-    per_client = Defense(robust, privacy).per_client  # what needs each client's upload on its own
-    if privacy.dp_epsilon > 0 or per_client or robust.dropout > 0 or config.train.checkpoint_every:
+    robust = config.robust
+    if robust.byzantine > 0 or robust.dropout > 0 or config.train.checkpoint_every:
         raise MmfedrecError(
-            "DP, robust aggregation, attacks, dropout and checkpoints run in-process only (--engine sim); "
-            "on Flower, failures are real node failures"
+            "simulated attacks, simulated dropout and checkpoints run in-process only (--engine sim); "
+            "on Flower, attackers and failures are real nodes"
         )
-    if config.compression.enabled:
-        raise MmfedrecError("upload compression runs in-process only (--engine sim or loop)")
+    from mmfedrec.federation.engines.runner import noise_multiplier
+
+    Defense(robust, config.privacy, noise_multiplier(config))  # refuses what cannot combine, before any process
     if config.eval.patience:
         raise MmfedrecError("--patience is not supported on the Flower engines (every round runs)")
 

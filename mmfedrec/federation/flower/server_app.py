@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from logging import INFO, WARNING
 from pathlib import Path
 
@@ -29,12 +29,23 @@ from mmfedrec.config.tree import RunConfig
 from mmfedrec.errors import MmfedrecError
 from mmfedrec.evaluation.protocols import BUCKETS
 from mmfedrec.evaluation.selection import BestRound
+from mmfedrec.federation.aggregation.defended import (
+    ClientUploads,
+    Defense,
+    aggregate_defended,
+    fedavg_from_sums,
+    reject_non_finite,
+    secure_layout,
+    unmasked_sums,
+)
 from mmfedrec.federation.aggregation.server import ClientSampler, ServerModel
 from mmfedrec.federation.aggregation.sums import UpdateSums
-from mmfedrec.federation.engines.runner import SeedOutcome, build_client_model, build_tower
-from mmfedrec.federation.flower.client_app import PROTOCOLS, global_arrays
+from mmfedrec.federation.engines.runner import SeedOutcome, build_client_model, build_tower, noise_multiplier
+from mmfedrec.federation.flower.client_app import PROTOCOLS, global_arrays, round_clients
 from mmfedrec.federation.flower.run_config import check_flower_support, flower_split, from_run_config
+from mmfedrec.federation.local.batches import round_key
 from mmfedrec.federation.privacy.comm import download_nbytes
+from mmfedrec.federation.privacy.secure_agg import dropout_correction, masked_total
 from mmfedrec.runtime import configure_runtime
 
 
@@ -65,13 +76,24 @@ def add_metric_sums(replies: Iterable[Message]) -> dict[str, float]:
     return total
 
 
+def sum_replies(replies: list[Message]) -> UpdateSums:
+    """The plain FedAvg round: the silos' additive `UpdateSums`, added."""
+    sums = [UpdateSums.from_tensors(reply.content["sums"].to_torch_state_dict()) for reply in replies]
+    total = sums[0]
+    for part in sums[1:]:
+        total = total + part
+    return total
+
+
 class MmfedrecStrategy(FedAvg):
     """FedAvg's sampling and messaging; mmfedrec's aggregation, server optimizer and item tower."""
 
     def __init__(self, state: ServerState, rounds: int, eval_every: int, select_on: str = "ndcg@10") -> None:
         super().__init__(min_train_nodes=1, min_evaluate_nodes=1, min_available_nodes=1)
+        self.state = state
         self.server = state.server
         self.sampler = state.sampler
+        self._selected: np.ndarray | None = None  # this round's sampled users (None: all)
         self.rounds = rounds
         self.eval_every = eval_every
         self.curve: list[dict[str, object]] = []
@@ -98,7 +120,9 @@ class MmfedrecStrategy(FedAvg):
         self._download = float(download_nbytes(self.server.shared, self.server.item_table()))
         config["best-round"] = self.best.round
         selected = self.sampler.select()
+        self._selected = None
         if len(selected) < self.sampler.n_users:
+            self._selected = selected
             config["selected"] = [int(u) for u in selected]
         return super().configure_train(server_round, arrays, config, grid)
 
@@ -107,12 +131,14 @@ class MmfedrecStrategy(FedAvg):
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         valid, errors = self._check_and_log_replies(replies, is_train=True, validate=False)
         trained = [r for r in valid if int(r.content["metrics"]["num-clients"]) > 0]
-        sums: UpdateSums | None = None
-        for reply in trained:
-            node_sums = UpdateSums.from_tensors(reply.content["sums"].to_torch_state_dict())
-            sums = node_sums if sums is None else sums + node_sums
-        if sums is not None:
+        rejected = 0
+        if any("sums" in r.content for r in trained):
+            sums = sum_replies(trained)
             self.server.apply(sums)
+        elif any("uploads" in r.content for r in trained):
+            rejected = self.aggregate_uploads(server_round, trained)
+        elif any("masked" in r.content for r in trained):
+            self.aggregate_masked(server_round, trained)
         clients = sum(int(r.content["metrics"]["num-clients"]) for r in trained)
         examples = sum(int(r.content["metrics"]["num-examples"]) for r in trained)
         upload = sum(float(r.content["metrics"]["upload-bytes"]) for r in trained)
@@ -138,6 +164,7 @@ class MmfedrecStrategy(FedAvg):
                 "nodes": len(valid),
                 "failed_nodes": len(errors),
                 "lost_silos": lost,
+                "rejected": rejected,
             }
         )
         metrics: dict[str, int | float | list[float]] = {"num-examples": examples, "num-clients": clients}
@@ -145,6 +172,43 @@ class MmfedrecStrategy(FedAvg):
         if masses:
             metrics["routed-mass"] = [float(v) for v in np.sum(np.asarray(masses, dtype=np.float64), axis=0)]
         return self.global_arrays(), MetricRecord(metrics)
+
+    def aggregate_uploads(self, server_round: int, trained: list[Message]) -> int:
+        """The defended aggregation of the silos' per-client uploads, as in-process; returns how many
+        uploads were rejected (non-finite)."""
+        state, n_items = self.state, self.server.item_table().shape[0]
+        received = [r.content["uploads"].to_torch_state_dict() for r in trained]
+        positives = torch.stack([tensors.pop("positives") for tensors in received]).sum(0)
+        uploads, rejected = reject_non_finite(
+            ClientUploads.concat(list(map(ClientUploads.from_tensors, received))), server_round
+        )
+        if len(uploads.clients):
+            key = round_key(state.seed, server_round)
+            delta, rows = aggregate_defended(
+                uploads, state.defense, n_items, state.expected_clients, state.noise, key, state.row_average
+            )
+            self.server.apply_delta(delta, rows, None, positives)
+        return rejected
+
+    def aggregate_masked(self, server_round: int, trained: list[Message]) -> None:
+        """Secure aggregation: add the silos' masked totals; the masks of clients whose silo did not
+        reply are removed (`dropout_correction`), and only the cohort's sums are ever seen."""
+        state = self.state
+        item_table = self.server.item_table()
+        n_items, key = item_table.shape[0], round_key(state.seed, server_round)
+        received = [r.content["masked"].to_torch_state_dict() for r in trained]
+        total = masked_total(torch.stack([tensors["total"] for tensors in received]))
+        cohort = round_clients(state.indptr, self._selected)
+        took_part = np.concatenate([tensors["clients"].numpy() for tensors in received])
+        dropped = np.setdiff1d(cohort, took_part)
+        if len(dropped):
+            total = masked_total(torch.stack([total, dropout_correction(dropped, cohort, key, len(total))]))
+        dense_shapes = {name: tuple(value.shape) for name, value in self.server.shared.items()}
+        layout = secure_layout(dense_shapes, n_items, item_table.shape[1])
+        sums = unmasked_sums(total, layout, len(took_part))
+        delta, rows = fedavg_from_sums(sums, state.defense, state.expected_clients, state.noise, state.row_average)
+        positives = torch.stack([tensors["positives"] for tensors in received]).sum(0)
+        self.server.apply_delta(delta, rows, None, positives)
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -192,11 +256,17 @@ def wait_for_nodes(grid: Grid, count: int, timeout: float) -> None:
 
 @dataclass
 class ServerState:
-    """What the Flower server holds: the shared tensors and item tower (with their optimizers) and
-    the client sampler. Never a user's private state: that stays in each SuperNode's node state."""
+    """What the Flower server holds: the shared tensors and item tower (with their optimizers), the
+    client sampler and the defences. Never a user's private state: that stays in each SuperNode."""
 
     server: ServerModel
     sampler: ClientSampler
+    defense: Defense
+    indptr: np.ndarray  # the training CSR's row pointers (public structure): who can train
+    seed: int
+    expected_clients: float  # DP's fixed denominator: clients sampled per round
+    row_average: str
+    noise: torch.Generator = field(default_factory=torch.Generator)  # DP noise, drawn as in-process
 
 
 def build_server_state(config: RunConfig) -> ServerState:
@@ -215,7 +285,17 @@ def build_server_state(config: RunConfig) -> ServerState:
     shared = model.init_shared(torch.Generator().manual_seed(seed))  # `initial_state` draws the shared tensors first
     tower = build_tower(method, split, features, config, seed)
     server = ServerModel.for_run(shared, tower, config.federated)
-    return ServerState(server, ClientSampler(split.n_users, config.federated.client_fraction, seed))
+    federated = config.federated
+    return ServerState(
+        server,
+        ClientSampler(split.n_users, federated.client_fraction, seed),
+        Defense(config.robust, config.privacy, noise_multiplier(config)),
+        split.train_csr()[0],
+        seed,
+        max(1.0, federated.client_fraction * split.n_users),
+        federated.row_average,
+        torch.Generator().manual_seed(seed + 1),
+    )
 
 
 def run_server(grid: Grid, config: RunConfig, state: ServerState | None = None) -> SeedOutcome:
