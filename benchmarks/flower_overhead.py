@@ -90,6 +90,26 @@ class NodeMemory:
         return {"peak_node_rss_mb_max": round(max(self.peak.values()), 1)} if self.peak else {}
 
 
+def killer(after_round: int, name: str):
+    """An `on_started` callback that SIGKILLs process `name` once round `after_round + 1` begins."""
+    import signal
+
+    def start(group) -> None:
+        def watch() -> None:
+            while f"[ROUND {after_round + 1}/" not in group.log("flwr-run"):
+                time.sleep(0.1)
+            group.kill(name, signal.SIGKILL)
+            print(f"killed {name} as round {after_round + 1} began", file=sys.stderr)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+    return start
+
+
+def both(*callbacks):
+    return lambda group: [callback(group) for callback in callbacks]
+
+
 def download_floats(config, split) -> int:
     """Float32 values of one round's download of `config.method` (shared tensors and item table)."""
     import torch
@@ -144,6 +164,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--items", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--nodes", type=int, default=2, help="SuperNodes (silos)")
+    parser.add_argument("--ml-100k", type=Path, help="train on this MovieLens-100K folder instead of synthetic data")
+    parser.add_argument("--kill-after-round", type=int, default=0, help="deploy: SIGKILL the last SuperNode then")
     parser.add_argument(
         "--engines",
         nargs="+",
@@ -168,6 +190,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         cache_dir=str(cache),
         rounds=args.rounds,
         min_nodes=args.nodes,
+        **({"dataset": "movielens-100k", "root": str(args.ml_100k)} if args.ml_100k else {}),
     )
     split = flower_split(config)
     results = []
@@ -187,12 +210,19 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         else:
             warm = engine != "flower-deploy-cold"
             options = FlowerOptions(num_nodes=args.nodes, timeout=900, warm=warm)
-            outcome = run_flower(config, engine.removesuffix("-cold"), options, on_started=memory.watch)
+            on_started = memory.watch
+            if args.kill_after_round and engine.startswith("flower-deploy"):
+                on_started = both(memory.watch, killer(args.kill_after_round, f"supernode-{args.nodes - 1}"))
+            outcome = run_flower(config, engine.removesuffix("-cold"), options, on_started=on_started)
         if engine not in ("flower-empty", "flower-empty-warm"):
             rounds = [entry["seconds"] for entry in outcome.curve]
             evals = [entry["eval_seconds"] for entry in outcome.curve if "eval_seconds" in entry]
             ndcg = outcome.test["sampled"]["ndcg@10"]
+            lost = sorted({silo for entry in outcome.curve for silo in entry.get("lost_silos", [])})
         result = summarize(engine, rounds, evals, time.perf_counter() - started)
+        if engine.startswith("flower-deploy") and args.kill_after_round:
+            result["lost_silos"] = lost
+            result["clients_per_round"] = [entry["clients"] for entry in outcome.curve]
         result |= memory.report()
         if ndcg is not None:
             result["test_sampled_ndcg@10"] = ndcg
@@ -207,6 +237,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     payload = {
         "workload": {
             "method": args.method,
+            "data": str(args.ml_100k) if args.ml_100k else "synthetic",
             "users": split.n_users,
             "items": split.n_items,
             "rounds": args.rounds,
