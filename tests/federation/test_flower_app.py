@@ -107,13 +107,14 @@ def test_defences_on_flower_match_the_inprocess_engine(tmp_path, defence: dict) 
     for name, tensor in reference.shared.items():
         torch.testing.assert_close(state.server.shared[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
     torch.testing.assert_close(state.server.item_table(), reference.server.item_table(), atol=1e-5, rtol=1e-4)
-    kinds = {name for reply in grid.replies for name in ("sums", "uploads", "masked") if name in reply.content}
-    expected = "masked" if defence.get("secure_agg") else "sums" if "compress_bits" in defence else "uploads"
-    assert kinds == {expected}
-    for reply in grid.replies:  # under secure aggregation a silo sends one masked total, no client's upload
-        if "masked" in reply.content:
-            assert set(reply.content["masked"].keys()) == {"total", "positives", "clients"}
-            assert reply.content["masked"]["total"].dtype == "int64"
+    kinds = {name for reply in grid.replies for name in ("sums", "uploads") if name in reply.content}
+    expected = set() if defence.get("secure_agg") else {"sums"} if "compress_bits" in defence else {"uploads"}
+    assert kinds == expected
+    if defence.get("secure_agg"):  # SecAgg+: what a silo sends is the protocol's: keys, shares, a masked vector
+        stages = [reply for reply in grid.replies if "secaggplus_configs" in reply.content]
+        assert len(stages) == 2 * 2 * 4  # 2 silos, 2 rounds, 4 stages
+        for reply in stages:
+            assert all(len(record) == 0 for record in reply.content.array_records.values())
 
 
 @pytest.mark.parametrize(  # "clients": silos send their client counts
@@ -209,25 +210,31 @@ def test_replies_carry_no_private_state(tmp_path) -> None:
     assert outcome.test["users"] > 0
 
 
-def test_secure_aggregation_removes_the_masks_of_a_silo_that_died(tmp_path) -> None:
-    """A silo dies in round 2: its clients' masks no longer cancel; the server removes them and
-    gets the FedAvg of the surviving silo's uploads, as if they had been sent in the clear (a norm
-    bound no upload reaches sends them so)."""
+def test_secagg_plus_survives_a_silo_that_dies_after_sharing_its_keys(tmp_path) -> None:
+    """Round 2: the third silo dies after SecAgg+'s key sharing, before sending its masked vector.
+    The survivors' shares reconstruct what cancels its masks; the server gets the FedAvg of the
+    two surviving silos, as if their uploads had been sent in the clear (a norm bound no upload
+    reaches sends them so, and that run loses the same silo)."""
     models = {}
     for secure in (False, True):
         defence = {"secure_agg": True} if secure else {"norm_bound": 1e6}
         config = small_config(tmp_path / str(secure), rounds=2, method="ours-id-only", **defence)
-        grid = in_process_grid(config, num_partitions=2)
-        second = list(grid.contexts)[1]
+        grid = in_process_grid(config, num_partitions=3)
+        third = list(grid.contexts)[2]
 
-        def kill_in_round_two(message, grid=grid, second=second) -> None:
-            if message.metadata.message_type == "train" and int(message.content["config"]["server-round"]) == 2:
-                grid.down.add(second)
+        def die_in_round_two(message, grid=grid, third=third, secure=secure) -> None:
+            content = message.content
+            if secure and "secaggplus_configs" in content:
+                stage = content["secaggplus_configs"].get("stage")
+                if stage == "collect_masked_vectors" and message.metadata.group_id == "2":
+                    grid.down.add(third)
+            elif not secure and message.metadata.message_type == "train" and content["config"]["server-round"] == 2:
+                grid.down.add(third)
 
-        grid.on_round = kill_in_round_two
+        grid.on_round = die_in_round_two
         state = build_server_state(config)
         outcome, _ = run_inprocess(config, grid=grid, state=state)
-        assert outcome.curve[1]["lost_silos"] == [1]
+        assert outcome.curve[1]["lost_silos"] == [2]
         models[secure] = state.server
     for name, tensor in models[False].shared.items():
         torch.testing.assert_close(models[True].shared[name], tensor, atol=1e-5, rtol=1e-4, msg=name)

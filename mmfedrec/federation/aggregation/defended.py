@@ -265,13 +265,10 @@ def secure_layout(dense_shapes: dict[str, tuple[int, ...]], n_items: int, row_wi
     return {**dense_shapes, "weight": (1,), "rows": (n_items, row_width), "senders": (n_items,)}
 
 
-def masked_upload_total(
-    uploads: ClientUploads, defense: Defense, n_items: int, round_key: int, cohort: Tensor | np.ndarray
-) -> Tensor:
-    """(P,) int64: the sum of these clients' pairwise-masked uploads, each a dense vector of the
-    `secure_layout` with its weight applied. Masks cancel only over the whole `cohort`, so a part
-    of it (a silo's clients) reveals nothing alone. Cost: every client uploads I * (D + 2) values,
-    and masking is O(C log C * I * D) (SecAgg+-style sparse pairing)."""
+def secure_vectors(uploads: ClientUploads, defense: Defense, n_items: int) -> Tensor:
+    """(C, P) float64: each client's upload as one dense vector of the `secure_layout` (dense
+    deltas times weight, weight, its rows over the whole catalogue, which items it sent): what
+    secure aggregation adds up. Every client uploads I * (D + 2) values."""
     weights = _weights(uploads, defense)
     dense = {k: v * weights.view(-1, *[1] * (v.dim() - 1)) for k, v in uploads.dense.items()}
     n_clients = len(uploads.clients)
@@ -281,8 +278,17 @@ def masked_upload_total(
     )
     sent = torch.zeros(n_clients, n_items).index_put_(index, torch.ones(len(uploads.row_items)), accumulate=True)
     parts = {**dense, "weight": weights.view(-1, 1), "rows": rows, "senders": sent.clamp(max=1.0)}
-    masked = mask_updates(flatten_updates(parts).double(), uploads.clients, round_key, cohort)  # (C, P) on the wire
-    return masked_total(masked)
+    return flatten_updates(parts).double()
+
+
+def masked_upload_total(
+    uploads: ClientUploads, defense: Defense, n_items: int, round_key: int, cohort: Tensor | np.ndarray
+) -> Tensor:
+    """(P,) int64: the sum of these clients' pairwise-masked `secure_vectors`. Masks cancel only
+    over the whole `cohort`, so a part of it (a silo's clients) reveals nothing alone; masking is
+    O(C log C * P) (SecAgg+-style sparse pairing)."""
+    vectors = secure_vectors(uploads, defense, n_items)
+    return masked_total(mask_updates(vectors, uploads.clients, round_key, cohort))  # (C, P) on the wire
 
 
 def unmasked_sums(total: Tensor, layout: dict[str, tuple[int, ...]], n_clients: int) -> FedAvgSums:

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 from torch import Tensor
 
 from mmfedrec.config.methods import method_spec
@@ -31,11 +33,12 @@ from mmfedrec.federation.aggregation.defended import (
     Defense,
     bound_uploads,
     collect_uploads,
-    masked_upload_total,
+    secure_vectors,
 )
 from mmfedrec.federation.aggregation.sums import UpdateSums, update_sums
 from mmfedrec.federation.engines.runner import build_client_model, noise_multiplier
 from mmfedrec.federation.flower.run_config import check_flower_support, flower_split, from_run_config
+from mmfedrec.federation.flower.secagg_plus import fit_reply, fit_request
 from mmfedrec.federation.local.batches import KnownPairs, build_round_examples, counter_hash, pad_chunks, round_key
 from mmfedrec.federation.local.history import EventContexts, user_contexts
 from mmfedrec.federation.local.schedule import scheduled_local
@@ -45,6 +48,7 @@ from mmfedrec.federation.models.protocol import ClientModel
 from mmfedrec.federation.models.scorer import client_scorer
 from mmfedrec.federation.privacy.comm import upload_nbytes
 from mmfedrec.federation.privacy.compression import ErrorFeedbackCompressor
+from mmfedrec.federation.privacy.secure_agg import encode_fixed
 from mmfedrec.runtime import configure_runtime
 
 PRIVATE_KEY = "mmfedrec.private"  # context.state: this node's private rows, (C_node, ...)
@@ -78,7 +82,7 @@ class Silo:
 @dataclass
 class SiloUpdate:
     """A node's reply to one training round, before it goes on the wire: one of `sums` (plain
-    FedAvg), `uploads` (each client's upload, for defences that need them) or `masked` (secure
+    FedAvg), `uploads` (each client's upload, for defences that need them) or `fixed_total` (secure
     aggregation), or none when no user of the silo trained this round."""
 
     sums: UpdateSums | None
@@ -87,16 +91,8 @@ class SiloUpdate:
     upload_bytes: float  # sum over the silo's clients of what each would upload alone
     routed_mass: Tensor | None  # (K,) examples routed to each expert, summed over the silo
     uploads: ClientUploads | None = None
-    masked: Tensor | None = None  # (P,) int64 masked total of the silo's clients
-    positives: Tensor | None = None  # (I,) with uploads or masked: the item tower's evidence
-    clients: np.ndarray | None = None  # with masked: who took part (the server removes the others' masks)
-
-
-def round_clients(indptr: np.ndarray, selected: np.ndarray | None) -> np.ndarray:
-    """The round's clients: the selected users (default all) with something to train on
-    (`indptr`: the training CSR's row pointers, public structure every node and the server hold)."""
-    users = np.arange(len(indptr) - 1) if selected is None else np.asarray(selected)
-    return users[indptr[users + 1] > indptr[users]]
+    fixed_total: np.ndarray | None = None  # (P + I,) int64: SecAgg+'s input (see `secure_total`)
+    positives: Tensor | None = None  # (I,) with uploads: the item tower's evidence
 
 
 @functools.lru_cache(maxsize=4)
@@ -132,7 +128,8 @@ def train_silo(
     compressor: ErrorFeedbackCompressor | None = None,
 ) -> SiloUpdate:
     """One round for the silo's (selected) users; `private` (and `compressor`'s residuals) updated in place."""
-    clients = np.intersect1d(silo.users, round_clients(silo.indptr, selected))
+    clients = silo.users if selected is None else np.intersect1d(silo.users, selected)
+    clients = clients[silo.indptr[clients + 1] > silo.indptr[clients]]  # nothing to train on: not selected
     if len(clients) == 0:
         return SiloUpdate(None, 0, 0.0, 0.0, None)
     federated, n_items = silo.config.federated, silo.split.n_items
@@ -167,16 +164,20 @@ def train_silo(
             sums = chunk_sums if sums is None else sums + chunk_sums
     update = SiloUpdate(sums, len(clients), n_examples, upload, routed)
     if parts:
-        update.positives = sum(result.positive_senders(n_items) for _, result in parts)
+        positives = sum(result.positive_senders(n_items) for _, result in parts)
         uploads = collect_uploads(parts, n_items)
-        if silo.defense.privacy.secure_agg:  # bounded and masked here: the server sees only the total
-            cohort = round_clients(silo.indptr, selected)
-            bounded = bound_uploads(uploads, silo.defense)
-            update.masked = masked_upload_total(bounded, silo.defense, n_items, key, cohort)
-            update.clients = clients
+        if silo.defense.privacy.secure_agg:  # bounded here; SecAgg+ masks the total
+            update.fixed_total = secure_total(bound_uploads(uploads, silo.defense), silo.defense, n_items, positives)
         else:
-            update.uploads = uploads
+            update.uploads, update.positives = uploads, positives
     return update
+
+
+def secure_total(uploads: ClientUploads, defense: Defense, n_items: int, positives: Tensor) -> np.ndarray:
+    """(P + I,) int64: the silo's clients' `secure_vectors` and then the item positives, summed in
+    fixed point modulo 2^64 (what SecAgg+ adds up over silos, exactly)."""
+    clients = np.add.reduce(encode_fixed(secure_vectors(uploads, defense, n_items)), axis=0, dtype=np.uint64)
+    return np.concatenate([clients, encode_fixed(positives.double().unsqueeze(0))[0]]).view(np.int64)
 
 
 def silo_view(split: Split, users: np.ndarray) -> Split:
@@ -288,15 +289,39 @@ def _compressor(context: Context, silo: Silo) -> ErrorFeedbackCompressor | None:
 
 
 def update_records(update: SiloUpdate) -> dict[str, ArrayRecord]:
-    """The arrays of a training reply: "sums", "uploads" or "masked" (see `SiloUpdate`)."""
+    """The arrays of a training reply: "sums" or "uploads" (see `SiloUpdate`)."""
     if update.sums is not None:
         return {"sums": _arrays(update.sums.tensors())}
     if update.uploads is not None:
         return {"uploads": _arrays({**update.uploads.tensors(), "positives": update.positives})}
-    if update.masked is not None:
-        clients = torch.from_numpy(update.clients)
-        return {"masked": _arrays({"total": update.masked, "positives": update.positives, "clients": clients})}
     return {}
+
+
+def train_round(
+    context: Context, round_config: dict, shared: dict[str, Tensor], item_table: Tensor
+) -> tuple[SiloUpdate, dict[str, int | float | list[float]]]:
+    """This silo's round (its state read from and kept in `context.state`); the update and its metrics."""
+    _, silo = _node_silo(context)
+    private = _load_private(context, silo)
+    _promote_best(context, private, int(round_config.get("best-round", -1)))
+    selected = round_config.get("selected")
+    if isinstance(selected, bytes):  # SecAgg+'s legacy config carries it as bytes
+        selected = np.frombuffer(selected, dtype=np.int64)
+    selected = None if selected is None else np.asarray(selected, dtype=np.int64)
+    compressor = _compressor(context, silo)
+    update = train_silo(silo, private, shared, item_table, int(round_config["server-round"]), selected, compressor)
+    _store(context, PRIVATE_KEY, private)
+    if compressor is not None:
+        _store(context, COMPRESSION_KEY, compressor.state())
+    metrics: dict[str, int | float | list[float]] = {
+        "num-examples": int(update.n_examples),
+        "num-clients": update.n_clients,
+        "upload-bytes": update.upload_bytes,
+        "partition-id": int(context.node_config.get("partition-id", 0)),
+    }
+    if update.routed_mass is not None and update.fixed_total is None:  # not under secure aggregation
+        metrics["routed-mass"] = [float(v) for v in update.routed_mass]
+    return update, metrics
 
 
 app = ClientApp()
@@ -305,27 +330,25 @@ app = ClientApp()
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """Train this silo's users for one round; reply with what the run's aggregation needs and counts only."""
-    _, silo = _node_silo(context)
-    round_config = msg.content["config"]
-    private = _load_private(context, silo)
-    _promote_best(context, private, int(round_config.get("best-round", -1)))
+    if RECORD_KEY_CONFIGS in msg.content:  # a stage of SecAgg+ (`--secure-agg`)
+        return secaggplus_mod(msg, context, train_for_secagg_plus)
     shared, item_table = unpack_global(msg.content["arrays"])
-    selected = np.asarray(round_config["selected"], dtype=np.int64) if "selected" in round_config else None
-    compressor = _compressor(context, silo)
-    update = train_silo(silo, private, shared, item_table, int(round_config["server-round"]), selected, compressor)
-    _store(context, PRIVATE_KEY, private)
-    if compressor is not None:
-        _store(context, COMPRESSION_KEY, compressor.state())
-    reply_metrics: dict[str, int | float | list[float]] = {
-        "num-examples": int(update.n_examples),
-        "num-clients": update.n_clients,
-        "upload-bytes": update.upload_bytes,
-        "partition-id": int(context.node_config.get("partition-id", 0)),
-    }
-    if update.routed_mass is not None:
-        reply_metrics["routed-mass"] = [float(v) for v in update.routed_mass]
-    content = RecordDict({"metrics": MetricRecord(reply_metrics), **update_records(update)})
+    update, metrics = train_round(context, dict(msg.content["config"]), shared, item_table)
+    content = RecordDict({"metrics": MetricRecord(metrics), **update_records(update)})
     return Message(content=content, reply_to=msg)
+
+
+def train_for_secagg_plus(msg: Message, context: Context) -> Message:
+    """SecAgg+'s masked-vector stage: train, and hand the mod the silo's fixed-point total to mask."""
+    arrays, round_config = fit_request(msg)
+    shared = {name.removeprefix("shared."): torch.from_numpy(a) for name, a in arrays.items() if name != "item_table"}
+    item_table = torch.from_numpy(arrays["item_table"])
+    update, metrics = train_round(context, round_config, shared, item_table)
+    if update.fixed_total is None:  # no user of this silo trained: it adds zeros
+        n_items, width = item_table.shape
+        size = sum(value.numel() for value in shared.values()) + 1 + n_items * (width + 2)
+        update.fixed_total = np.zeros(size, dtype=np.int64)
+    return fit_reply(msg, update.fixed_total, metrics)
 
 
 @app.evaluate()

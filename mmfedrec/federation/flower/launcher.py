@@ -15,6 +15,7 @@ run folder is written by `mmfedrec.experiment` for every engine.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import os
 import re
@@ -112,6 +113,7 @@ class InProcessGrid(Grid):
         return self.pull_messages(self.push_messages(messages))
 
     def _deliver(self, message: Message) -> Message:
+        message = copy.deepcopy(message)  # each node gets its own copy, as over the wire
         node = message.metadata.dst_node_id
         if self.on_round is not None:
             self.on_round(message)

@@ -41,11 +41,11 @@ from mmfedrec.federation.aggregation.defended import (
 from mmfedrec.federation.aggregation.server import ClientSampler, ServerModel
 from mmfedrec.federation.aggregation.sums import UpdateSums
 from mmfedrec.federation.engines.runner import SeedOutcome, build_client_model, build_tower, noise_multiplier
-from mmfedrec.federation.flower.client_app import PROTOCOLS, global_arrays, round_clients
+from mmfedrec.federation.flower.client_app import PROTOCOLS, global_arrays
 from mmfedrec.federation.flower.run_config import check_flower_support, flower_split, from_run_config
+from mmfedrec.federation.flower.secagg_plus import decode_total, secagg_plus_round
 from mmfedrec.federation.local.batches import round_key
 from mmfedrec.federation.privacy.comm import download_nbytes
-from mmfedrec.federation.privacy.secure_agg import dropout_correction, masked_total
 from mmfedrec.runtime import configure_runtime
 
 
@@ -94,6 +94,9 @@ class MmfedrecStrategy(FedAvg):
         self.server = state.server
         self.sampler = state.sampler
         self._selected: np.ndarray | None = None  # this round's sampled users (None: all)
+        self._secure_metrics: list[dict] = []  # under SecAgg+: the round's silos' metrics
+        self._secure_failures = 0
+        self.timeout: float | None = None  # seconds a message may take (run_server sets the run's)
         self.rounds = rounds
         self.eval_every = eval_every
         self.curve: list[dict[str, object]] = []
@@ -124,35 +127,64 @@ class MmfedrecStrategy(FedAvg):
         if len(selected) < self.sampler.n_users:
             self._selected = selected
             config["selected"] = [int(u) for u in selected]
+        if self.state.defense.privacy.secure_agg:  # the round runs as SecAgg+'s protocol, here
+            self._secure_round(grid, server_round)
+            return []
         return super().configure_train(server_round, arrays, config, grid)
+
+    def _secure_round(self, grid: Grid, server_round: int) -> None:
+        """One SecAgg+ round (`secagg_plus.secagg_plus_round`): the server learns the silos' total only."""
+        round_config: dict[str, int | bytes] = {"server-round": server_round, "best-round": self.best.round}
+        if self._selected is not None:
+            round_config["selected"] = self._selected.astype(np.int64).tobytes()
+        arrays = {f"shared.{name}": value.numpy() for name, value in self.server.shared.items()}
+        arrays["item_table"] = self.server.item_table().numpy()
+        nodes = len(list(grid.get_node_ids()))
+        total, self._secure_metrics = secagg_plus_round(grid, server_round, arrays, round_config, self.timeout)
+        self._secure_failures = nodes - len(self._secure_metrics)
+        if total is None:
+            log(WARNING, "round %d: SecAgg+ halted (too few silos completed it); the model is unchanged", server_round)
+            return
+        item_table = self.server.item_table()
+        n_items, width = item_table.shape
+        dense_shapes = {name: tuple(value.shape) for name, value in self.server.shared.items()}
+        layout = secure_layout(dense_shapes, n_items, width)
+        clients = sum(int(metrics["num-clients"]) for metrics in self._secure_metrics)
+        sums = unmasked_sums(torch.from_numpy(total[:-n_items]), layout, clients)
+        positives = torch.from_numpy(decode_total(total[-n_items:])).float()
+        state = self.state
+        delta, rows = fedavg_from_sums(sums, state.defense, state.expected_clients, state.noise, state.row_average)
+        self.server.apply_delta(delta, rows, None, positives)
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        valid, errors = self._check_and_log_replies(replies, is_train=True, validate=False)
-        trained = [r for r in valid if int(r.content["metrics"]["num-clients"]) > 0]
         rejected = 0
-        if any("sums" in r.content for r in trained):
-            sums = sum_replies(trained)
-            self.server.apply(sums)
-        elif any("uploads" in r.content for r in trained):
-            rejected = self.aggregate_uploads(server_round, trained)
-        elif any("masked" in r.content for r in trained):
-            self.aggregate_masked(server_round, trained)
-        clients = sum(int(r.content["metrics"]["num-clients"]) for r in trained)
-        examples = sum(int(r.content["metrics"]["num-examples"]) for r in trained)
-        upload = sum(float(r.content["metrics"]["upload-bytes"]) for r in trained)
-        answered = {int(r.content["metrics"]["partition-id"]) for r in valid}
+        if self.state.defense.privacy.secure_agg:  # aggregated by `_secure_round` already
+            replied, failed = self._secure_metrics, self._secure_failures
+        else:
+            valid, errors = self._check_and_log_replies(replies, is_train=True, validate=False)
+            trained = [r for r in valid if int(r.content["metrics"]["num-clients"]) > 0]
+            if any("sums" in r.content for r in trained):
+                self.server.apply(sum_replies(trained))
+            elif any("uploads" in r.content for r in trained):
+                rejected = self.aggregate_uploads(server_round, trained)
+            replied, failed = [dict(r.content["metrics"]) for r in valid], len(errors)
+        trained_metrics = [m for m in replied if int(m["num-clients"]) > 0]
+        clients = sum(int(m["num-clients"]) for m in trained_metrics)
+        examples = sum(int(m["num-examples"]) for m in trained_metrics)
+        upload = sum(float(m["upload-bytes"]) for m in trained_metrics)
+        answered = {int(m["partition-id"]) for m in replied}
         self.silos |= answered
         lost = sorted(self.silos - answered)
-        if errors or lost:
+        if failed or lost:
             log(
                 WARNING,
                 "round %d: %d node(s) failed, silo(s) %s did not reply; aggregated %d node(s)",
                 server_round,
-                len(errors),
+                failed,
                 lost,
-                len(valid),
+                len(replied),
             )
         self.curve.append(
             {
@@ -161,14 +193,14 @@ class MmfedrecStrategy(FedAvg):
                 "clients": clients,
                 "upload_bytes_per_client": upload / clients if clients else 0.0,
                 "download_bytes_per_client": self._download,
-                "nodes": len(valid),
-                "failed_nodes": len(errors),
+                "nodes": len(replied),
+                "failed_nodes": failed,
                 "lost_silos": lost,
                 "rejected": rejected,
             }
         )
         metrics: dict[str, int | float | list[float]] = {"num-examples": examples, "num-clients": clients}
-        masses = [r.content["metrics"]["routed-mass"] for r in trained if "routed-mass" in r.content["metrics"]]
+        masses = [m["routed-mass"] for m in trained_metrics if "routed-mass" in m]
         if masses:
             metrics["routed-mass"] = [float(v) for v in np.sum(np.asarray(masses, dtype=np.float64), axis=0)]
         return self.global_arrays(), MetricRecord(metrics)
@@ -189,26 +221,6 @@ class MmfedrecStrategy(FedAvg):
             )
             self.server.apply_delta(delta, rows, None, positives)
         return rejected
-
-    def aggregate_masked(self, server_round: int, trained: list[Message]) -> None:
-        """Secure aggregation: add the silos' masked totals; the masks of clients whose silo did not
-        reply are removed (`dropout_correction`), and only the cohort's sums are ever seen."""
-        state = self.state
-        item_table = self.server.item_table()
-        n_items, key = item_table.shape[0], round_key(state.seed, server_round)
-        received = [r.content["masked"].to_torch_state_dict() for r in trained]
-        total = masked_total(torch.stack([tensors["total"] for tensors in received]))
-        cohort = round_clients(state.indptr, self._selected)
-        took_part = np.concatenate([tensors["clients"].numpy() for tensors in received])
-        dropped = np.setdiff1d(cohort, took_part)
-        if len(dropped):
-            total = masked_total(torch.stack([total, dropout_correction(dropped, cohort, key, len(total))]))
-        dense_shapes = {name: tuple(value.shape) for name, value in self.server.shared.items()}
-        layout = secure_layout(dense_shapes, n_items, item_table.shape[1])
-        sums = unmasked_sums(total, layout, len(took_part))
-        delta, rows = fedavg_from_sums(sums, state.defense, state.expected_clients, state.noise, state.row_average)
-        positives = torch.stack([tensors["positives"] for tensors in received]).sum(0)
-        self.server.apply_delta(delta, rows, None, positives)
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -262,7 +274,6 @@ class ServerState:
     server: ServerModel
     sampler: ClientSampler
     defense: Defense
-    indptr: np.ndarray  # the training CSR's row pointers (public structure): who can train
     seed: int
     expected_clients: float  # DP's fixed denominator: clients sampled per round
     row_average: str
@@ -290,7 +301,6 @@ def build_server_state(config: RunConfig) -> ServerState:
         server,
         ClientSampler(split.n_users, federated.client_fraction, seed),
         Defense(config.robust, config.privacy, noise_multiplier(config)),
-        split.train_csr()[0],
         seed,
         max(1.0, federated.client_fraction * split.n_users),
         federated.row_average,
@@ -308,6 +318,7 @@ def run_server(grid: Grid, config: RunConfig, state: ServerState | None = None) 
     state = state or build_server_state(config)
     rounds, flower, seed = config.train.rounds, config.flower, config.seeds[0]
     strategy = MmfedrecStrategy(state, rounds, config.eval.eval_every, config.eval.select_on)
+    strategy.timeout = flower.round_timeout
     wait_for_nodes(grid, flower.min_nodes, flower.node_wait_timeout)
     strategy.start(grid, strategy.global_arrays(), num_rounds=rounds, timeout=flower.round_timeout)
     test = strategy.evaluate_best(grid, flower.round_timeout)

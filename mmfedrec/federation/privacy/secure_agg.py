@@ -53,7 +53,7 @@ def mask_updates(
     cohort_ids = ids if cohort is None else _ids(cohort)
     if len(np.unique(ids)) != len(ids) or not np.isin(ids, cohort_ids).all():
         raise MmfedrecError("secure aggregation: client ids must be distinct members of the cohort")
-    masked = _encode(flat)  # (C, P) uint64
+    masked = encode_fixed(flat)  # (C, P) uint64
     row = {int(client): index for index, client in enumerate(ids)}
     for low, high in _pairs(cohort_ids, round_key, neighbours):
         in_low, in_high = row.get(int(low)), row.get(int(high))
@@ -113,7 +113,7 @@ def _ids(clients: Tensor | np.ndarray) -> np.ndarray:
     return np.asarray(clients.numpy() if isinstance(clients, Tensor) else clients, dtype=np.int64).reshape(-1)
 
 
-def _encode(flat: Tensor) -> np.ndarray:
+def encode_fixed(flat: Tensor) -> np.ndarray:
     """(C, P) fixed-point values as uint64 (two's complement), rejecting what cannot be encoded."""
     largest = flat.detach().abs().amax() if flat.numel() else torch.tensor(0.0)  # NaN if any value is NaN
     if not torch.isfinite(largest):
