@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--nodes", type=int, default=2, help="SuperNodes (silos)")
     parser.add_argument("--ml-100k", type=Path, help="train on this MovieLens-100K folder instead of synthetic data")
+    parser.add_argument("--secure-agg", action="store_true", help="secure aggregation (SecAgg+ on Flower)")
     parser.add_argument("--kill-after-round", type=int, default=0, help="deploy: SIGKILL the last SuperNode then")
     parser.add_argument(
         "--engines",
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         cache_dir=str(cache),
         rounds=args.rounds,
         min_nodes=args.nodes,
+        secure_agg=args.secure_agg,
         **({"dataset": "movielens-100k", "root": str(args.ml_100k)} if args.ml_100k else {}),
     )
     split = flower_split(config)
@@ -241,6 +243,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             "users": split.n_users,
             "items": split.n_items,
             "rounds": args.rounds,
+            "secure_agg": args.secure_agg,
             "nodes": args.nodes,
             "torch_threads": 1,
         },

@@ -255,7 +255,7 @@ class PrivacyConfig(Section):
     dp_epsilon: float = setting(0.0, "client-level DP budget over the run (0 = off)", low=0)
     dp_delta: float = setting(1e-5, "DP delta", low=0, high=1, low_open=True, high_open=True)
     dp_clip: float = setting(1.0, "per-client L2 clip of the whole update", low=0, low_open=True)
-    secure_agg: bool = setting(False, "pairwise-masked dense uploads: the server sees only the sum (small runs)")
+    secure_agg: bool = setting(False, "masked dense uploads, the server sees only the sum (Flower: SecAgg+)")
 
 
 @dataclass(frozen=True)
