@@ -12,7 +12,14 @@ import pytest
 from mmfedrec.config import RunConfig
 from mmfedrec.config.methods import method_spec
 from mmfedrec.federation.engines.runner import train_seed
-from mmfedrec.federation.flower.launcher import FlowerOptions, ProcessGroup, run_flower
+from mmfedrec.federation.flower.launcher import (
+    FlowerOptions,
+    ProcessGroup,
+    free_port,
+    run_flower,
+    supernode_command,
+    supernode_key,
+)
 from mmfedrec.federation.flower.run_config import flower_split
 from tests.federation.helpers import flower_processes, localhost_tls, small_flower_config
 
@@ -99,6 +106,30 @@ def test_deployment_engine_over_tls_matches_the_inprocess_engine(tmp_path, work_
     assert_same_metrics(outcome, reference)
     assert started and not any("--insecure" in args for args in started[0])
     assert "insecure" not in (work_dir / "flwr-home" / "config.toml").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_supernode_authentication_admits_registered_nodes_only(tmp_path, work_dir) -> None:
+    """`--enable-supernode-auth`: the two SuperNodes whose keys were registered with
+    `flwr supernode register` run the federation; a third with an unregistered key is refused."""
+    config = small_config(tmp_path)
+    tls = localhost_tls(tmp_path / "tls")
+    options = FlowerOptions(num_nodes=2, timeout=240, work_dir=work_dir, tls=tls, supernode_auth=True)
+
+    def intrude(group: ProcessGroup) -> None:
+        key, _ = supernode_key(tmp_path / "intruder", "intruder")
+        node_args = list(group.processes["supernode-0"].args)
+        superlink_port = int(node_args[node_args.index("--superlink") + 1].rsplit(":", 1)[1])
+        command = supernode_command(options.python_bin, superlink_port, free_port(), 0, 2, tls, True, key)
+        group.start("intruder", command)
+
+    outcome = run_flower(config, "flower-deploy", options, on_started=intrude)
+    reference = train_seed(method_spec(config.method), flower_split(config), None, config, config.seeds[0])
+    assert_same_metrics(outcome, reference)
+    assert [entry["nodes"] for entry in outcome.curve] == [2, 2]
+    intruder_log = (work_dir / "logs" / "intruder.log").read_text()
+    assert "Failed to activate SuperNode" in intruder_log
 
 
 def group_args(group) -> list[list[str]]:

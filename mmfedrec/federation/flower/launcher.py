@@ -165,6 +165,7 @@ class FlowerOptions:
     python_bin: Path = field(default_factory=lambda: Path(sys.executable).parent)  # flwr, flower-* live here
     tls: TlsFiles | None = None  # None: plaintext on 127.0.0.1; else every connection over TLS
     warm: bool = True  # deploy: one warm ClientApp runner per SuperNode (else Flower's process per message)
+    supernode_auth: bool = False  # deploy over TLS: only SuperNodes whose key was registered may join
 
 
 @dataclass(frozen=True)
@@ -271,10 +272,13 @@ def write_flower_config(home: Path, name: str, port: int, tls: TlsFiles | None =
     )
 
 
-def superlink_command(bin_dir: Path, port: int, simulation: bool, tls: TlsFiles | None = None) -> list[str]:
+def superlink_command(
+    bin_dir: Path, port: int, simulation: bool, tls: TlsFiles | None = None, supernode_auth: bool = False
+) -> list[str]:
     command = [
         str(bin_dir / "flower-superlink"),
         *(["--insecure"] if tls is None else tls.superlink_flags()),
+        *(["--enable-supernode-auth"] if supernode_auth else []),
         "--host",
         "127.0.0.1",
         "--port",
@@ -292,11 +296,14 @@ def supernode_command(
     n: int,
     tls: TlsFiles | None = None,
     warm: bool = False,
+    auth_key: Path | None = None,
 ) -> list[str]:
-    """A SuperNode of silo `partition`; `warm`: its ClientApps are left to our warm runner."""
+    """A SuperNode of silo `partition`; `warm`: its ClientApps are left to our warm runner;
+    `auth_key`: the OpenSSH EC private key it signs its requests with."""
     return [
         str(bin_dir / "flower-supernode"),
         *(["--isolation", "process"] if warm else []),
+        *(["--auth-supernode-private-key", str(auth_key)] if auth_key else []),
         *(["--insecure"] if tls is None else ["--root-certificates", str(tls.ca_certificate)]),
         "--superlink",
         f"127.0.0.1:{superlink_port}",
@@ -343,7 +350,8 @@ def flower_processes(options: FlowerOptions) -> Iterator[tuple[ProcessGroup, Pat
 
 def start_superlink(group: ProcessGroup, options: FlowerOptions, simulation: bool, home: Path) -> int:
     port = free_port()
-    process = group.start("superlink", superlink_command(options.python_bin, port, simulation, options.tls))
+    command = superlink_command(options.python_bin, port, simulation, options.tls, options.supernode_auth)
+    process = group.start("superlink", command)
     wait_for_port(port, 60.0, process)
     write_flower_config(home, "mmfedrec", port, options.tls)
     return port
@@ -357,13 +365,50 @@ def warm_runner_command(bin_dir: Path, runtime_port: int, node_pid: int) -> list
     return [python, "-m", module, "--runtime-api-address", address, "--node-pid", str(node_pid)]
 
 
+def supernode_key(folder: Path, name: str) -> tuple[Path, Path]:
+    """A new EC (P-384) key pair in OpenSSH format, as `ssh-keygen -t ecdsa -b 384` writes it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    private, public = folder / name, folder / f"{name}.pub"
+    folder.mkdir(parents=True, exist_ok=True)
+    ssh = serialization.PrivateFormat.OpenSSH
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, ssh, serialization.NoEncryption()))
+    private.chmod(0o600)
+    openssh = serialization.PublicFormat.OpenSSH
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.OpenSSH, openssh))
+    return private, public
+
+
+def register_supernode(group: ProcessGroup, options: FlowerOptions, public_key: Path) -> None:
+    """`flwr supernode register KEY.pub mmfedrec`: the SuperLink admits the node holding the key."""
+    command = [str(options.python_bin / "flwr"), "supernode", "register", str(public_key), "mmfedrec"]
+    done = subprocess.run(command, env=group.env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise MmfedrecError(f"flwr supernode register failed: {(done.stdout + done.stderr)[-2000:]}")
+
+
 def start_supernodes(group: ProcessGroup, options: FlowerOptions, superlink_port: int) -> list[str]:
-    """One SuperNode per silo (`supernode-i`), with its warm runner (`runner-i`) when `options.warm`."""
+    """One SuperNode per silo (`supernode-i`), with its warm runner (`runner-i`) when `options.warm`;
+    under `supernode_auth` each gets a key pair, registered with the SuperLink before it starts."""
+    if options.supernode_auth and options.tls is None:
+        raise MmfedrecError("SuperNode authentication needs TLS (FlowerOptions.tls)")
     names = []
     for partition in range(options.num_nodes):
-        name, runtime_port = f"supernode-{partition}", free_port()
+        name, runtime_port, key = f"supernode-{partition}", free_port(), None
+        if options.supernode_auth:
+            key, public = supernode_key(Path(group.log_dir).parent / "keys", name)
+            register_supernode(group, options, public)
         command = supernode_command(
-            options.python_bin, superlink_port, runtime_port, partition, options.num_nodes, options.tls, options.warm
+            options.python_bin,
+            superlink_port,
+            runtime_port,
+            partition,
+            options.num_nodes,
+            options.tls,
+            options.warm,
+            key,
         )
         node = group.start(name, command)
         if options.warm:
