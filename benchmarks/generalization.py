@@ -14,13 +14,12 @@ summary.json exists is read back, so a stopped benchmark resumes.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
-from train_runs import cell, train
+from train_runs import cell, run_cell
 
 METHODS = ("popularity", "fedavg-mf", "fedncf", "pfedrec", "ours")
 
@@ -52,13 +51,6 @@ def tune(flags: list[str], out: Path, trials: int, threads: int) -> tuple[Path, 
 def _trials_done(out: Path) -> int:
     path = out / "trials.csv"
     return max(0, len(path.read_text().splitlines()) - 1) if path.exists() else 0
-
-
-def run_cell(flags: list[str], out: Path, threads: int) -> tuple[dict, str]:
-    """A training run, read back when it already finished."""
-    if (out / "summary.json").exists():
-        return json.loads((out / "summary.json").read_text()), "(read back) " + " ".join(flags)
-    return train(flags, out, threads)
 
 
 def main() -> None:

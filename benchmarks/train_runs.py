@@ -17,6 +17,13 @@ def train(args: list[str], out: Path, threads: int) -> tuple[dict, str]:
     return json.loads((out / "summary.json").read_text()), shlex.join(command)
 
 
+def run_cell(flags: list[str], out: Path, threads: int) -> tuple[dict, str]:
+    """A training run, read back when it already finished (a stopped benchmark resumes)."""
+    if (out / "summary.json").exists():
+        return json.loads((out / "summary.json").read_text()), "(read back) " + " ".join(flags)
+    return train(flags, out, threads)
+
+
 def dataset_args(root: Path | None, posters: Path | None) -> list[str]:
     """ML-100K (optionally with TMDB overviews and posters) when given, else the synthetic default."""
     if root is None:

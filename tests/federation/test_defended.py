@@ -90,3 +90,29 @@ def test_dp_noise_changes_the_model_but_training_still_runs() -> None:
     noisy.run_round(1)
     plain.run_round(1)
     assert not torch.allclose(noisy.tower.id_table, plain.tower.id_table)
+
+
+@pytest.mark.parametrize("dp", [False, True])
+def test_fixed_point_sum_equals_the_sum_of_the_encoded_dense_vectors(dp: bool) -> None:
+    """What a Flower silo hands SecAgg+ is, bit for bit, the sum of its clients' encoded
+    `secure_vectors`, without forming their dense rows."""
+    import numpy as np
+
+    from mmfedrec.federation.aggregation.defended import Defense, fixed_point_sum, secure_vectors
+    from mmfedrec.federation.privacy.secure_agg import encode_fixed
+
+    generator = torch.Generator().manual_seed(0)
+    n_items, width = 7, 3
+    owners = torch.tensor([0, 0, 1, 2, 2, 2])
+    items = torch.tensor([1, 4, 4, 0, 1, 6])  # one row per (client, item), as collect_uploads merges them
+    uploads = ClientUploads(
+        clients=torch.tensor([5, 9, 12]),
+        dense={"w": torch.randn(3, 2, 2, generator=generator), "b": torch.randn(3, 2, generator=generator)},
+        weights=torch.tensor([3.0, 1.0, 8.0]),
+        row_owner=owners,
+        row_items=items,
+        row_deltas=torch.randn(6, width, generator=generator),
+    )
+    defense = Defense(noise_multiplier=1.0 if dp else 0.0)
+    expected = np.add.reduce(encode_fixed(secure_vectors(uploads, defense, n_items)), axis=0, dtype=np.uint64)
+    np.testing.assert_array_equal(fixed_point_sum(uploads, defense, n_items), expected)

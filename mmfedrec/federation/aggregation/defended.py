@@ -24,7 +24,7 @@ from mmfedrec.federation.aggregation.robust import coordinate_median, robust_row
 from mmfedrec.federation.aggregation.sums import average_rows
 from mmfedrec.federation.local.training import LocalResult, sum_by_key
 from mmfedrec.federation.privacy.dp import add_gaussian_noise, clip_factors, flatten_updates, unflatten
-from mmfedrec.federation.privacy.secure_agg import mask_updates, masked_total, unmask_sum
+from mmfedrec.federation.privacy.secure_agg import SCALE, encode_fixed, mask_updates, masked_total, unmask_sum
 
 log = logging.getLogger("mmfedrec")
 
@@ -279,6 +279,20 @@ def secure_vectors(uploads: ClientUploads, defense: Defense, n_items: int) -> Te
     sent = torch.zeros(n_clients, n_items).index_put_(index, torch.ones(len(uploads.row_items)), accumulate=True)
     parts = {**dense, "weight": weights.view(-1, 1), "rows": rows, "senders": sent.clamp(max=1.0)}
     return flatten_updates(parts).double()
+
+
+def fixed_point_sum(uploads: ClientUploads, defense: Defense, n_items: int) -> np.ndarray:
+    """(P,) uint64: the sum over clients of their `secure_vectors` in fixed point (modulo 2^64),
+    exactly as summing the encoded vectors, without forming a client's dense I x (D + 1) rows."""
+    weights = _weights(uploads, defense)
+    dense = {k: v * weights.view(-1, *[1] * (v.dim() - 1)) for k, v in uploads.dense.items()}
+    pieces = [np.add.reduce(encode_fixed(flatten_updates(dense)), axis=0, dtype=np.uint64)] if dense else []
+    pieces.append(np.add.reduce(encode_fixed(weights.view(-1, 1).double()), axis=0, dtype=np.uint64))
+    rows = np.zeros((n_items, uploads.row_deltas.shape[-1]), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        np.add.at(rows, uploads.row_items.numpy(), encode_fixed(uploads.row_deltas.double()))
+    senders = np.bincount(uploads.row_items.numpy(), minlength=n_items).astype(np.uint64) * np.uint64(SCALE)
+    return np.concatenate([*pieces, rows.reshape(-1), senders])
 
 
 def masked_upload_total(

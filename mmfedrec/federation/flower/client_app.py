@@ -3,7 +3,8 @@
 A node holds the users `np.array_split(range(n_users), num-partitions)[partition-id]` (from its
 `--node-config`). Per round it draws the same counter-based examples the in-process engine
 draws for those users, trains them in padded chunks, and replies with the additive
-`UpdateSums` of its users plus counts. Private state (user embeddings, `router.private.*`, the
+`UpdateSums` of its users plus counts; under a defence that acts per client, with each client's
+upload; under secure aggregation, through SecAgg+ (`secagg_plus`). Private state (user embeddings, `router.private.*`, the
 pfedrec score MLP) lives in `context.state` and never leaves the node; neither do the raw
 interactions. Evaluation ranks the node's users with their private state and the global model
 and replies with metric sums, so the server's means equal the in-process evaluator's.
@@ -33,7 +34,7 @@ from mmfedrec.federation.aggregation.defended import (
     Defense,
     bound_uploads,
     collect_uploads,
-    secure_vectors,
+    fixed_point_sum,
 )
 from mmfedrec.federation.aggregation.sums import UpdateSums, update_sums
 from mmfedrec.federation.engines.runner import build_client_model, noise_multiplier
@@ -154,13 +155,14 @@ def train_silo(
             routed = mass if routed is None else routed + mass
         if compressor is not None:  # what leaves the silo is the compressed update
             result, sent = compressor.compress(result, chunk.clients)
-        else:
-            sent = upload_nbytes(result, result.touched_items(n_items))
+        touched = result.touched_items(n_items)
+        if compressor is None:
+            sent = upload_nbytes(result, touched)
         upload += float(sent.double().sum())
         if silo.defense.per_client:
             parts.append((chunk.clients, result))
         else:
-            chunk_sums = update_sums(result, result.touched_items(n_items), n_items, federated.expertwise)
+            chunk_sums = update_sums(result, touched, n_items, federated.expertwise)
             sums = chunk_sums if sums is None else sums + chunk_sums
     update = SiloUpdate(sums, len(clients), n_examples, upload, routed)
     if parts:
@@ -176,7 +178,7 @@ def train_silo(
 def secure_total(uploads: ClientUploads, defense: Defense, n_items: int, positives: Tensor) -> np.ndarray:
     """(P + I,) int64: the silo's clients' `secure_vectors` and then the item positives, summed in
     fixed point modulo 2^64 (what SecAgg+ adds up over silos, exactly)."""
-    clients = np.add.reduce(encode_fixed(secure_vectors(uploads, defense, n_items)), axis=0, dtype=np.uint64)
+    clients = fixed_point_sum(uploads, defense, n_items)
     return np.concatenate([clients, encode_fixed(positives.double().unsqueeze(0))[0]]).view(np.int64)
 
 

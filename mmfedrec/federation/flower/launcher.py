@@ -231,17 +231,18 @@ class ProcessGroup:
         return process
 
     def kill(self, name: str, sig: int = signal.SIGTERM, wait: float = 10.0) -> None:
+        """Signal the process's whole group, wait for it, then SIGKILL what is left of the group
+        (a child still in its shutdown handlers, e.g. a ServerApp retrying a SuperLink that is gone)."""
         process = self.processes.get(name)
-        if process is None or process.poll() is not None:
+        if process is None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(wait)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
 
     def stop(self) -> None:
         for name in reversed(list(self.processes)):
