@@ -185,6 +185,7 @@ def test_the_leftover_check_sees_a_flower_process() -> None:
 
     process = subprocess.Popen(["bash", "-c", "exec -a flower-supernode-probe sleep 30"])
     try:
+
         def probe_seen() -> bool:  # after bash's exec (bash's own command line names it too)
             return flower_processes().get(process.pid, "").startswith("flower-supernode-probe")
 
