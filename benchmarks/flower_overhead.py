@@ -90,6 +90,21 @@ class NodeMemory:
         return {"peak_node_rss_mb_max": round(max(self.peak.values()), 1)} if self.peak else {}
 
 
+def patch_supernodes(idle: float) -> None:
+    """Start every SuperNode of this process's runs through `patched_supernode.py` (experiment)."""
+    import os
+
+    from mmfedrec.federation.flower import launcher
+
+    os.environ["MMFEDREC_NODE_IDLE"] = str(idle)
+    stock = launcher.supernode_command
+
+    def patched(*args, **kwargs) -> list[str]:
+        return [sys.executable, str(FLOOR_APP / "patched_supernode.py"), *stock(*args, **kwargs)[1:]]
+
+    launcher.supernode_command = patched
+
+
 def killer(after_round: int, name: str):
     """An `on_started` callback that SIGKILLs process `name` once round `after_round + 1` begins."""
     import signal
@@ -125,7 +140,7 @@ def download_floats(config, split) -> int:
     return sum(t.numel() for t in shared.values()) + table.numel()
 
 
-def run_floor(nodes: int, rounds: int, floats: int, warm: bool, memory: NodeMemory) -> list[float]:
+def run_floor(nodes: int, rounds: int, floats: int, warm: bool, memory: NodeMemory, reply_poll: float) -> list[float]:
     """Round seconds of the empty app on `nodes` SuperNodes (stock or warm ClientApps)."""
     import tomli_w
 
@@ -141,7 +156,8 @@ def run_floor(nodes: int, rounds: int, floats: int, warm: bool, memory: NodeMemo
     with flower_processes(options) as (group, work):
         out = work / "floor.json"
         run_config = work / "floor-config.toml"
-        run_config.write_text(tomli_w.dumps({"rounds": rounds, "nodes": nodes, "floats": floats, "out": str(out)}))
+        settings = {"rounds": rounds, "nodes": nodes, "floats": floats, "reply_poll": reply_poll, "out": str(out)}
+        run_config.write_text(tomli_w.dumps(settings))
         port = start_superlink(group, options, False, work / "flwr-home")
         start_supernodes(group, options, port)
         memory.watch(group)
@@ -166,6 +182,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--nodes", type=int, default=2, help="SuperNodes (silos)")
     parser.add_argument("--ml-100k", type=Path, help="train on this MovieLens-100K folder instead of synthetic data")
     parser.add_argument("--secure-agg", action="store_true", help="secure aggregation (SecAgg+ on Flower)")
+    parser.add_argument("--reply-poll", type=float, default=0.0, help="flower.reply_poll (0 = flwr's 3 s)")
+    parser.add_argument(
+        "--node-idle",
+        type=float,
+        default=0.0,
+        help="experiment: cap the SuperNodes' idle sleeps at this (flower_floor/patched_supernode.py)",
+    )
     parser.add_argument("--kill-after-round", type=int, default=0, help="deploy: SIGKILL the last SuperNode then")
     parser.add_argument(
         "--engines",
@@ -192,9 +215,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         rounds=args.rounds,
         min_nodes=args.nodes,
         secure_agg=args.secure_agg,
+        reply_poll=args.reply_poll,
         **({"dataset": "movielens-100k", "root": str(args.ml_100k)} if args.ml_100k else {}),
     )
     split = flower_split(config)
+    if args.node_idle > 0:
+        patch_supernodes(args.node_idle)
     results = []
     model_floats = None
     for engine in args.engines:
@@ -208,7 +234,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             outcome, _ = run_inprocess(config, args.nodes)
         elif engine in ("flower-empty", "flower-empty-warm"):
             model_floats = model_floats or download_floats(config, split)
-            rounds = run_floor(args.nodes, args.rounds, model_floats, engine.endswith("warm"), memory)
+            rounds = run_floor(args.nodes, args.rounds, model_floats, engine.endswith("warm"), memory, args.reply_poll)
         else:
             warm = engine != "flower-deploy-cold"
             options = FlowerOptions(num_nodes=args.nodes, timeout=900, warm=warm)
@@ -244,6 +270,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             "items": split.n_items,
             "rounds": args.rounds,
             "secure_agg": args.secure_agg,
+            "reply_poll": args.reply_poll,
+            "node_idle": args.node_idle,
             "nodes": args.nodes,
             "torch_threads": 1,
         },

@@ -1,7 +1,8 @@
 """An empty Flower app: the ServerApp sends every node a message with `floats` float32 values per
 round and waits for all replies; the ClientApp replies at once with nothing. Its round time is the
 Deployment Engine's floor on these nodes. The ServerApp writes the seconds of each round as JSON
-to the run config's `out`."""
+to the run config's `out`; `reply_poll` > 0 pulls replies that often, as mmfedrec's
+`flower.reply_poll` does."""
 
 import json
 import time
@@ -24,6 +25,10 @@ def reply_at_once(msg: Message, context: Context) -> Message:
 @server.main()
 def rounds(grid: Grid, context: Context) -> None:
     config = context.run_config
+    if float(config["reply_poll"]) > 0:
+        from mmfedrec.federation.flower.polling_grid import PollingGrid
+
+        grid = PollingGrid(grid, float(config["reply_poll"]))
     while len(nodes := list(grid.get_node_ids())) < int(config["nodes"]):
         time.sleep(0.1)
     arrays = ArrayRecord([np.zeros(int(config["floats"]), dtype=np.float32)])

@@ -330,6 +330,9 @@ class FlowerConfig(Section):
         600.0, "seconds to wait for replies; a silent node leaves the round", low=0, low_open=True
     )
     flower_threads: int = setting(1, "torch threads in every Flower process (shared CPUs collapse with more)", low=1)
+    reply_poll: float = setting(
+        0.0, "seconds between the ServerApp's reply pulls (0 = flwr's own, 3 s; see docs/flower.md)", low=0
+    )
     outcome_dir: str = setting("", "where the ServerApp writes its outcome (the launcher sets it; '' = nowhere)")
 
 

@@ -42,6 +42,7 @@ from mmfedrec.federation.aggregation.server import ClientSampler, ServerModel
 from mmfedrec.federation.aggregation.sums import UpdateSums
 from mmfedrec.federation.engines.runner import SeedOutcome, build_client_model, build_tower, noise_multiplier
 from mmfedrec.federation.flower.client_app import PROTOCOLS, global_arrays
+from mmfedrec.federation.flower.polling_grid import PollingGrid
 from mmfedrec.federation.flower.run_config import check_flower_support, flower_split, from_run_config
 from mmfedrec.federation.flower.secagg_plus import decode_total, secagg_plus_round
 from mmfedrec.federation.local.batches import round_key
@@ -315,6 +316,8 @@ def run_server(grid: Grid, config: RunConfig, state: ServerState | None = None) 
         state: the server's state (default: `build_server_state(config)`); left at the last round.
     """
     check_flower_support(config)
+    if config.flower.reply_poll > 0:
+        grid = PollingGrid(grid, config.flower.reply_poll)
     state = state or build_server_state(config)
     rounds, flower, seed = config.train.rounds, config.flower, config.seeds[0]
     strategy = MmfedrecStrategy(state, rounds, config.eval.eval_every, config.eval.select_on)
