@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from generalization import datasets, run_cell
+from generalization import datasets
+from train_runs import run_cell
 
 METHODS = ("ours", "ours-no-image", "ours-no-text", "ours-id-only")
 COLD_FRACTION = "0.1"
