@@ -82,6 +82,22 @@ def test_deployment_engine_with_dp_secure_aggregation_and_compression_matches_th
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
+def test_deployment_engine_runs_a_content_model_under_the_cold_start_protocol(tmp_path, work_dir) -> None:
+    """`ours-no-image` on real SuperNodes: the ServerApp encodes the item texts, the silos' positives
+    give its tower the in-process evidence, and cold items are ranked as in-process."""
+    from mmfedrec.data.registry import load_dataset
+    from mmfedrec.encoders.features import features_for_run
+
+    config = small_config(tmp_path, method="ours-no-image", cold_items=0.2)
+    outcome = run_flower(config, "flower-deploy", FlowerOptions(num_nodes=2, timeout=240, work_dir=work_dir))
+    features = features_for_run(config, load_dataset(config.data).catalog)
+    reference = train_seed(method_spec(config.method), flower_split(config), features, config, config.seeds[0])
+    assert_same_metrics(outcome, reference)
+    assert outcome.test["buckets"]["cold"]["users"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_deployment_engine_with_flowers_own_clientapp_processes_matches_too(tmp_path, work_dir) -> None:
     """`warm=False`: Flower's stock isolation, a `flwr-clientapp` process per message."""
     config = small_config(tmp_path)
