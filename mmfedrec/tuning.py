@@ -17,7 +17,7 @@ from mmfedrec.atomic import write_atomic
 from mmfedrec.config.codec import to_dict, to_toml, with_settings
 from mmfedrec.config.methods import method_spec
 from mmfedrec.config.spaces import SGD_ROW_LR, Param, search_space
-from mmfedrec.config.tree import RunConfig
+from mmfedrec.config.tree import AUTO_HISTORY, RunConfig
 from mmfedrec.errors import MmfedrecError
 
 JOURNAL = "study.journal"
@@ -109,6 +109,8 @@ def current_values(config: RunConfig, space: dict[str, Param]) -> dict[str, obje
         for name, value in section.items()
     }
     values = {name: flat[name] for name in space}
+    if values.get("history") == -1:  # "auto": where history is searched (moe, time order) it means
+        values["history"] = AUTO_HISTORY  # the latest AUTO_HISTORY items (`runner.resolved_history`)
     if values.get("row_optimizer") == "":
         values["row_optimizer"] = config.local.local_optimizer
     if values.get("row_optimizer") == "sgd" and config.local.row_lr:

@@ -11,6 +11,7 @@ import pytest
 from mmfedrec.cli import main
 from mmfedrec.config.methods import method_spec
 from mmfedrec.config.spaces import search_space
+from mmfedrec.config.tree import AUTO_HISTORY
 
 TINY = ["--synthetic-users", "80", "--synthetic-items", "60", "--eval-negatives", "30", "--rounds", "2"]
 
@@ -47,6 +48,14 @@ def test_the_first_trial_is_the_configuration_given(tmp_path: Path) -> None:
     assert main([*argv, "--out", str(tmp_path / "study"), "--trials", "1", "--quiet"]) == 0
     first = pd.read_csv(tmp_path / "study" / "trials.csv").iloc[0]
     assert (first["params_lr"], first["params_negatives"], first["params_row_optimizer"]) == (0.2, 4, "adam")
+
+
+def test_the_first_trial_of_ours_is_its_automatic_history(tmp_path: Path) -> None:
+    """`model.history = -1` (auto) is the latest AUTO_HISTORY items on time-ordered data: the first
+    trial is that, not a value outside the searched choices (the search used to fail on it)."""
+    argv = ["tune", "--method", "ours-id-only", *TINY, "--cache-dir", str(tmp_path / "cache")]
+    assert main([*argv, "--out", str(tmp_path / "study"), "--trials", "1", "--quiet"]) == 0
+    assert pd.read_csv(tmp_path / "study" / "trials.csv").iloc[0]["params_history"] == AUTO_HISTORY
 
 
 def test_a_timeout_that_is_not_positive_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mmfedrec.config.methods import MethodSpec
+from mmfedrec.config.tree import AUTO_HISTORY
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def search_space(method: MethodSpec, time_ordered: bool) -> dict[str, Param]:
         return {}
     space = dict(CENTRAL_STEPS if method.kind == "central" else CLIENT_STEPS)
     if method.model == "moe" and time_ordered:
-        space["history"] = Param(choices=(0, 10))
+        space["history"] = Param(choices=(0, AUTO_HISTORY))
     if method.modalities and method.kind == "federated":
         space["id_shrink"] = Param(0.005, 0.2, log=True)
     return space
