@@ -18,7 +18,7 @@ import argparse
 from pathlib import Path
 
 from generalization import datasets
-from train_runs import run_cell
+from train_runs import run_cell, write_table
 
 METHODS = ("ours", "ours-no-image", "ours-no-text", "ours-id-only")
 COLD_FRACTION = "0.1"
@@ -72,10 +72,7 @@ def main() -> None:
             cells.append(change(cold, plain))
             lines.append(f"| {label} | {method} | " + " | ".join(cells) + " |")
             print(lines[-1], flush=True)
-    table = "\n".join([*lines, "", "Commands (each also without `--cold-items`):", *[f"- `{c}`" for c in commands]])
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "modality.md").write_text(table + "\n")
-    print(f"wrote {args.out / 'modality.md'}")
+    write_table(args.out / "modality.md", lines, commands, "Commands (each also without `--cold-items`):")
 
 
 if __name__ == "__main__":

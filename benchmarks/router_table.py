@@ -18,7 +18,7 @@ import argparse
 from pathlib import Path
 
 from generalization import datasets
-from train_runs import run_cell
+from train_runs import run_cell, write_table
 
 METHODS = ("ours", "ours-no-moe", "ours-shared-gate")
 BUCKETS = ("all", "q1", "q2", "q3", "q4", "q5")
@@ -58,10 +58,7 @@ def main() -> None:
                 cells.append(f"{mean:.4f} ± {std:.4f}{versus}")
             lines.append(f"| {label} | {method} | " + " | ".join(cells) + " |")
             print(lines[-1], flush=True)
-    table = "\n".join([*lines, "", "Commands:", *[f"- `{c}`" for c in commands]])
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "router.md").write_text(table + "\n")
-    print(f"wrote {args.out / 'router.md'}")
+    write_table(args.out / "router.md", lines, commands)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,13 @@ def run_cell(flags: list[str], out: Path, threads: int) -> tuple[dict, str]:
     return train(flags, out, threads)
 
 
+def write_table(path: Path, lines: list[str], commands: list[str], heading: str = "Commands:") -> None:
+    """A markdown table and, below it, the commands that made its cells."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([*lines, "", heading, *[f"- `{command}`" for command in commands]]) + "\n")
+    print(f"wrote {path}")
+
+
 def dataset_args(root: Path | None, posters: Path | None) -> list[str]:
     """ML-100K (optionally with TMDB overviews and posters) when given, else the synthetic default."""
     if root is None:

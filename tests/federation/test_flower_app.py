@@ -30,6 +30,23 @@ def small_config(tmp_path, **changes) -> RunConfig:
     )  # several chunks per node: chunking must not matter either
 
 
+def inprocess_after_two_rounds(config: RunConfig):
+    """The split, and the in-process engine after rounds 1 and 2 of `config`."""
+    split = flower_split(config)
+    torch.manual_seed(config.seeds[0])
+    reference = build_trainer(method_spec(config.method), split, None, config, config.seeds[0])
+    for round_index in (1, 2):
+        reference.run_round(round_index)
+    return split, reference
+
+
+def assert_same_server_model(server, shared: dict, item_table: torch.Tensor) -> None:
+    """The Flower server's shared tensors and item table equal `shared` and `item_table`."""
+    for name, tensor in shared.items():
+        torch.testing.assert_close(server.shared[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
+    torch.testing.assert_close(server.item_table(), item_table, atol=1e-5, rtol=1e-4)
+
+
 # pfedrec steps its private MLP by SGD: under Adam, float-order noise in near-zero gradients of
 # clients batched in other chunks becomes a step (measured: one weight of 61k off by 2e-5).
 @pytest.mark.parametrize(
@@ -52,18 +69,10 @@ def test_flower_rounds_match_the_inprocess_engine(
         lr_schedule=schedule,
         local_optimizer=optimizer,
     )
-    split = flower_split(config)
-    torch.manual_seed(config.seeds[0])
-    reference = build_trainer(method_spec(config.method), split, None, config, config.seeds[0])
-    for round_index in (1, 2):
-        reference.run_round(round_index)
-
+    split, reference = inprocess_after_two_rounds(config)
     state = build_server_state(config)
     outcome, grid = run_inprocess(config, num_partitions=2, state=state)
-
-    for name, tensor in reference.shared.items():
-        torch.testing.assert_close(state.server.shared[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
-    torch.testing.assert_close(state.server.item_table(), reference.server.item_table(), atol=1e-5, rtol=1e-4)
+    assert_same_server_model(state.server, reference.shared, reference.server.item_table())
     # each node's private rows equal the engine's rows for its users (they stayed on the node)
     silos = np.array_split(np.arange(split.n_users), 2)
     for users, context in zip(silos, grid.contexts.values(), strict=True):
@@ -91,22 +100,16 @@ def test_flower_rounds_match_the_inprocess_engine(
 )
 def test_defences_on_flower_match_the_inprocess_engine(tmp_path, defence: dict) -> None:
     """DP (clipping, the accountant's noise drawn by the server), robust aggregation, secure
-    aggregation (silos mask, the server sees masked totals only) and compression with error
+    aggregation (SecAgg+: the server learns the silos' total only) and compression with error
     feedback (residuals kept in each node's state) give the in-process engine's model.
 
     (Compression is checked with 8-bit values: a top-k cut flips on 1e-9 differences between the
     engines' batching, then the models differ by the flipped entries.)"""
     config = small_config(tmp_path, method="ours-id-only", **defence)
-    split = flower_split(config)
-    torch.manual_seed(config.seeds[0])
-    reference = build_trainer(method_spec(config.method), split, None, config, config.seeds[0])
-    for round_index in (1, 2):
-        reference.run_round(round_index)
+    _, reference = inprocess_after_two_rounds(config)
     state = build_server_state(config)
     _, grid = run_inprocess(config, num_partitions=2, state=state)
-    for name, tensor in reference.shared.items():
-        torch.testing.assert_close(state.server.shared[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
-    torch.testing.assert_close(state.server.item_table(), reference.server.item_table(), atol=1e-5, rtol=1e-4)
+    assert_same_server_model(state.server, reference.shared, reference.server.item_table())
     kinds = {name for reply in grid.replies for name in ("sums", "uploads") if name in reply.content}
     expected = set() if defence.get("secure_agg") else {"sums"} if "compress_bits" in defence else {"uploads"}
     assert kinds == expected
@@ -236,9 +239,7 @@ def test_secagg_plus_survives_a_silo_that_dies_after_sharing_its_keys(tmp_path) 
         outcome, _ = run_inprocess(config, grid=grid, state=state)
         assert outcome.curve[1]["lost_silos"] == [2]
         models[secure] = state.server
-    for name, tensor in models[False].shared.items():
-        torch.testing.assert_close(models[True].shared[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
-    torch.testing.assert_close(models[True].item_table(), models[False].item_table(), atol=1e-5, rtol=1e-4)
+    assert_same_server_model(models[True], models[False].shared, models[False].item_table())
 
 
 def test_a_dead_node_does_not_stop_the_run_and_a_rejoining_node_continues(tmp_path) -> None:

@@ -37,6 +37,11 @@ def work_dir(tmp_path):
         print(f"---- {log.name}\n{log.read_text(errors='replace')[-3000:]}")
 
 
+def inprocess_outcome(config: RunConfig, features=None):
+    """What the in-process engine reaches for `config` (its one seed)."""
+    return train_seed(method_spec(config.method), flower_split(config), features, config, config.seeds[0])
+
+
 def assert_same_metrics(outcome, reference) -> None:
     assert outcome.best_round == reference.best_round
     for flower_entry, entry in zip(outcome.curve, reference.curve, strict=True):
@@ -54,7 +59,7 @@ def test_deployment_engine_with_two_supernodes_matches_the_inprocess_engine(tmp_
     progress: list[str] = []
     options = FlowerOptions(num_nodes=2, timeout=240, work_dir=work_dir)
     outcome = run_flower(config, "flower-deploy", options, on_progress=progress.append)
-    reference = train_seed(method_spec(config.method), flower_split(config), None, config, config.seeds[0])
+    reference = inprocess_outcome(config)
     assert progress[0].startswith("flower-deploy: SuperLink and 2 SuperNodes started")
     assert "round 2/2" in progress  # a long run says where it is, not silence until the table
     assert [entry["nodes"] for entry in outcome.curve] == [2, 2]
@@ -76,7 +81,7 @@ def test_deployment_engine_with_dp_secure_aggregation_and_compression_matches_th
     totals and the accountant's noise: the same run as in-process."""
     config = small_config(tmp_path, secure_agg=True, dp_epsilon=8.0, dp_clip=0.5, compress_bits=8)
     outcome = run_flower(config, "flower-deploy", FlowerOptions(num_nodes=2, timeout=240, work_dir=work_dir))
-    reference = train_seed(method_spec(config.method), flower_split(config), None, config, config.seeds[0])
+    reference = inprocess_outcome(config)
     assert_same_metrics(outcome, reference)
 
 
@@ -91,7 +96,7 @@ def test_deployment_engine_runs_a_content_model_under_the_cold_start_protocol(tm
     config = small_config(tmp_path, method="ours-no-image", cold_items=0.2)
     outcome = run_flower(config, "flower-deploy", FlowerOptions(num_nodes=2, timeout=240, work_dir=work_dir))
     features = features_for_run(config, load_dataset(config.data).catalog)
-    reference = train_seed(method_spec(config.method), flower_split(config), features, config, config.seeds[0])
+    reference = inprocess_outcome(config, features)
     assert_same_metrics(outcome, reference)
     assert outcome.test["buckets"]["cold"]["users"] > 0
 
@@ -104,7 +109,7 @@ def test_deployment_engine_with_flowers_own_clientapp_processes_matches_too(tmp_
     started: list[list[list[str]]] = []
     options = FlowerOptions(num_nodes=2, timeout=240, work_dir=work_dir, warm=False)
     outcome = run_flower(config, "flower-deploy", options, on_started=lambda group: started.append(group_args(group)))
-    reference = train_seed(method_spec(config.method), flower_split(config), None, config, config.seeds[0])
+    reference = inprocess_outcome(config)
     assert_same_metrics(outcome, reference)
     assert not any("warm_runner" in " ".join(args) or "--isolation" in args for args in started[0])
 
@@ -118,7 +123,7 @@ def test_deployment_engine_over_tls_matches_the_inprocess_engine(tmp_path, work_
     options = FlowerOptions(num_nodes=2, timeout=240, work_dir=work_dir, tls=tls)
     started: list[list[str]] = []
     outcome = run_flower(config, "flower-deploy", options, on_started=lambda group: started.append(group_args(group)))
-    reference = train_seed(method_spec(config.method), flower_split(config), None, config, config.seeds[0])
+    reference = inprocess_outcome(config)
     assert_same_metrics(outcome, reference)
     assert started and not any("--insecure" in args for args in started[0])
     assert "insecure" not in (work_dir / "flwr-home" / "config.toml").read_text()
@@ -141,7 +146,7 @@ def test_supernode_authentication_admits_registered_nodes_only(tmp_path, work_di
         group.start("intruder", command)
 
     outcome = run_flower(config, "flower-deploy", options, on_started=intrude)
-    reference = train_seed(method_spec(config.method), flower_split(config), None, config, config.seeds[0])
+    reference = inprocess_outcome(config)
     assert_same_metrics(outcome, reference)
     assert [entry["nodes"] for entry in outcome.curve] == [2, 2]
     intruder_log = (work_dir / "logs" / "intruder.log").read_text()
@@ -157,7 +162,7 @@ def group_args(group) -> list[list[str]]:
 def test_simulation_engine_matches_the_inprocess_engine(tmp_path, work_dir) -> None:
     config = small_config(tmp_path)
     outcome = run_flower(config, "flower-sim", FlowerOptions(num_nodes=2, timeout=240, work_dir=work_dir))
-    reference = train_seed(method_spec(config.method), flower_split(config), None, config, config.seeds[0])
+    reference = inprocess_outcome(config)
     assert_same_metrics(outcome, reference)
 
 

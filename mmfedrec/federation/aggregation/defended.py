@@ -246,6 +246,16 @@ def fedavg_from_sums(
     return delta, average_rows(sums.row_sum, sums.senders, sums.clients, row_average)
 
 
+def expected_clients(client_fraction: float, n_users: int) -> float:
+    """DP's fixed denominator: the clients a round samples (at least one)."""
+    return max(1.0, client_fraction * n_users)
+
+
+def _weighted_dense(uploads: ClientUploads, weights: Tensor) -> dict[str, Tensor]:
+    """Each client's dense deltas times its weight (C, ...)."""
+    return {k: v * weights.view(-1, *[1] * (v.dim() - 1)) for k, v in uploads.dense.items()}
+
+
 def _weights(uploads: ClientUploads, defense: Defense) -> Tensor:
     """Each upload's FedAvg weight: its examples, or 1 under DP (DP-FedAvg weighs clients equally)."""
     return torch.ones_like(uploads.weights) if defense.noise_multiplier > 0 else uploads.weights
@@ -254,7 +264,7 @@ def _weights(uploads: ClientUploads, defense: Defense) -> Tensor:
 def fedavg_sums(uploads: ClientUploads, defense: Defense, n_items: int) -> FedAvgSums:
     """The sums of bounded uploads, added in the clear."""
     weights = _weights(uploads, defense)
-    dense = {k: (v * weights.view(-1, *[1] * (v.dim() - 1))).sum(0) for k, v in uploads.dense.items()}
+    dense = {k: v.sum(0) for k, v in _weighted_dense(uploads, weights).items()}
     row_sum = torch.zeros(n_items, uploads.row_deltas.shape[-1]).index_add_(0, uploads.row_items, uploads.row_deltas)
     senders = torch.bincount(uploads.row_items, minlength=n_items).float()
     return FedAvgSums(weights.sum(), dense, row_sum, senders, len(uploads.clients))
@@ -270,7 +280,7 @@ def secure_vectors(uploads: ClientUploads, defense: Defense, n_items: int) -> Te
     deltas times weight, weight, its rows over the whole catalogue, which items it sent): what
     secure aggregation adds up. Every client uploads I * (D + 2) values."""
     weights = _weights(uploads, defense)
-    dense = {k: v * weights.view(-1, *[1] * (v.dim() - 1)) for k, v in uploads.dense.items()}
+    dense = _weighted_dense(uploads, weights)
     n_clients = len(uploads.clients)
     index = (uploads.row_owner, uploads.row_items)
     rows = torch.zeros(n_clients, n_items, uploads.row_deltas.shape[-1]).index_put_(
@@ -285,7 +295,7 @@ def fixed_point_sum(uploads: ClientUploads, defense: Defense, n_items: int) -> n
     """(P,) uint64: the sum over clients of their `secure_vectors` in fixed point (modulo 2^64),
     exactly as summing the encoded vectors, without forming a client's dense I x (D + 1) rows."""
     weights = _weights(uploads, defense)
-    dense = {k: v * weights.view(-1, *[1] * (v.dim() - 1)) for k, v in uploads.dense.items()}
+    dense = _weighted_dense(uploads, weights)
     pieces = [np.add.reduce(encode_fixed(flatten_updates(dense)), axis=0, dtype=np.uint64)] if dense else []
     pieces.append(np.add.reduce(encode_fixed(weights.view(-1, 1).double()), axis=0, dtype=np.uint64))
     rows = np.zeros((n_items, uploads.row_deltas.shape[-1]), dtype=np.uint64)

@@ -23,6 +23,7 @@ from mmfedrec.federation.aggregation.defended import (
     aggregate_defended,
     attack,
     collect_uploads,
+    expected_clients,
     reject_non_finite,
 )
 from mmfedrec.federation.aggregation.faults import byzantine_clients, dropped_clients
@@ -202,7 +203,7 @@ class Simulation:
         uploads, rejected = reject_non_finite(uploads, round_index)
         if len(uploads.clients) == 0:
             return rejected
-        expected = max(1.0, self.config.federated.client_fraction * self.split.n_users)
+        expected = expected_clients(self.config.federated.client_fraction, self.split.n_users)
         delta, row_update = aggregate_defended(
             uploads, defense, self.split.n_items, expected, self.noise, key, self.config.federated.row_average
         )

@@ -16,7 +16,6 @@ from mmfedrec.config.methods import method_spec
 from mmfedrec.config.tree import RunConfig
 from mmfedrec.data.splits import Split
 from mmfedrec.errors import MmfedrecError
-from mmfedrec.federation.aggregation.defended import Defense
 
 
 def to_run_config(config: RunConfig, seed: int) -> dict[str, str | int | float | bool]:
@@ -47,9 +46,6 @@ def check_flower_support(config: RunConfig) -> None:
             "simulated attacks, simulated dropout and checkpoints run in-process only (--engine sim); "
             "on Flower, attackers and failures are real nodes"
         )
-    from mmfedrec.federation.engines.runner import noise_multiplier
-
-    Defense(robust, config.privacy, noise_multiplier(config))  # refuses what cannot combine, before any process
     if config.eval.patience:
         raise MmfedrecError("--patience is not supported on the Flower engines (every round runs)")
 

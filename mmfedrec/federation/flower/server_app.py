@@ -10,7 +10,9 @@ model is tested on every node, so the outcome has the in-process runner's shape 
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from mmfedrec.federation.aggregation.defended import (
     ClientUploads,
     Defense,
     aggregate_defended,
+    expected_clients,
     fedavg_from_sums,
     reject_non_finite,
     secure_layout,
@@ -79,11 +82,9 @@ def add_metric_sums(replies: Iterable[Message]) -> dict[str, float]:
 
 def sum_replies(replies: list[Message]) -> UpdateSums:
     """The plain FedAvg round: the silos' additive `UpdateSums`, added."""
-    sums = [UpdateSums.from_tensors(reply.content["sums"].to_torch_state_dict()) for reply in replies]
-    total = sums[0]
-    for part in sums[1:]:
-        total = total + part
-    return total
+    return functools.reduce(
+        operator.add, (UpdateSums.from_tensors(reply.content["sums"].to_torch_state_dict()) for reply in replies)
+    )
 
 
 class MmfedrecStrategy(FedAvg):
@@ -138,15 +139,15 @@ class MmfedrecStrategy(FedAvg):
         round_config: dict[str, int | bytes] = {"server-round": server_round, "best-round": self.best.round}
         if self._selected is not None:
             round_config["selected"] = self._selected.astype(np.int64).tobytes()
+        item_table = self.server.item_table()
         arrays = {f"shared.{name}": value.numpy() for name, value in self.server.shared.items()}
-        arrays["item_table"] = self.server.item_table().numpy()
+        arrays["item_table"] = item_table.numpy()
         nodes = len(list(grid.get_node_ids()))
         total, self._secure_metrics = secagg_plus_round(grid, server_round, arrays, round_config, self.timeout)
         self._secure_failures = nodes - len(self._secure_metrics)
         if total is None:
             log(WARNING, "round %d: SecAgg+ halted (too few silos completed it); the model is unchanged", server_round)
             return
-        item_table = self.server.item_table()
         n_items, width = item_table.shape
         dense_shapes = {name: tuple(value.shape) for name, value in self.server.shared.items()}
         layout = secure_layout(dense_shapes, n_items, width)
@@ -303,7 +304,7 @@ def build_server_state(config: RunConfig) -> ServerState:
         ClientSampler(split.n_users, federated.client_fraction, seed),
         Defense(config.robust, config.privacy, noise_multiplier(config)),
         seed,
-        max(1.0, federated.client_fraction * split.n_users),
+        expected_clients(federated.client_fraction, split.n_users),
         federated.row_average,
         torch.Generator().manual_seed(seed + 1),
     )
