@@ -1,16 +1,20 @@
 """Does generative augmentation help sparse clients? The generators issue's table.
 
-Half of the clients are cut to their 5 most recent training interactions (valid/test untouched);
-sparse clients then get pseudo-interactions from each augmenter, inside local training. Every
-run is at the method's defaults otherwise (the model users get).
+Two protocols, every run at the method's defaults otherwise (the model users get):
+- `--protocol sparse`: half of the clients are cut to their 5 most recent training
+  interactions (valid/test untouched); sparse clients get pseudo-interactions from each
+  augmenter inside local training. Reported: the made-sparse and the dense clients.
+- `--protocol new`: a fifth of the clients are held out of training and join the trained model
+  with their 1, 3 or 5 most recent interactions (their own state trained, the shared model
+  frozen), with each augmenter's pseudo-interactions. Reported: each joining size.
 
     python benchmarks/augmentation_table.py --root ../shared/data/ml-100k \
         --posters ../shared/data/ml-100k-posters-tmdb --hm ../shared/data/hm-fashion-sample \
-        --seeds 0,1,2 --out runs/bench-augment
+        --seeds 0,1,2 --protocol new --out runs/bench-augment-new
 
-Writes <out>/augmentation.md: per dataset, test NDCG@10 (sampled) on the made-sparse and the
-dense clients, and the relative change against no augmentation. Without --root and --hm: the
-synthetic dataset. A cell whose summary.json exists is read back, so a stopped table resumes.
+Writes <out>/augmentation.md: per dataset, test NDCG@10 (sampled) per reported group and the
+relative change against no augmentation. Without --root and --hm: the synthetic dataset. A cell
+whose summary.json exists is read back, so a stopped table resumes.
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from train_runs import dataset_args, run_cell
+from train_runs import dataset_args, run_cell, write_table
 
 AUGMENTERS = ("none", "popularity", "item-knn", "diffusion")
+PROTOCOLS = {  # reported groups, and the flags that set the protocol up
+    "sparse": (("sparse", "dense"), ["--sparse-fraction", "0.5", "--sparse-max", "5"]),
+    "new": (("new-1", "new-3", "new-5"), ["--new-clients", "0.2"]),
+}
 
 
 def bucket(summary: dict, name: str) -> tuple[float, float]:
@@ -35,6 +43,7 @@ def main() -> None:
     parser.add_argument("--method", default="ours")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="sparse")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-augment"))
     args = parser.parse_args()
 
@@ -44,24 +53,25 @@ def main() -> None:
     if args.hm is not None:
         datasets["h&m"] = ["--dataset", "hm-fashion", "--root", str(args.hm)]
     datasets = datasets or {"synthetic": []}
-    rows = [
-        "| data | augmentation | sparse NDCG@10 | vs none | dense NDCG@10 | vs none | command |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    groups, protocol_flags = PROTOCOLS[args.protocol]
+    header = " | ".join(f"{group} NDCG@10 | vs none" for group in groups)
+    rows = [f"| data | augmentation | {header} |", "|---|---|" + "---|---|" * len(groups)]
+    commands = []
     for label, data_flags in datasets.items():
-        baseline: tuple[float, float] | None = None
+        baseline: list[float] = []
         for name in AUGMENTERS:
-            flags = ["--method", args.method, *data_flags, "--seeds", args.seeds, "--augment", name]
-            flags += ["--sparse-fraction", "0.5", "--sparse-max", "5"]
+            flags = ["--method", args.method, *data_flags, "--seeds", args.seeds, "--augment", name, *protocol_flags]
             summary, command = run_cell(flags, args.out / label.replace("&", "") / name, args.threads)
-            (sparse, sparse_std), (dense, dense_std) = bucket(summary, "sparse"), bucket(summary, "dense")
-            baseline = baseline or (sparse, dense)
-            rows.append(
-                f"| {label} | {name} | {sparse:.4f} ± {sparse_std:.4f} | {100 * (sparse / baseline[0] - 1):+.1f}% "
-                f"| {dense:.4f} ± {dense_std:.4f} | {100 * (dense / baseline[1] - 1):+.1f}% | `{command}` |"
-            )
+            values = [bucket(summary, group) for group in groups]
+            baseline = baseline or [mean for mean, _ in values]
+            cells = [
+                f"{mean:.4f} ± {std:.4f} | {100 * (mean / base - 1):+.1f}%"
+                for (mean, std), base in zip(values, baseline, strict=True)
+            ]
+            rows.append(f"| {label} | {name} | {' | '.join(cells)} |")
+            commands.append(command)
             print(rows[-1], flush=True)
-            (args.out / "augmentation.md").write_text("\n".join(rows) + "\n")
+            write_table(args.out / "augmentation.md", rows, commands)
 
 
 if __name__ == "__main__":

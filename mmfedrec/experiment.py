@@ -21,7 +21,7 @@ import numpy as np
 from mmfedrec.atomic import write_atomic
 from mmfedrec.config.codec import from_dict, read_config_file, to_dict
 from mmfedrec.config.methods import method_spec
-from mmfedrec.config.tree import AugmentConfig, RunConfig
+from mmfedrec.config.tree import AugmentConfig, RunConfig, replace
 from mmfedrec.errors import MmfedrecError
 from mmfedrec.federation.engines.runner import SeedOutcome
 
@@ -143,6 +143,7 @@ def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
                 continue
             split, groups = run_split(config, seed, progress)
             pseudo = augment(split, config.augment, features, out if seed == config.seeds[0] else None, progress)
+            joining = new_clients(config, seed, features) if config.augment.new_clients > 0 else None
 
             def on_round(entry: dict, seed: int = seed) -> None:
                 replayed = entry.pop("replayed", False)
@@ -159,7 +160,16 @@ def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
             elif checkpoint.exists():
                 _log(f"[{method.name} seed {seed}] resuming from {checkpoint.name}", progress)
             outcome = train_seed(
-                method, split, features, config, seed, groups, pseudo, on_round=on_round, checkpoint=checkpoint
+                method,
+                split,
+                features,
+                config,
+                seed,
+                groups,
+                pseudo,
+                on_round=on_round,
+                checkpoint=checkpoint,
+                joining=joining,
             )
             outcomes.append(outcome)
             if seed == config.seeds[0] and outcome.best_state:
@@ -257,18 +267,38 @@ def run_split(config: RunConfig, seed: int, progress: bool = False):
 
 
 def apply_sparse_protocol(split, augment_config: AugmentConfig, seed: int):
-    """The sparse-client protocol: cut a seeded fraction of clients to their most recent events.
+    """The sparse-client protocols: cut a seeded fraction of clients to their most recent events,
+    or hold a fraction out of training (they join afterwards, `new_clients`).
 
-    Returns the (possibly truncated) split and the groups reported beside the activity buckets:
-    {"sparse": clients made sparse, "dense": the other evaluated clients}, or None when off.
+    Returns the split training runs on and the groups reported beside the activity buckets:
+    {"sparse": clients made sparse, "dense": the other evaluated clients}, or None.
     """
+    from mmfedrec.generators import hold_out_clients, make_sparse
+
+    if augment_config.new_clients > 0:
+        split, _ = hold_out_clients(split, augment_config.new_clients, max(augment_config.join_items), seed)
+        return split, None
     if augment_config.sparse_fraction <= 0:
         return split, None
-    from mmfedrec.generators import make_sparse
 
     split, made_sparse = make_sparse(split, augment_config.sparse_fraction, augment_config.sparse_max, seed)
     dense = np.setdiff1d(split.evaluated_users("test"), made_sparse)
     return split, {"sparse": made_sparse, "dense": dense}
+
+
+def new_clients(config: RunConfig, seed: int, features):
+    """The clients the new-client protocol held out of `seed`'s training, and how they join."""
+    from mmfedrec.federation.engines.joining import Joining
+    from mmfedrec.generators import hold_out_clients
+
+    settings = config.augment
+    full_split, _ = run_split(replace(config, augment=replace(settings, new_clients=0.0)), seed)
+    _, joiners = hold_out_clients(full_split, settings.new_clients, max(settings.join_items), seed)
+
+    def pseudo(split):
+        return augment(split, settings, features, None, False)
+
+    return Joining(full_split, joiners, settings.join_items, settings.join_epochs, pseudo)
 
 
 def item_embedding_matrix(features, item_ids: np.ndarray) -> np.ndarray:

@@ -318,6 +318,26 @@ class AugmentConfig(Section):
     n_pseudo: int = setting(10, "pseudo-interactions per sparse client", low=0, high=10_000)
     pseudo_weight: float = setting(0.5, "their weight in the local loss (a real one weighs 1)", low=0)
     min_confidence: float = setting(0.0, "drop pseudo-items the augmenter scores below this")
+    pseudo_trains: str = setting(
+        "own", "what they train: the client's own state, or 'all' (also shared model and items)", choices=("own", "all")
+    )
+    new_clients: float = setting(
+        0.0,
+        "hold out this fraction of evaluated clients; they join the trained model (protocol; 0 = off)",
+        low=0,
+        high=1,
+    )
+    join_items: tuple[int, ...] = setting(
+        (1, 3, 5), "... each with this many most recent training events, in turn", low=1
+    )
+    join_epochs: int = setting(
+        10, "local epochs a joining client trains its own state, shared model frozen (chosen on validation)", low=1
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.new_clients > 0 and self.sparse_fraction > 0:
+            raise ConfigError("--new-clients and --sparse-fraction are two protocols: measure one at a time")
 
 
 @dataclass(frozen=True)

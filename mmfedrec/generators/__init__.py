@@ -13,6 +13,8 @@ _EXPORTS = {
     "AugmentationPolicy": "mmfedrec.generators.policy",
     "PseudoInteractions": "mmfedrec.generators.policy",
     "make_sparse": "mmfedrec.generators.sparse_clients",
+    "hold_out_clients": "mmfedrec.generators.sparse_clients",
+    "joining_split": "mmfedrec.generators.sparse_clients",
     "Augmenter": "mmfedrec.generators.augmenters",
     "NoAugmenter": "mmfedrec.generators.augmenters",
     "PopularityAugmenter": "mmfedrec.generators.augmenters",

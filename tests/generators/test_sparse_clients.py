@@ -3,7 +3,7 @@ import pytest
 
 from mmfedrec.data.splits import Split
 from mmfedrec.errors import MmfedrecError
-from mmfedrec.generators import make_sparse
+from mmfedrec.generators import hold_out_clients, joining_split, make_sparse
 
 
 def test_make_sparse_keeps_the_most_recent_events_and_leaves_valid_test(split: Split) -> None:
@@ -40,3 +40,31 @@ def test_make_sparse_is_seeded_and_validates(split: Split) -> None:
     np.testing.assert_array_equal(first, again)
     with pytest.raises(MmfedrecError, match="fraction"):
         make_sparse(split, 1.5, 2, seed=0)
+
+
+def test_held_out_clients_leave_training_and_evaluation(split: Split) -> None:
+    training, held = hold_out_clients(split, fraction=0.25, min_train=5, seed=0)
+    assert len(held) == 10 and not np.isin(training.train_users, held).any()
+    assert set(training.evaluated_users("valid").tolist()).isdisjoint(held.tolist())
+    assert set(training.evaluated_users("test").tolist()).isdisjoint(held.tolist())
+    others = np.setdiff1d(np.arange(split.n_users), held)
+    np.testing.assert_array_equal(training.train_counts()[others], split.train_counts()[others])
+    np.testing.assert_array_equal(training.test_items[others], split.test_items[others])
+    _, again = hold_out_clients(split, 0.25, 5, seed=0)
+    np.testing.assert_array_equal(held, again)
+
+
+def test_joiners_join_with_their_latest_events_and_alone_are_evaluated(split: Split) -> None:
+    _, held = hold_out_clients(split, fraction=0.25, min_train=5, seed=0)
+    joining = joining_split(split, held, 2)
+    np.testing.assert_array_equal(joining.evaluated_users("test"), held)
+    np.testing.assert_array_equal(joining.test_items[held], split.test_items[held])
+    assert (joining.train_counts()[held] == 2).all()
+    indptr, items = split.train_csr()
+    joined_indptr, joined_items = joining.train_csr()
+    for user in held:
+        np.testing.assert_array_equal(
+            joined_items[joined_indptr[user] : joined_indptr[user + 1]], items[indptr[user + 1] - 2 : indptr[user + 1]]
+        )
+    others = np.setdiff1d(np.arange(split.n_users), held)
+    np.testing.assert_array_equal(joining.train_counts()[others], split.train_counts()[others])

@@ -23,6 +23,7 @@ from mmfedrec.errors import MmfedrecError, TrainingDiverged
 from mmfedrec.evaluation.protocols import evaluate
 from mmfedrec.evaluation.selection import BestRound
 from mmfedrec.federation.engines.central import CentralTrainer
+from mmfedrec.federation.engines.joining import Joining, join_buckets
 from mmfedrec.federation.engines.popularity import popularity_scorer
 from mmfedrec.federation.engines.simulation import Simulation
 from mmfedrec.federation.models import build_model
@@ -162,12 +163,14 @@ def train_seed(
     pseudo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     on_round: RoundCallback | None = None,
     checkpoint: Path | None = None,
+    joining: Joining | None = None,
 ) -> SeedOutcome:
     """Run `method` for `config.train.rounds` rounds and return its validation-selected result.
 
     Args:
         checkpoint: where to write a checkpoint every `config.train.checkpoint_every` rounds; when the
             file exists, training continues from it (its rounds are replayed to `on_round`).
+        joining: new clients that join the chosen model; their test metrics become buckets "new-<n>".
     """
     if method.kind == "popularity":
         scorer = popularity_scorer(split)
@@ -231,6 +234,10 @@ def train_seed(
             _save(trainer, checkpoint, seed, progress, best_state, accountant)
     trainer.load_state(best_state)
     test = evaluate(trainer.scorer("test"), split, "test", groups)
+    if joining is not None:
+        if not isinstance(trainer, Simulation):
+            raise MmfedrecError(f"--new-clients joins clients to a federated model; {method.name} is not one")
+        test["buckets"] |= join_buckets(trainer, best_state, joining, evaluation.select_on)
     n_rounds = max(1, len(progress.curve))
     return SeedOutcome(
         seed,

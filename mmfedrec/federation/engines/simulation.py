@@ -85,7 +85,6 @@ class Simulation:
         """
         self.model = model
         self.tower = tower
-        self.split = split
         self.config = config
         self.federate = federate
         self.defense = Defense(config.robust, config.privacy, noise_multiplier)
@@ -93,9 +92,7 @@ class Simulation:
         self.shared, self.private = initial_state(model, split.n_users, seed)
         self.seed = seed
         self.sampler = ClientSampler(split.n_users, config.federated.client_fraction, seed)
-        self.indptr, self.train_items = split.train_csr()
-        self.known = KnownPairs.for_split(split, federated.negatives_avoid_heldout)
-        self.event_contexts = EventContexts.for_model(model, self.indptr, self.train_items, split.n_items)
+        self.use_split(split)
         self.server = ServerModel.for_run(self.shared, tower, federated)
         self.local_tables: Tensor | None = None
         if not federate:  # local-only: each client owns a copy of the starting item vectors
@@ -113,9 +110,20 @@ class Simulation:
     def select_clients(self) -> np.ndarray:
         return self.sampler.select()
 
-    def run_round(self, round_index: int) -> RoundStats:
+    def use_split(self, split: Split) -> None:
+        """Train and rank on `split` from now on (the same users and items, other events): how
+        clients join a trained model (`mmfedrec.federation.engines.joining`)."""
+        self.split = split
+        self.indptr, self.train_items = split.train_csr()
+        self.known = KnownPairs.for_split(split, self.config.federated.negatives_avoid_heldout)
+        self.event_contexts = EventContexts.for_model(self.model, self.indptr, self.train_items, split.n_items)
+
+    def run_round(self, round_index: int, clients: np.ndarray | None = None, update_server: bool = True) -> RoundStats:
+        """One round: local training of the selected `clients` (default: the sampler's), then
+        aggregation; without `update_server` the clients train their own state only and the
+        shared model stays as it is."""
         started = time.perf_counter()
-        clients = self.select_clients()
+        clients = self.select_clients() if clients is None else clients
         clients = clients[self.indptr[clients + 1] > self.indptr[clients]]  # nothing to train on: not selected
         key = round_key(self.seed, round_index)
         silent = dropped_clients(len(clients), self.config.robust.dropout, key)
@@ -138,17 +146,26 @@ class Simulation:
         item_table = self.server.item_table()
         contexts = None if self.event_contexts is None else self.event_contexts.contexts(item_table)
         local = scheduled_local(self.config, round_index)
+        shared = self.config.augment.pseudo_trains == "all"  # pseudo positives reach the shared model
         sums: UpdateSums | None = None
         per_client: list[tuple[Tensor, LocalResult]] = []
         upload = torch.zeros(len(clients), dtype=torch.float64)
         for chunk in chunks:
             private = {k: v[chunk.clients] for k, v in self.private.items()}
             if self.local_tables is None:
-                result = local_train(self.model, self.shared, private, item_table, chunk, local, contexts=contexts)
+                result = local_train(
+                    self.model, self.shared, private, item_table, chunk, local, contexts=contexts, pseudo_shared=shared
+                )
             else:
-                result = local_train(self.model, self.shared, private, self.local_tables, chunk, local, chunk.clients)
+                result = local_train(
+                    self.model, self.shared, private, self.local_tables, chunk, local, chunk.clients, None, shared
+                )
             for name, value in result.private.items():
                 self.private[name][chunk.clients] = value
+            if not update_server:  # the client's own state only: nothing is sent
+                if self.local_tables is not None:
+                    self._apply_locally(chunk.clients, result)
+                continue
             if self.personal is not None:
                 self.personal.update(chunk.clients, result, item_table)
             if self.compressor is not None:  # what the server receives is the compressed update
@@ -173,6 +190,8 @@ class Simulation:
         elif per_client:
             rejected = self._aggregate_defended(per_client, round_index, key, item_table)
         download = download_nbytes(self.shared, item_table) if self.federate else 0
+        if not update_server:
+            upload[:] = 0.0
         return RoundStats(
             round=round_index,
             seconds=time.perf_counter() - started,

@@ -21,6 +21,7 @@ gathered, and its factors hold a vector per example.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import scipy.sparse
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmfedrec.config.tree import LOSSES, LocalConfig
-from mmfedrec.federation.local.batches import PaddedChunk
+from mmfedrec.federation.local.batches import NO_EVENT, PaddedChunk
 from mmfedrec.federation.local.client_optimizer import ADAM_EPS, PrefixOptimizer
 from mmfedrec.federation.models.protocol import ClientModel, DotProductModel
 from mmfedrec.federation.models.scoring import DENSE_MAX_RATIO, gathered_dot, row_dot, table_dot
@@ -290,6 +291,11 @@ def _keep_inactive(params: list[Tensor], before: list[Tensor], active: Tensor) -
         param.copy_(torch.where(active.view(-1, *[1] * (param.dim() - 1)), param, old))
 
 
+def _per_copy(examples: Tensor, items: Tensor) -> Tensor:
+    """(n, B * (1 + n_neg)) an example mask (n, B) spread over its positive's and negatives' scores."""
+    return examples.unsqueeze(-1).expand(items.shape).reshape(len(items), -1)
+
+
 def _grad(leaf: Tensor) -> Tensor:
     """A leaf's gradient; zero for a tensor the loss did not use."""
     return torch.zeros_like(leaf) if leaf.grad is None else leaf.grad
@@ -304,6 +310,7 @@ def local_train(
     config: LocalConfig,
     owners: Tensor | None = None,
     contexts: Tensor | None = None,
+    pseudo_shared: bool = True,
 ) -> LocalResult:
     """Train each client of `chunk` on its examples, starting from the global `shared` tensors.
 
@@ -315,6 +322,9 @@ def local_train(
             each client has its own table (local-only), read at rows `owners` (C,).
         contexts: a history-aware model's (N + 1, D) context of every training event this round
             (`EventContexts.contexts`), read at `chunk.events`.
+        pseudo_shared: False keeps pseudo positives (augmentation) to the client's own state: they
+            are scored through a copy of the shared tensors without gradient, move no item
+            vector, and are neither counted nor sent as positives.
     """
     n_clients, length = chunk.weights.shape
     local_shared = {k: v.unsqueeze(0).repeat(n_clients, *[1] * v.dim()) for k, v in shared.items()}
@@ -327,6 +337,9 @@ def local_train(
         raise ValueError("a history-aware model needs the round's event contexts")
     event_rows = chunk.events.remainder(len(contexts)) if history else None  # NO_EVENT -> the last row, zero
     real = chunk.weights > 0  # (C, L)
+    own = None if pseudo_shared else real & (chunk.events == NO_EVENT)  # (C, L) pseudo positives kept private
+    if own is not None and not bool(own.any()):
+        own = None
     counts = real.sum(-1)  # (C,)
     by_size = bool((counts[:-1] >= counts[1:]).all())  # pad_chunks orders a chunk's clients largest first
     # Clients ordered by size: those with examples in a step are a prefix, the rest skip it.
@@ -344,9 +357,14 @@ def local_train(
             params_private = {k: v[:n].detach().requires_grad_() for k, v in local_private.items()}
             params_shared = {k: v[:n].detach().requires_grad_() for k, v in local_shared.items()}
             items = chunk.items[:n, step]  # (n, B, 1 + n_neg)
+            step_own = None if own is None else own[:n, step]  # (n, B)
+            frozen = {k: v.detach() for k, v in params_shared.items()}  # what private-only examples read
             if bilinear and history:  # one client vector per example
                 context = F.embedding(event_rows[:n, step], contexts)  # (n, B, D): per step, no padding
                 vector = model.client_vector(params_private, params_shared, context)  # (n, B, D + 1)
+                if step_own is not None:
+                    own_vector = model.client_vector(params_private, frozen, context)
+                    vector = torch.where(step_own.unsqueeze(-1), own_vector, vector)
                 if row_delta is None and owners is None:  # the rows are the table's: gathered, not kept
                     flat_scores = gathered_dot(item_table, items.flatten(0, 1), vector.flatten(0, 1)).view(n, -1)
                 else:
@@ -356,20 +374,29 @@ def local_train(
             elif bilinear:  # the rows' gradient is score gradient x client vector: never formed
                 vector = model.client_vector(params_private, params_shared)  # (n, D + 1)
                 if row_delta is None and owners is None and n_items <= DENSE_MAX_RATIO * items[0].numel():
-                    flat_scores = table_dot(item_table, items.view(n, -1), vector)  # no rows gathered
+                    score = partial(table_dot, item_table, items.view(n, -1))  # no rows gathered
                 else:
                     rows = _step_rows(item_table, items, owners, row_delta, epoch, step)
-                    flat_scores = row_dot(rows.view(n, -1, width), vector)
+                    score = partial(row_dot, rows.view(n, -1, width))
+                flat_scores = score(vector)
+                if step_own is not None:
+                    own_scores = score(model.client_vector(params_private, frozen))
+                    flat_scores = torch.where(_per_copy(step_own, items), own_scores, flat_scores)
                 flat_scores.retain_grad()
             else:  # a fresh leaf per step: its backward only touches the item vectors the step used
                 rows = _step_rows(item_table, items, owners, row_delta, epoch, step).requires_grad_()
                 flat_scores = model.scores(params_private, params_shared, rows.view(n, -1, width))
+                if step_own is not None:
+                    own_scores = model.scores(params_private, frozen, rows.detach().view(n, -1, width))
+                    flat_scores = torch.where(_per_copy(step_own, items), own_scores, flat_scores)
             scores = flat_scores.view(items.shape)  # (n, B, 1 + n_neg)
             per_example = example_loss(scores, item_mask[:n, step], config.loss) * chunk.weights[:n, step]
             n_real = real[:n, step].sum(-1)  # (n,)
             active = n_real > 0  # (n,) clients with an example in this step
             is_active = active.float()
-            loss = per_example.sum(-1) / n_real.clamp_min(1)
+            # the mean over the examples the shared model learns from: private-only ones leave its gradient as it was
+            n_sent = n_real if step_own is None else n_real - step_own.sum(-1)
+            loss = per_example.sum(-1) / n_sent.clamp_min(1)
             loss = loss + is_active * model.auxiliary_loss(params_private, params_shared)
             if config.weight_decay:
                 loss = loss + is_active * config.weight_decay * (params_private["user"] ** 2).sum(-1)
@@ -381,6 +408,8 @@ def local_train(
             # Padding and collided negatives have zero gradient, hence no step.
             if bilinear:
                 score_grad = flat_scores.grad.view(scores.shape)
+                if step_own is not None:  # private-only examples move no item vector
+                    score_grad = score_grad.masked_fill(step_own.unsqueeze(-1), 0.0)
                 if factors is not None:
                     factors.write(step, items, score_grad, vector.detach(), config)
                 else:  # the vector of each client (n, D + 1) or of each example (n, B, D + 1)
@@ -398,15 +427,17 @@ def local_train(
                 optimizer.step(n, grads)
                 _keep_inactive(stepped, before, active)
     with torch.no_grad():
-        n_examples = real.sum(-1).float()
+        sent = real if own is None else real & ~own  # the examples the shared model learned from
+        n_examples = sent.sum(-1).float()
         gate = model.routed_mass(local_private, local_shared)
+        row_mask = chunk.item_mask if own is None else chunk.item_mask & ~own.unsqueeze(-1)
         return LocalResult(
             private=local_private,
             shared_delta={k: local_shared[k].sub_(shared[k]) for k in shared},  # in place: the copies are ours
             row_items=chunk.items,
-            row_mask=chunk.item_mask,
+            row_mask=row_mask,
             row_updates=row_delta if factors is None else factors.factors(),
             routed_mass=None if gate is None else gate * n_examples.unsqueeze(-1),
             n_examples=n_examples,
-            positives=torch.where(chunk.item_mask[..., 0], chunk.items[..., 0], -1),
+            positives=torch.where(row_mask[..., 0], chunk.items[..., 0], -1),
         )
