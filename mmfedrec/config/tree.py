@@ -318,6 +318,11 @@ class AugmentConfig(Section):
     n_pseudo: int = setting(10, "pseudo-interactions per sparse client", low=0, high=10_000)
     pseudo_weight: float = setting(0.5, "their weight in the local loss (a real one weighs 1)", low=0)
     min_confidence: float = setting(0.0, "drop pseudo-items the augmenter scores below this")
+    pseudo_as: str = setting(
+        "positives",
+        "how a client uses them: positives, history (the older part of a short history context) or both",
+        choices=("positives", "history", "both"),
+    )
     pseudo_trains: str = setting(
         "own", "what they train: the client's own state, or 'all' (also shared model and items)", choices=("own", "all")
     )

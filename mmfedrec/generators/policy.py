@@ -46,7 +46,8 @@ def sparse_users(split: Split, policy: AugmentationPolicy) -> np.ndarray:
 def select_pseudo(
     scores: np.ndarray, split: Split, users: np.ndarray, policy: AugmentationPolicy
 ) -> PseudoInteractions:
-    """Turn item scores (B, I) of `users` (B,) into each user's top unseen, confident pseudo-items.
+    """Turn item scores (B, I) of `users` (B,) into each user's top unseen, confident pseudo-items,
+    most confident first.
 
     Only training items are masked: an augmenter sees nothing of valid/test, so those may be
     proposed like any other unseen item.
@@ -60,7 +61,8 @@ def select_pseudo(
     if n_pick == 0 or len(users) == 0:
         return PseudoInteractions.empty()
     top = np.argpartition(-masked, n_pick - 1, axis=1)[:, :n_pick]  # (B, n_pick)
-    top_scores = np.take_along_axis(masked, top, axis=1)
+    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(masked, top, axis=1), axis=1, kind="stable"), axis=1)
+    top_scores = np.take_along_axis(masked, top, axis=1)  # (B, n_pick), most confident first
     keep = np.isfinite(top_scores) & (top_scores >= policy.min_confidence)
     chosen_users = np.broadcast_to(users[:, None], top.shape)[keep]
     return PseudoInteractions(

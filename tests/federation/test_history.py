@@ -10,7 +10,9 @@ from mmfedrec.federation.local.history import (
     EventContexts,
     history_context,
     preceding_items,
+    pseudo_history_table,
     recent_items,
+    with_pseudo_history,
 )
 from mmfedrec.federation.models import build_model
 from tests.federation.helpers import planted_split
@@ -102,3 +104,25 @@ def test_batched_engine_matches_the_loop_with_history() -> None:
     for stage in ("valid", "test"):
         scores = evaluate(batched.scorer(stage), batched.split, stage)["sampled"]["ndcg@10"]
         assert scores == pytest.approx(evaluate(loop.scorer(stage), loop.split, stage)["sampled"]["ndcg@10"], abs=1e-6)
+
+
+def test_pseudo_history_fills_only_the_empty_older_slots() -> None:
+    history = np.array([[5, 6, NO_HISTORY, NO_HISTORY], [1, 2, 3, 4], [NO_HISTORY] * 4])
+    table = pseudo_history_table(np.array([2, 0, 0, 2]), np.array([30, 10, 11, 31]), n_users=3)
+    np.testing.assert_array_equal(table, [[10, 11], [NO_HISTORY, NO_HISTORY], [30, 31]])
+    filled = with_pseudo_history(history, np.array([0, 1, 2]), table)
+    np.testing.assert_array_equal(filled, [[5, 6, 10, 11], [1, 2, 3, 4], [30, 31, NO_HISTORY, NO_HISTORY]])
+
+
+@pytest.mark.parametrize("pseudo_as", ["history", "positives", "both"])
+def test_pseudo_history_enters_contexts_and_positives_enter_training(pseudo_as: str) -> None:
+    simulation = make_simulation("batched", history=40, pseudo_as=pseudo_as)  # longer than any user's past
+    plain = simulation.scorer("test")(np.arange(4))
+    user, items = 2, np.array([7, 8, 9, 10, 11])
+    simulation.pseudo = (np.full(5, user), items, np.full(5, 0.5, np.float32))
+    scores = simulation.scorer("test")(np.arange(4))
+    reads_pseudo = pseudo_as != "positives"
+    assert np.allclose(scores[[0, 1, 3]], plain[[0, 1, 3]])
+    assert np.allclose(scores[user], plain[user]) != reads_pseudo
+    examples = simulation._pseudo_positives()
+    assert (examples is None) == (pseudo_as == "history")

@@ -19,10 +19,8 @@ import torch
 from mmfedrec.data.splits import Split
 from mmfedrec.evaluation.protocols import evaluate
 from mmfedrec.evaluation.selection import BestRound
-from mmfedrec.federation.engines.simulation import Simulation
+from mmfedrec.federation.engines.simulation import Pseudo, Simulation
 from mmfedrec.generators.sparse_clients import joining_split
-
-Pseudo = tuple[np.ndarray, np.ndarray, np.ndarray]  # (users, items, weights)
 
 
 @dataclass(frozen=True)

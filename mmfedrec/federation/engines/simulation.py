@@ -42,7 +42,7 @@ from mmfedrec.federation.local.batches import (
     round_key,
     single_client_chunks,
 )
-from mmfedrec.federation.local.history import EventContexts, user_contexts
+from mmfedrec.federation.local.history import EventContexts, pseudo_history_table, user_contexts
 from mmfedrec.federation.local.personal_items import PersonalItemRows
 from mmfedrec.federation.local.schedule import scheduled_local
 from mmfedrec.federation.local.training import LocalResult, local_train
@@ -52,6 +52,8 @@ from mmfedrec.federation.models.protocol import ClientModel
 from mmfedrec.federation.models.scorer import client_scorer
 from mmfedrec.federation.privacy.comm import client_upload, download_nbytes, upload_nbytes
 from mmfedrec.federation.privacy.compression import ErrorFeedbackCompressor, compressed_message
+
+Pseudo = tuple[np.ndarray, np.ndarray, np.ndarray]  # (users, items, weights) of pseudo-interactions
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ class Simulation:
         self.shared, self.private = initial_state(model, split.n_users, seed)
         self.seed = seed
         self.sampler = ClientSampler(split.n_users, config.federated.client_fraction, seed)
+        self._pseudo: Pseudo | None = None
+        self.pseudo_history: np.ndarray | None = None  # (U, P) generated items read as older history
         self.use_split(split)
         self.server = ServerModel.for_run(self.shared, tower, federated)
         self.local_tables: Tensor | None = None
@@ -99,7 +103,6 @@ class Simulation:
             with torch.no_grad():
                 self.local_tables = tower().detach().unsqueeze(0).repeat(split.n_users, 1, 1)
         self.personal = PersonalItemRows(split.n_items) if federated.personal_items and federate else None
-        self.pseudo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.attackers = torch.from_numpy(byzantine_clients(split.n_users, config.robust.byzantine, seed))
         self.noise = torch.Generator().manual_seed(seed + 1)  # DP noise and random attacks
         self.compressor = None
@@ -116,7 +119,27 @@ class Simulation:
         self.split = split
         self.indptr, self.train_items = split.train_csr()
         self.known = KnownPairs.for_split(split, self.config.federated.negatives_avoid_heldout)
-        self.event_contexts = EventContexts.for_model(self.model, self.indptr, self.train_items, split.n_items)
+        self.event_contexts = EventContexts.for_model(
+            self.model, self.indptr, self.train_items, split.n_items, self.pseudo_history
+        )
+
+    @property
+    def pseudo(self) -> Pseudo | None:
+        """Sparse clients' pseudo-interactions (users, items, weights) from an augmenter, or None."""
+        return self._pseudo
+
+    @pseudo.setter
+    def pseudo(self, pseudo: Pseudo | None) -> None:
+        """Take them as `augment.pseudo_as` says: weighted positives in local training, the older
+        part of a short history context (a history-aware model), or both."""
+        self._pseudo = pseudo
+        as_history = pseudo is not None and self.model.history and self.config.augment.pseudo_as != "positives"
+        self.pseudo_history = pseudo_history_table(pseudo[0], pseudo[1], self.split.n_users) if as_history else None
+        self.use_split(self.split)
+
+    def _pseudo_positives(self) -> Pseudo | None:
+        as_positives = self.config.augment.pseudo_as != "history" or not self.model.history
+        return self._pseudo if as_positives else None
 
     def run_round(self, round_index: int, clients: np.ndarray | None = None, update_server: bool = True) -> RoundStats:
         """One round: local training of the selected `clients` (default: the sampler's), then
@@ -135,7 +158,7 @@ class Simulation:
             self.split.n_items,
             self.config.federated.negatives,
             key,
-            self.pseudo,
+            self._pseudo_positives(),
             self.known,
         )
         chunks = (
@@ -239,7 +262,7 @@ class Simulation:
         """Scores (B, I) for user indices, from each client's private state and the global model
         (and, for a history-aware model, each client's latest items before its `stage` item)."""
         item_table = self.server.item_table()
-        context = user_contexts(self.model, self.split, item_table, stage)
+        context = user_contexts(self.model, self.split, item_table, stage, self.pseudo_history)
         rows: Tensor | Callable[[Tensor], Tensor] = item_table
         if self.local_tables is not None:
             rows = self.local_tables.__getitem__

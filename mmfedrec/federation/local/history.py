@@ -53,6 +53,32 @@ def recent_items(split: Split, length: int, stage: str) -> np.ndarray:
     return history
 
 
+def pseudo_history_table(users: np.ndarray, items: np.ndarray, n_users: int) -> np.ndarray:
+    """(U, P) each user's generated items in the order given (most confident first), padded with
+    `NO_HISTORY`: the pseudo-history `with_pseudo_history` reads."""
+    order = np.argsort(users, kind="stable")
+    users, items = users[order], items[order]
+    counts = np.bincount(users, minlength=n_users)
+    table = np.full((n_users, int(counts.max(initial=0))), NO_HISTORY, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    table[users, np.arange(len(users)) - starts[users]] = items
+    return table
+
+
+def with_pseudo_history(history: np.ndarray, owners: np.ndarray, pseudo_history: np.ndarray | None) -> np.ndarray:
+    """(E, H) `history` rows (latest first) whose empty slots take their owner's generated items
+    (`pseudo_history` (U, P)), as items older than every real one: DiffuASR's pseudo-history
+    (Liu et al., 2023), which a short history reads as context; a full one is left as it is."""
+    if pseudo_history is None or pseudo_history.shape[1] == 0:
+        return history
+    real = (history != NO_HISTORY).sum(-1)  # real items fill a prefix of each row
+    slot = np.arange(history.shape[1]) - real[:, None]  # (E, H) the pseudo item an empty slot takes
+    usable = (slot >= 0) & (slot < pseudo_history.shape[1])
+    filled = history.copy()
+    filled[usable] = pseudo_history[np.broadcast_to(owners[:, None], slot.shape)[usable], slot[usable]]
+    return filled
+
+
 RECENCY_DECAY = 0.5  # weight of an item relative to the one after it (benchmarks/README.md)
 
 
@@ -79,9 +105,12 @@ class EventContexts:
     (events x items) CSR matrix instead, so a round costs one sparse product, far cheaper than the
     gather or a COO product."""
 
-    def __init__(self, indptr: np.ndarray, items: np.ndarray, n_items: int, length: int) -> None:
+    def __init__(
+        self, indptr: np.ndarray, items: np.ndarray, n_items: int, length: int, pseudo_history: np.ndarray | None = None
+    ) -> None:
         owners = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
         history = preceding_items(indptr, items, owners, np.arange(len(items)), length)  # (N, H)
+        history = with_pseudo_history(history, owners, pseudo_history)
         event, slot = np.nonzero(history != NO_HISTORY)
         index = torch.from_numpy(np.stack([event, history[event, slot]]))
         values = torch.from_numpy(history_weights(history)[event, slot]).float()
@@ -92,9 +121,16 @@ class EventContexts:
             self.matrix = coo.to_sparse_csr()
 
     @classmethod
-    def for_model(cls, model: ClientModel, indptr: np.ndarray, items: np.ndarray, n_items: int) -> EventContexts | None:
+    def for_model(
+        cls,
+        model: ClientModel,
+        indptr: np.ndarray,
+        items: np.ndarray,
+        n_items: int,
+        pseudo_history: np.ndarray | None = None,
+    ) -> EventContexts | None:
         """The contexts `model` reads, or None for a model without history."""
-        return cls(indptr, items, n_items, model.history) if model.history else None
+        return cls(indptr, items, n_items, model.history, pseudo_history) if model.history else None
 
     @torch.no_grad()
     def contexts(self, item_table: Tensor) -> Tensor:
@@ -107,9 +143,13 @@ class EventContexts:
         return contexts
 
 
-def user_contexts(model: ClientModel, split: Split, item_table: Tensor, stage: str) -> Tensor | None:
-    """(U, D) every user's history context before its `stage` item, or None for a model
-    without history."""
+def user_contexts(
+    model: ClientModel, split: Split, item_table: Tensor, stage: str, pseudo_history: np.ndarray | None = None
+) -> Tensor | None:
+    """(U, D) every user's history context before its `stage` item (a short history filled
+    from `pseudo_history`), or None for a model without history."""
     if not model.history:
         return None
-    return history_context(item_table, recent_items(split, model.history, stage))
+    history = recent_items(split, model.history, stage)
+    history = with_pseudo_history(history, np.arange(split.n_users), pseudo_history)
+    return history_context(item_table, history)
