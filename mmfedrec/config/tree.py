@@ -173,8 +173,8 @@ class TrainConfig(Section):
 
     rounds: int = setting(30, "federated rounds (central methods: epochs)", low=1)
     lr_schedule: str = setting(
-        "constant",
-        "client learning rates over the rounds: constant, or a cosine decay over --rounds",
+        "cosine",
+        "client learning rates over the rounds: a cosine decay over --rounds (settles, no late decay), or constant",
         choices=LR_SCHEDULES,
     )
     central_lr: float = setting(0.005, "Adam step of the central methods", low=0, low_open=True)

@@ -36,7 +36,7 @@ def test_scaling_reaches_every_learning_rate() -> None:
 
 def test_a_cosine_round_trains_as_a_constant_one_at_the_scaled_rates() -> None:
     cosine = make_simulation("batched", history=3, rounds=2, lr_schedule="cosine")
-    constant = make_simulation("batched", history=3, rounds=2)
+    constant = make_simulation("batched", history=3, rounds=2, lr_schedule="constant")
     cosine.run_round(1)
     constant.run_round(1)  # round 1 of cosine: the full rates
     constant.config = dataclasses.replace(constant.config, local=constant.config.local.scaled(0.5))
@@ -44,7 +44,7 @@ def test_a_cosine_round_trains_as_a_constant_one_at_the_scaled_rates() -> None:
     constant.run_round(2)
     for name, tensor in cosine.state().items():
         torch.testing.assert_close(tensor, constant.state()[name], msg=name)
-    unscaled = make_simulation("batched", history=3, rounds=2)
+    unscaled = make_simulation("batched", history=3, rounds=2, lr_schedule="constant")
     unscaled.run_round(1)
     unscaled.run_round(2)
     assert not torch.allclose(unscaled.state()["private.user"], cosine.state()["private.user"])
