@@ -322,7 +322,8 @@ def augment(split, augment_config: AugmentConfig, features, out: Path | None, pr
 
     name = augment_config.augment
     embeddings = item_embedding_matrix(features, split.item_ids) if name == "item-knn" else None
-    augmenter = augmenter_from_name(name, item_embeddings=embeddings)
+    options = diffusion_options(augment_config, features, split.item_ids) if name == "diffusion" else {}
+    augmenter = augmenter_from_name(name, item_embeddings=embeddings, **options)
     policy = AugmentationPolicy(
         augment_config.sparse_max, augment_config.n_pseudo, augment_config.pseudo_weight, augment_config.min_confidence
     )
@@ -350,7 +351,25 @@ def augment(split, augment_config: AugmentConfig, features, out: Path | None, pr
     return pseudo.users, pseudo.items, pseudo.weights
 
 
-def diffusion_augmenter(run_dir: Path, n_items: int):
+def diffusion_options(augment_config: AugmentConfig, features, item_ids: np.ndarray) -> dict:
+    """The diffusion augmenter's settings from the configuration tree, and the item features its
+    denoiser is conditioned on (when asked and the run has them)."""
+    import torch
+
+    from mmfedrec.generators import DiffusionAugmenterConfig, FederatedDenoiserConfig
+
+    config = DiffusionAugmenterConfig(
+        federated=FederatedDenoiserConfig(rounds=augment_config.denoiser_rounds),
+        strength=augment_config.diffusion_strength,
+        num_inference_steps=augment_config.diffusion_steps,
+    )
+    condition = None
+    if augment_config.diffusion_condition == "items+features" and features is not None:
+        condition = torch.from_numpy(item_embedding_matrix(features, item_ids))
+    return {"config": config, "condition_features": condition}
+
+
+def diffusion_augmenter(run_dir: Path, split, augment_config: AugmentConfig, features):
     """The diffusion augmenter of a run, from the denoiser it saved in `<run>/denoiser`."""
     from mmfedrec.generators import (
         ProfileDenoiser,
@@ -361,9 +380,11 @@ def diffusion_augmenter(run_dir: Path, n_items: int):
         training_scheduler,
     )
 
+    options = diffusion_options(augment_config, features, split.item_ids)
     denoiser = ProfileDenoiser.from_pretrained(run_dir / "denoiser").eval()
-    synthesizer = ProfileSynthesizer(denoiser, sampling_scheduler(training_scheduler()), ProfileSpace(n_items))
-    return augmenter_from_name("diffusion", synthesizer=synthesizer)
+    space = ProfileSpace(split.n_items, condition_features=options["condition_features"])
+    synthesizer = ProfileSynthesizer(denoiser, sampling_scheduler(training_scheduler()), space)
+    return augmenter_from_name("diffusion", synthesizer=synthesizer, config=options["config"])
 
 
 def rebuild_augmenter(config: RunConfig, split, run_dir: Path):
@@ -371,14 +392,14 @@ def rebuild_augmenter(config: RunConfig, split, run_dir: Path):
     from mmfedrec.generators import augmenter_from_name
 
     name = config.augment.augment
-    if name == "diffusion":
-        return diffusion_augmenter(Path(run_dir), split.n_items)
-    embeddings = None
-    if name == "item-knn":
+    features = None
+    if name == "item-knn" or (name == "diffusion" and method_spec(config.method).modalities):
         from mmfedrec.data.registry import load_dataset
 
         features = load_features(config, load_dataset(config.data).catalog, False)
-        embeddings = item_embedding_matrix(features, split.item_ids)
+    if name == "diffusion":
+        return diffusion_augmenter(Path(run_dir), split, config.augment, features)
+    embeddings = item_embedding_matrix(features, split.item_ids) if name == "item-knn" else None
     return augmenter_from_name(name, item_embeddings=embeddings)
 
 

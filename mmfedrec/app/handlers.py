@@ -252,7 +252,9 @@ def _build_augmenter(context: AppContext, name: str):
     if name == "diffusion":
         from mmfedrec.experiment import diffusion_augmenter
 
-        return diffusion_augmenter(context.run.folder, context.run.split.n_items)
+        return diffusion_augmenter(
+            context.run.folder, context.run.split, context.run.config.augment, context.run.features
+        )
     embeddings = None
     features = context.run.features
     if name == "item-knn" and features is not None:

@@ -326,6 +326,16 @@ class AugmentConfig(Section):
     pseudo_trains: str = setting(
         "own", "what they train: the client's own state, or 'all' (also shared model and items)", choices=("own", "all")
     )
+    denoiser_rounds: int = setting(300, "diffusion: FedAvg rounds of the denoiser", low=1)
+    diffusion_condition: str = setting(
+        "items+features",
+        "diffusion: what the denoiser reads of a client, its items or also their mean text and image feature",
+        choices=("items", "items+features"),
+    )
+    diffusion_steps: int = setting(1, "diffusion: DDIM sampling steps", low=1, high=1000)
+    diffusion_strength: float = setting(
+        1.0, "diffusion: noise on the client's profile before denoising (1 = pure noise)", low=0, high=1, low_open=True
+    )
     new_clients: float = setting(
         0.0,
         "hold out this fraction of evaluated clients; they join the trained model (protocol; 0 = off)",

@@ -23,20 +23,23 @@ class ProfileDenoiser(ModelMixin, ConfigMixin):
             when profiles are projected into the item-embedding space.
         hidden_dim: width of the MLP; it sets the per-client update size in federated training.
         time_embed_dim: width of the sinusoidal timestep features before their projection.
+        condition_dim: length of the condition (`ProfileSpace.condition_dim`); None = profile_dim.
     """
 
     @register_to_config
-    def __init__(self, profile_dim: int, hidden_dim: int = 128, time_embed_dim: int = 64) -> None:
+    def __init__(
+        self, profile_dim: int, hidden_dim: int = 128, time_embed_dim: int = 64, condition_dim: int | None = None
+    ) -> None:
         super().__init__()
         self.time_proj = Timesteps(time_embed_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embedding = TimestepEmbedding(time_embed_dim, hidden_dim)
         self.sample_in = nn.Linear(profile_dim, hidden_dim)
-        self.condition_in = nn.Linear(profile_dim, hidden_dim, bias=False)
+        self.condition_in = nn.Linear(condition_dim or profile_dim, hidden_dim, bias=False)
         self.mid = nn.Linear(hidden_dim, hidden_dim)
         self.out = nn.Linear(hidden_dim, profile_dim)
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        """Model output for `sample` (B, P) at `timestep` (B,) or scalar, given `condition` (B, P)."""
+        """Model output for `sample` (B, P) at `timestep` (B,) or scalar, given `condition` (B, C)."""
         timesteps = torch.as_tensor(timestep, device=sample.device).reshape(-1).expand(sample.shape[0])  # (B,)
         time_features = self.time_proj(timesteps).to(sample.dtype)  # (B, time_embed_dim)
         hidden = self.sample_in(sample) + self.condition_in(condition) + self.time_embedding(time_features)  # (B, H)

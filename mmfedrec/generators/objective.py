@@ -79,7 +79,7 @@ def weighted_loss(denoiser: torch.nn.Module, batch: DenoisingBatch, weights: tor
     """Example-weighted mean over clients (weights (C,)) of each client's `denoising_loss`, in one pass."""
     n_clients, n_views, dim = batch.noisy.shape
     prediction = denoiser(
-        batch.noisy.reshape(-1, dim), batch.timesteps.reshape(-1), batch.conditions.reshape(-1, dim)
+        batch.noisy.reshape(-1, dim), batch.timesteps.reshape(-1), batch.conditions.flatten(0, 1)
     ).reshape(n_clients, n_views, dim)
     per_client = ((prediction - batch.targets) ** 2).mean(dim=(1, 2))  # (C,)
     return (per_client * weights).sum() / weights.sum()

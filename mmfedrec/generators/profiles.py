@@ -32,26 +32,40 @@ class ProfileSpace:
 
     n_items: int
     item_embeddings: torch.Tensor | None = None  # (I, D) fused item features; None = interaction vectors
+    condition_features: torch.Tensor | None = None  # (I, F) item features the condition adds; None = none
 
     @property
     def dim(self) -> int:
         """Profile length P that the denoiser is built for."""
         return self.n_items if self.item_embeddings is None else self.item_embeddings.shape[1]
 
+    @property
+    def condition_dim(self) -> int:
+        """Length of a condition: P, plus F with `condition_features`."""
+        return self.dim + (0 if self.condition_features is None else self.condition_features.shape[1])
+
     def target(self, histories: torch.Tensor) -> torch.Tensor:
         """(B, P) the clean profile x_0: interactions scaled to {-1, 1}, or the mean item feature."""
         if self.item_embeddings is None:
             return 2.0 * histories - 1.0
-        return self._mean_feature(histories)
+        return self._mean_feature(histories, self.item_embeddings)
 
     def condition(self, histories: torch.Tensor) -> torch.Tensor:
         """(B, P) what the denoiser is conditioned on: the observed multi-hot, or its mean feature.
 
         The multi-hot is L2-normalized so that a 3-item and a 300-item history have the same scale.
+        With `condition_features`, the mean feature of the observed items follows (B, P + F): what
+        the items are (text, image) as well as which they are, so that a client's few items say
+        more than their identities.
         """
-        if self.item_embeddings is None:
-            return torch.nn.functional.normalize(histories, dim=1)
-        return self._mean_feature(histories)
+        condition = (
+            torch.nn.functional.normalize(histories, dim=1)
+            if self.item_embeddings is None
+            else self._mean_feature(histories, self.item_embeddings)
+        )
+        if self.condition_features is None:
+            return condition
+        return torch.cat([condition, self._mean_feature(histories, self.condition_features)], dim=1)
 
     def confidence(self, profiles: torch.Tensor) -> torch.Tensor:
         """(B, I) item scores, about [0, 1], of denoised profiles (B, P).
@@ -66,6 +80,7 @@ class ProfileSpace:
         cosine = torch.nn.functional.normalize(profiles, dim=1) @ features.T  # (B, I)
         return (cosine + 1.0) / 2.0
 
-    def _mean_feature(self, histories: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _mean_feature(histories: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         counts = histories.sum(dim=1, keepdim=True).clamp(min=1.0)  # (B, 1)
-        return (histories @ self.item_embeddings) / counts  # (B, D)
+        return (histories @ features) / counts  # (B, D)

@@ -18,9 +18,11 @@ class ProfileSynthesizer:
     """Denoiser + scheduler + the sampling loop, written out like a diffusers pipeline."""
 
     def __init__(self, denoiser: ProfileDenoiser, scheduler: DDIMScheduler, space: ProfileSpace) -> None:
-        if denoiser.config.profile_dim != space.dim:
+        expected = (denoiser.config.profile_dim, denoiser.config.condition_dim or denoiser.config.profile_dim)
+        if expected != (space.dim, space.condition_dim):
             raise MmfedrecError(
-                f"denoiser expects profiles of length {denoiser.config.profile_dim}, the space has {space.dim}"
+                f"denoiser expects profiles and conditions of length {expected}, the space has "
+                f"{(space.dim, space.condition_dim)} (condition features given or not as in training?)"
             )
         self.denoiser = denoiser
         self.scheduler = scheduler

@@ -58,3 +58,18 @@ def test_profiles_projected_into_item_features_complete_the_block(split: Split) 
     pseudo = augmenter.augment(sparse_split, AugmentationPolicy(sparse_max=2, n_pseudo=3))
     assert augmenter.synthesizer.denoiser.config.profile_dim == 2
     assert ((pseudo.items // 10) == (pseudo.users % 2)).mean() > 0.9
+
+
+def test_a_denoiser_conditioned_on_item_features_completes_the_block(split: Split) -> None:
+    sparse_split, chosen = make_sparse(split, 0.5, 2, seed=0)
+    features = torch.zeros(20, 2)
+    features[:10, 0] = features[10:, 1] = 1.0  # what the items are: one direction per planted block
+    config = DiffusionAugmenterConfig(
+        hidden_dim=32, federated=FederatedDenoiserConfig(rounds=150, server_lr=1e-2, views_per_client=4)
+    )
+    augmenter = DiffusionAugmenter(config, condition_features=features)
+    pseudo = augmenter.augment(sparse_split, AugmentationPolicy(sparse_max=2, n_pseudo=4))
+    assert augmenter.synthesizer.denoiser.config.condition_dim == 22  # 20 items + 2 feature dimensions
+    assert augmenter.synthesizer.space.condition(torch.eye(20)[:1]).shape == (1, 22)
+    assert ((pseudo.items // 10) == (pseudo.users % 2)).mean() > 0.9
+    assert _held_out_rank(augmenter.scores(sparse_split, chosen), sparse_split, chosen) < 0.3

@@ -42,6 +42,8 @@ class DiffusionAugmenter(Augmenter):
     Args:
         item_embeddings: (I, D) item features; given, profiles live in that space (large catalogues).
         synthesizer: an already fitted synthesizer; None fits one on the first `augment`.
+        condition_features: (I, F) item features (fused text and image) whose mean over the
+            client's items conditions the denoiser beside the items themselves.
     """
 
     def __init__(
@@ -49,11 +51,13 @@ class DiffusionAugmenter(Augmenter):
         config: DiffusionAugmenterConfig | None = None,
         item_embeddings: torch.Tensor | None = None,
         synthesizer: ProfileSynthesizer | None = None,
+        condition_features: torch.Tensor | None = None,
     ) -> None:
         self.config = config or DiffusionAugmenterConfig()
         if self.config.training not in TRAINING_MODES:
             raise MmfedrecError(f"training must be one of {TRAINING_MODES}, got {self.config.training!r}")
         self.item_embeddings = item_embeddings
+        self.condition_features = condition_features
         self.synthesizer = synthesizer
         self.training_losses: list[float] = []
 
@@ -62,11 +66,11 @@ class DiffusionAugmenter(Augmenter):
         dense = np.flatnonzero(split.train_counts() > policy.sparse_max)
         if len(dense) == 0:
             raise MmfedrecError(f"no client has more than {policy.sparse_max} training interactions to learn from")
-        space = ProfileSpace(split.n_items, self.item_embeddings)
+        space = ProfileSpace(split.n_items, self.item_embeddings, self.condition_features)
         histories = training_histories(split, dense)  # (C, I)
         weights = histories.sum(dim=1)  # (C,) FedAvg weight: the client's number of examples
         torch.manual_seed(self.config.seed)
-        denoiser = ProfileDenoiser(space.dim, hidden_dim=self.config.hidden_dim)
+        denoiser = ProfileDenoiser(space.dim, hidden_dim=self.config.hidden_dim, condition_dim=space.condition_dim)
         scheduler = training_scheduler()
         if self.config.training == "federated":
             self.training_losses = train_federated(
