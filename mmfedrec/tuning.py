@@ -16,28 +16,57 @@ from pathlib import Path
 from mmfedrec.atomic import write_atomic
 from mmfedrec.config.codec import to_dict, to_toml, with_settings
 from mmfedrec.config.methods import method_spec
-from mmfedrec.config.spaces import SGD_ROW_LR, Param, search_space
+from mmfedrec.config.spaces import SGD_ROW_LR, Param, augmentation_space, search_space
 from mmfedrec.config.tree import AUTO_HISTORY, RunConfig
 from mmfedrec.errors import MmfedrecError
 
 JOURNAL = "study.journal"
 
 
-def tune(config: RunConfig, out: Path, trials: int, timeout: float | None = None, progress: bool = True) -> RunConfig:
-    """Search `config.method`'s space on validation of the first seed; returns the best configuration."""
+TARGETS = ("model", "augmentation")
+
+
+def tune(
+    config: RunConfig,
+    out: Path,
+    trials: int,
+    timeout: float | None = None,
+    progress: bool = True,
+    target: str = "model",
+) -> RunConfig:
+    """Search `config.method`'s space on validation of the first seed; returns the best configuration.
+
+    Args:
+        target: "model" searches the method's settings on every client's validation;
+            "augmentation" searches the augmentation settings (`augmentation_space`), the model's
+            as given, on the made-sparse clients' validation (the sparse protocol must be on).
+    """
     import optuna
 
     from mmfedrec.data.registry import load_dataset, split_order
-    from mmfedrec.experiment import load_features, run_split
+    from mmfedrec.experiment import augment, load_features, run_split
+    from mmfedrec.federation.engines.runner import resolved_history
 
     method = method_spec(config.method)
     dataset = load_dataset(config.data)
-    space = search_space(method, split_order(config.data, dataset) == "time")
-    if not space:
-        raise MmfedrecError(f"{config.method} has no settings to tune")
     seed = config.seeds[0]
     split, groups = run_split(config, seed)
-    features = load_features(config, dataset.catalog, progress) if method.modalities else None
+    time_ordered = split_order(config.data, dataset) == "time"
+    if target == "augmentation":
+        if config.augment.augment == "none" or groups is None:
+            raise MmfedrecError(
+                "--target augmentation tunes an augmenter on the made-sparse clients: give --augment and --sparse-fraction"
+            )
+        space = augmentation_space(config.augment.augment, resolved_history(method, config, split) > 0)
+    elif target == "model":
+        space = search_space(method, time_ordered)
+    else:
+        raise MmfedrecError(f"--target must be one of {TARGETS}, got {target!r}")
+    if not space:
+        raise MmfedrecError(f"{config.method} has no settings to tune")
+    needs_features = method.modalities or config.augment.augment in ("item-knn", "diffusion")
+    features = load_features(config, dataset.catalog, progress) if needs_features else None
+    bucket = "sparse" if target == "augmentation" else None
     out.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / JOURNAL)))
@@ -62,15 +91,17 @@ def tune(config: RunConfig, out: Path, trials: int, timeout: float | None = None
 
         def on_round(entry: dict) -> None:
             nonlocal evaluations
-            if "valid" in entry:
+            if "valid" in entry and bucket is None:  # a round's entry holds no bucket: no pruning on one
                 evaluations += 1
                 trial.report(entry["valid"]["sampled"][config.eval.select_on], evaluations)
                 if trial.should_prune():
                     raise optuna.TrialPruned()
 
-        outcome = train_seed(method, split, features, trial_config, seed, groups, on_round=on_round)
+        pseudo = augment(split, trial_config.augment, features, None, False)
+        outcome = train_seed(method, split, features, trial_config, seed, groups, pseudo, on_round=on_round)
         trial.set_user_attr("best_round", outcome.best_round)
-        return float(outcome.valid["sampled"][config.eval.select_on])
+        valid = outcome.valid if bucket is None else outcome.valid["buckets"][bucket]
+        return float(valid["sampled"][config.eval.select_on])
 
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         value = "pruned" if trial.value is None else f"valid {config.eval.select_on} {trial.value:.4f}"

@@ -62,3 +62,24 @@ def test_a_timeout_that_is_not_positive_is_a_usage_error(capsys: pytest.CaptureF
     assert main(["tune", "--method", "fedavg-mf", "--timeout", "-5"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "--timeout" in error and "> 0" in error
+
+
+def test_augmentation_is_tuned_on_the_made_sparse_clients(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, cache = tmp_path / "study", ["--cache-dir", str(tmp_path / "cache")]
+    protocol = ["--augment", "popularity", "--sparse-fraction", "0.5", "--sparse-max", "3", "--n-pseudo", "5"]
+    argv = ["tune", "--method", "fedavg-mf", *TINY, *protocol, *cache, "--out", str(out), "--quiet"]
+    assert main([*argv, "--trials", "2", "--target", "augmentation"]) == 0
+    trials = pd.read_csv(out / "trials.csv")
+    assert {"params_n_pseudo", "params_pseudo_weight", "params_pseudo_trains"} <= set(trials.columns)
+    assert "params_lr" not in trials.columns  # the model's settings stay as given
+    assert trials.iloc[0]["params_n_pseudo"] == 5  # the first trial is the configuration given
+    best = trials.loc[trials["value"].idxmax()]
+    capsys.readouterr()
+    assert main(["train", "--config", str(out / "best.toml"), *cache, "--out", str(tmp_path / "best"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["augment"]["n_pseudo"] == best["params_n_pseudo"]
+    run = json.loads((tmp_path / "best" / "seed-0.json").read_text())
+    assert run["valid"]["buckets"]["sparse"]["sampled"]["ndcg@10"] == pytest.approx(best["value"])
+    refused = ["tune", "--method", "fedavg-mf", *TINY, *cache, "--out", str(tmp_path / "x"), "--target", "augmentation"]
+    assert main(refused) == 2
+    assert "give --augment and --sparse-fraction" in capsys.readouterr().err

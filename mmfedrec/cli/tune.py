@@ -19,6 +19,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--timeout", type=positive_seconds, default=None, help="stop starting trials after this many seconds"
     )
+    parser.add_argument(
+        "--target",
+        choices=("model", "augmentation"),
+        default="model",
+        help="model: the method's settings, on every client's validation; augmentation: the augmenter's "
+        "settings, on the made-sparse clients' validation (needs --augment and --sparse-fraction)",
+    )
     parser.add_argument("--out", type=Path, help="study folder (default: runs/tune-<method>); rerun to resume")
     add_config_file_options(parser)
     add_config_arguments(parser)
@@ -47,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(to_toml(config))
         return 0
     out = args.out or Path("runs") / f"tune-{config.method}"
-    tune(config, out, args.trials, args.timeout, progress=not args.quiet)
+    tune(config, out, args.trials, args.timeout, progress=not args.quiet, target=args.target)
     print(f"best configuration: {out / 'best.toml'} (train it with `mmfedrec train --config {out / 'best.toml'}`)")
     print(f"every trial: {out / 'trials.csv'}")
     return 0
