@@ -38,8 +38,10 @@ def check_flower_support(config: RunConfig) -> None:
         raise MmfedrecError(f"method {config.method!r} is not a federated method that aggregates; run it in-process")
     if method.personal_items or config.federated.personal_items:
         raise MmfedrecError(f"{config.method} keeps per-client item vectors: in-process only (--engine sim or loop)")
-    if config.augment.augment != "none" or config.augment.sparse_fraction > 0:
-        raise MmfedrecError("augmentation and the sparse-client protocol run in-process only (--engine sim)")
+    if config.augment.augment != "none" or config.augment.sparse_fraction > 0 or config.augment.new_clients > 0:
+        raise MmfedrecError(
+            "augmentation and the sparse-client and new-client protocols run in-process only (--engine sim)"
+        )
     robust = config.robust
     if robust.byzantine > 0 or robust.dropout > 0 or config.train.checkpoint_every:
         raise MmfedrecError(
