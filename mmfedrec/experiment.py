@@ -142,8 +142,11 @@ def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
                 _log(f"[{method.name} seed {seed}] already finished (resumed run)", progress)
                 continue
             split, groups = run_split(config, seed, progress)
-            pseudo = augment(split, config.augment, features, out if seed == config.seeds[0] else None, progress)
-            joining = new_clients(config, seed, features) if config.augment.new_clients > 0 else None
+            augmenter = build_augmenter(config.augment, features, split.item_ids)  # fitted once per seed
+            pseudo = augment(
+                split, config.augment, features, out if seed == config.seeds[0] else None, progress, augmenter
+            )
+            joining = new_clients(config, seed, features, augmenter) if config.augment.new_clients > 0 else None
 
             def on_round(entry: dict, seed: int = seed) -> None:
                 replayed = entry.pop("replayed", False)
@@ -286,8 +289,9 @@ def apply_sparse_protocol(split, augment_config: AugmentConfig, seed: int):
     return split, {"sparse": made_sparse, "dense": dense}
 
 
-def new_clients(config: RunConfig, seed: int, features):
-    """The clients the new-client protocol held out of `seed`'s training, and how they join."""
+def new_clients(config: RunConfig, seed: int, features, augmenter=None):
+    """The clients the new-client protocol held out of `seed`'s training, and how they join
+    (`augmenter`: the one training used, already fitted, which no joiner's events trained)."""
     from mmfedrec.federation.engines.joining import Joining
     from mmfedrec.generators import hold_out_clients
 
@@ -296,7 +300,7 @@ def new_clients(config: RunConfig, seed: int, features):
     _, joiners = hold_out_clients(full_split, settings.new_clients, max(settings.join_items), seed)
 
     def pseudo(split):
-        return augment(split, settings, features, None, False)
+        return augment(split, settings, features, None, False, augmenter)
 
     return Joining(full_split, joiners, settings.join_items, settings.join_epochs, pseudo)
 
@@ -310,20 +314,32 @@ def item_embedding_matrix(features, item_ids: np.ndarray) -> np.ndarray:
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
-def augment(split, augment_config: AugmentConfig, features, out: Path | None, progress: bool):
+def build_augmenter(augment_config: AugmentConfig, features, item_ids: np.ndarray):
+    """The configured augmenter, not fitted yet (None without augmentation)."""
+    if augment_config.augment == "none":
+        return None
+    from mmfedrec.generators import augmenter_from_name
+
+    name = augment_config.augment
+    embeddings = item_embedding_matrix(features, item_ids) if name == "item-knn" else None
+    options = diffusion_options(augment_config, features, item_ids) if name == "diffusion" else {}
+    return augmenter_from_name(name, item_embeddings=embeddings, **options)
+
+
+def augment(split, augment_config: AugmentConfig, features, out: Path | None, progress: bool, augmenter=None):
     """Pseudo-interactions for sparse clients as (users, items, weights), or None.
 
-    With `out`, they are saved to `pseudo_interactions.safetensors` (and a diffusion denoiser to
-    `denoiser/`) so the app and `mmfedrec synth` can show what augmentation did.
+    `augmenter` (from `build_augmenter`) is fitted on the first split it augments and reused
+    after (a denoiser is trained once per seed); None builds one for this call. With `out`, they
+    are saved to `pseudo_interactions.safetensors` (and a diffusion denoiser to `denoiser/`) so
+    the app and `mmfedrec synth` can show what augmentation did.
     """
     if augment_config.augment == "none":
         return None
-    from mmfedrec.generators import AugmentationPolicy, augmenter_from_name
+    from mmfedrec.generators import AugmentationPolicy
 
     name = augment_config.augment
-    embeddings = item_embedding_matrix(features, split.item_ids) if name == "item-knn" else None
-    options = diffusion_options(augment_config, features, split.item_ids) if name == "diffusion" else {}
-    augmenter = augmenter_from_name(name, item_embeddings=embeddings, **options)
+    augmenter = augmenter or build_augmenter(augment_config, features, split.item_ids)
     policy = AugmentationPolicy(
         augment_config.sparse_max, augment_config.n_pseudo, augment_config.pseudo_weight, augment_config.min_confidence
     )

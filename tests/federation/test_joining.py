@@ -89,3 +89,28 @@ def test_pseudo_positives_kept_private_send_nothing_of_theirs() -> None:
 def test_new_clients_refuse_a_second_protocol() -> None:
     with pytest.raises(Exception, match="two protocols"):
         with_settings(RunConfig(), new_clients=0.2, sparse_fraction=0.5)
+
+
+def test_a_run_with_new_clients_fits_its_denoiser_once_per_seed(tmp_path, monkeypatch) -> None:
+    from mmfedrec.experiment import run_experiment
+    from mmfedrec.generators.augmenters.diffusion import DiffusionAugmenter
+
+    fits = []
+    fit = DiffusionAugmenter.fit
+    monkeypatch.setattr(DiffusionAugmenter, "fit", lambda self, *args: fits.append(1) or fit(self, *args))
+    config = with_settings(
+        RunConfig(method="ours-id-only"),
+        rounds=2,
+        synthetic_users=80,
+        synthetic_items=60,
+        eval_negatives=30,
+        new_clients=0.2,
+        augment="diffusion",
+        denoiser_rounds=2,
+        join_epochs=1,
+        cache_dir=tmp_path / "cache",
+    )
+    summary = run_experiment(config, tmp_path / "run")
+    assert len(fits) == 1  # training and the three joining sizes share it
+    assert {"new-1", "new-3", "new-5"} <= set(summary["buckets"])
+    assert summary["buckets"]["new-1"]["users"] > 0
