@@ -358,7 +358,8 @@ def local_train(
             params_shared = {k: v[:n].detach().requires_grad_() for k, v in local_shared.items()}
             items = chunk.items[:n, step]  # (n, B, 1 + n_neg)
             step_own = None if own is None else own[:n, step]  # (n, B)
-            frozen = {k: v.detach() for k, v in params_shared.items()}  # what private-only examples read
+            if step_own is not None:  # what private-only examples read: the shared tensors without gradient
+                frozen = {k: v.detach() for k, v in params_shared.items()}
             if bilinear and history:  # one client vector per example
                 context = F.embedding(event_rows[:n, step], contexts)  # (n, B, D): per step, no padding
                 vector = model.client_vector(params_private, params_shared, context)  # (n, B, D + 1)
