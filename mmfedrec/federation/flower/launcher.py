@@ -522,7 +522,16 @@ def flower_seed_trainer(
     """
 
     def train_seed_on_flower(
-        method, split, features, config: RunConfig, seed: int, groups=None, pseudo=None, on_round=None, checkpoint=None
+        method,
+        split,
+        features,
+        config: RunConfig,
+        seed: int,
+        groups=None,
+        pseudo=None,
+        on_round=None,
+        checkpoint=None,
+        joining=None,  # always None: check_flower_support refuses the new-client protocol
     ) -> SeedOutcome:
         say = None if on_progress is None else (lambda line: on_progress(f"[{config.method} seed {seed}] {line}"))
         outcome = run_flower(dataclasses.replace(config, seeds=(seed,)), engine, options, on_progress=say)
