@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from train_runs import dataset_args, write_table
+from train_runs import add_real_data_arguments, real_datasets, write_table
 
 from mmfedrec.config.arguments import add_config_arguments, resolve_config
 from mmfedrec.config.codec import with_settings
@@ -86,20 +86,13 @@ def recovered(config: RunConfig, features, name: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, help="MovieLens-100K folder")
-    parser.add_argument("--posters", type=Path)
-    parser.add_argument("--hm", type=Path, help="the H&M sample folder")
+    add_real_data_arguments(parser)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-augment-ceiling"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    datasets = {}
-    if args.root is not None:
-        datasets["ml-100k"] = dataset_args(args.root, args.posters)
-    if args.hm is not None:
-        datasets["h&m"] = ["--dataset", "hm-fashion", "--root", str(args.hm)]
-    datasets = datasets or {"synthetic": []}
+    datasets = real_datasets(args)
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = ["| data | variant | cut clients NDCG@10 | vs cut | other clients NDCG@10 |", "|---|---|---|---|---|"]
     for label, data_flags in datasets.items():

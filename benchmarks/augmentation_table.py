@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from train_runs import dataset_args, run_cell, write_table
+from train_runs import add_real_data_arguments, real_datasets, run_cell, write_table
 
 AUGMENTERS = ("none", "popularity", "item-knn", "diffusion")
 PROTOCOLS = {  # reported groups, and the flags that set the protocol up
@@ -37,9 +37,7 @@ def bucket(summary: dict, name: str) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, help="MovieLens-100K folder")
-    parser.add_argument("--posters", type=Path)
-    parser.add_argument("--hm", type=Path, help="the H&M sample folder")
+    add_real_data_arguments(parser)
     parser.add_argument("--method", default="ours")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--threads", type=int, default=2)
@@ -47,12 +45,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-augment"))
     args = parser.parse_args()
 
-    datasets = {}
-    if args.root is not None:
-        datasets["ml-100k"] = dataset_args(args.root, args.posters)
-    if args.hm is not None:
-        datasets["h&m"] = ["--dataset", "hm-fashion", "--root", str(args.hm)]
-    datasets = datasets or {"synthetic": []}
+    datasets = real_datasets(args)
     groups, protocol_flags = PROTOCOLS[args.protocol]
     header = " | ".join(f"{group} NDCG@10 | vs none" for group in groups)
     rows = [f"| data | augmentation | {header} |", "|---|---|" + "---|---|" * len(groups)]

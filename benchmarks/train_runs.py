@@ -3,6 +3,7 @@ table-making benchmarks (quality_table.py, augmentation_table.py, privacy_robust
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import subprocess
@@ -45,3 +46,20 @@ def cell(summary: dict, protocol: str, metric: str) -> str:
     mean = summary["test"][protocol][metric]
     std = summary.get("test_std", {}).get(protocol, {}).get(metric, 0.0)
     return f"{mean:.4f} ± {std:.4f}" if std else f"{mean:.4f}"
+
+
+def add_real_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """--root/--posters (ML-100K) and --hm (the H&M sample): the augmentation benchmarks' data."""
+    parser.add_argument("--root", type=Path, help="MovieLens-100K folder")
+    parser.add_argument("--posters", type=Path)
+    parser.add_argument("--hm", type=Path, help="the H&M sample folder")
+
+
+def real_datasets(args: argparse.Namespace) -> dict[str, list[str]]:
+    """Dataset label -> flags: ML-100K and H&M where given, else the synthetic default."""
+    datasets = {}
+    if args.root is not None:
+        datasets["ml-100k"] = dataset_args(args.root, args.posters)
+    if args.hm is not None:
+        datasets["h&m"] = ["--dataset", "hm-fashion", "--root", str(args.hm)]
+    return datasets or {"synthetic": []}
