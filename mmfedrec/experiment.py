@@ -33,6 +33,12 @@ def _log(message: str, enabled: bool) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+def uses_features(config: RunConfig) -> bool:
+    """Whether a run reads item features: its method's content, or item-kNN's neighbours (a
+    diffusion denoiser is conditioned on them exactly when the run has them)."""
+    return bool(method_spec(config.method).modalities) or config.augment.augment == "item-knn"
+
+
 def load_features(config: RunConfig, catalog, progress: bool):
     """Item features for methods that use content (cached; computed on demand)."""
     from mmfedrec.encoders.features import features_for_run
@@ -125,7 +131,7 @@ def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
             progress,
         )
     features = None
-    if not on_flower and (method.modalities or config.augment.augment == "item-knn"):
+    if not on_flower and uses_features(config):
         features = load_features(config, dataset.catalog, progress)
     rounds = config.train.rounds
     metrics_path = out / "metrics.jsonl"
@@ -409,7 +415,7 @@ def rebuild_augmenter(config: RunConfig, split, run_dir: Path):
 
     name = config.augment.augment
     features = None
-    if name == "item-knn" or (name == "diffusion" and method_spec(config.method).modalities):
+    if name in ("item-knn", "diffusion") and uses_features(config):
         from mmfedrec.data.registry import load_dataset
 
         features = load_features(config, load_dataset(config.data).catalog, False)

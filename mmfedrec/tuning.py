@@ -44,7 +44,7 @@ def tune(
     import optuna
 
     from mmfedrec.data.registry import load_dataset, split_order
-    from mmfedrec.experiment import augment, load_features, run_split
+    from mmfedrec.experiment import augment, load_features, run_split, uses_features
     from mmfedrec.federation.engines.runner import resolved_history
 
     method = method_spec(config.method)
@@ -64,8 +64,7 @@ def tune(
         raise MmfedrecError(f"--target must be one of {TARGETS}, got {target!r}")
     if not space:
         raise MmfedrecError(f"{config.method} has no settings to tune")
-    needs_features = method.modalities or config.augment.augment in ("item-knn", "diffusion")
-    features = load_features(config, dataset.catalog, progress) if needs_features else None
+    features = load_features(config, dataset.catalog, progress) if uses_features(config) else None
     bucket = "sparse" if target == "augmentation" else None
     out.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

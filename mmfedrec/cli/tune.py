@@ -9,6 +9,7 @@ from pathlib import Path
 from mmfedrec.cli.options import int_in
 from mmfedrec.cli.train import add_config_file_options
 from mmfedrec.config.arguments import add_config_arguments, resolve_config
+from mmfedrec.tuning import TARGETS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--target",
-        choices=("model", "augmentation"),
+        choices=TARGETS,
         default="model",
         help="model: the method's settings, on every client's validation; augmentation: the augmenter's "
         "settings, on the made-sparse clients' validation (needs --augment and --sparse-fraction)",

@@ -353,6 +353,8 @@ class AugmentConfig(Section):
         super().__post_init__()
         if self.new_clients > 0 and self.sparse_fraction > 0:
             raise ConfigError("--new-clients and --sparse-fraction are two protocols: measure one at a time")
+        if self.new_clients > 0 and not self.join_items:
+            raise ConfigError("--join-items is empty: give the event counts clients join with, e.g. 1,3,5")
 
 
 @dataclass(frozen=True)
@@ -404,6 +406,8 @@ class RunConfig(Section):
             raise ConfigError(f"--experts applies to the mixture-of-experts methods (ours, ...), not {self.method}")
         if self.model.history > 0 and method.model != "moe":
             raise ConfigError(f"--history applies to ours and its ablations, not {self.method}")
+        if self.augment.new_clients > 0 and method.kind != "federated":
+            raise ConfigError(f"--new-clients joins clients to a federated model; {self.method} is not one")
         uses_sum = self.privacy.secure_agg or self.privacy.dp_epsilon > 0 or self.federated.row_average == "clients"
         if uses_sum and self.robust.aggregator != "fedavg":
             raise ConfigError(

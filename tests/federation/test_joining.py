@@ -89,6 +89,10 @@ def test_pseudo_positives_kept_private_send_nothing_of_theirs() -> None:
 def test_new_clients_refuse_a_second_protocol() -> None:
     with pytest.raises(Exception, match="two protocols"):
         with_settings(RunConfig(), new_clients=0.2, sparse_fraction=0.5)
+    with pytest.raises(Exception, match="--join-items is empty"):
+        with_settings(RunConfig(), new_clients=0.2, join_items=())
+    with pytest.raises(Exception, match="popularity is not one"):
+        with_settings(RunConfig(method="popularity"), new_clients=0.2)
 
 
 def test_a_run_with_new_clients_fits_its_denoiser_once_per_seed(tmp_path, monkeypatch) -> None:

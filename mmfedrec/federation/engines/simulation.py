@@ -119,8 +119,12 @@ class Simulation:
         self.split = split
         self.indptr, self.train_items = split.train_csr()
         self.known = KnownPairs.for_split(split, self.config.federated.negatives_avoid_heldout)
+        self._build_event_contexts()
+
+    def _build_event_contexts(self) -> None:
+        """The training events' history contexts, with the pseudo-history when there is one."""
         self.event_contexts = EventContexts.for_model(
-            self.model, self.indptr, self.train_items, split.n_items, self.pseudo_history
+            self.model, self.indptr, self.train_items, self.split.n_items, self.pseudo_history
         )
 
     @property
@@ -135,7 +139,7 @@ class Simulation:
         self._pseudo = pseudo
         as_history = pseudo is not None and self.model.history and self.config.augment.pseudo_as != "positives"
         self.pseudo_history = pseudo_history_table(pseudo[0], pseudo[1], self.split.n_users) if as_history else None
-        self.use_split(self.split)
+        self._build_event_contexts()
 
     def _pseudo_positives(self) -> Pseudo | None:
         as_positives = self.config.augment.pseudo_as != "history" or not self.model.history
@@ -181,7 +185,14 @@ class Simulation:
                 )
             else:
                 result = local_train(
-                    self.model, self.shared, private, self.local_tables, chunk, local, chunk.clients, None, shared
+                    self.model,
+                    self.shared,
+                    private,
+                    self.local_tables,
+                    chunk,
+                    local,
+                    chunk.clients,
+                    pseudo_shared=shared,
                 )
             for name, value in result.private.items():
                 self.private[name][chunk.clients] = value
@@ -213,8 +224,6 @@ class Simulation:
         elif per_client:
             rejected = self._aggregate_defended(per_client, round_index, key, item_table)
         download = download_nbytes(self.shared, item_table) if self.federate else 0
-        if not update_server:
-            upload[:] = 0.0
         return RoundStats(
             round=round_index,
             seconds=time.perf_counter() - started,
