@@ -46,6 +46,7 @@ def tune(
     from mmfedrec.data.registry import load_dataset, split_order
     from mmfedrec.experiment import augment, load_features, run_split, uses_features
     from mmfedrec.federation.engines.runner import resolved_history
+    from mmfedrec.federation.local.auto_steps import resolved_steps
 
     method = method_spec(config.method)
     dataset = load_dataset(config.data)
@@ -78,7 +79,7 @@ def tune(
         load_if_exists=True,
     )
     if not study.trials:  # the first trial is the configuration given: tuning never ends below it
-        study.enqueue_trial(current_values(config, space))
+        study.enqueue_trial(current_values(resolved_steps(config, split), space))
     done = sum(t.state.is_finished() for t in study.trials)
     started = time.perf_counter()
 

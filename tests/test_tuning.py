@@ -11,7 +11,7 @@ import pytest
 from mmfedrec.cli import main
 from mmfedrec.config.methods import method_spec
 from mmfedrec.config.spaces import search_space
-from mmfedrec.config.tree import AUTO_HISTORY
+from mmfedrec.config.tree import AUTO_HISTORY, AUTO_STEPS
 
 TINY = ["--synthetic-users", "80", "--synthetic-items", "60", "--eval-negatives", "30", "--rounds", "2"]
 
@@ -43,11 +43,12 @@ def test_every_federated_method_searches_the_same_client_steps() -> None:
 
 
 def test_the_first_trial_is_the_configuration_given(tmp_path: Path) -> None:
-    """So a tuned method never ends below its defaults on validation."""
+    """So a tuned method never ends below its defaults on validation; "auto" steps as the data sets them."""
     argv = ["tune", "--method", "fedncf", *TINY, "--cache-dir", str(tmp_path / "cache"), "--lr", "0.2"]
     assert main([*argv, "--out", str(tmp_path / "study"), "--trials", "1", "--quiet"]) == 0
     first = pd.read_csv(tmp_path / "study" / "trials.csv").iloc[0]
-    assert (first["params_lr"], first["params_negatives"], first["params_row_optimizer"]) == (0.2, 4, "adam")
+    assert (first["params_lr"], first["params_negatives"], first["params_row_optimizer"]) == (0.2, 16, "adam")
+    assert first["params_shared_lr"] == AUTO_STEPS["sparse"]["shared_lr"]  # the tiny data is sparse
 
 
 def test_the_first_trial_of_ours_is_its_automatic_history(tmp_path: Path) -> None:

@@ -142,6 +142,15 @@ class EvalConfig(Section):
 
 AUTO_HISTORY = 10  # `history = -1` on a time-ordered split (benchmarks/README.md, "Cold items": the next default)
 ID_VECTORS_MIN_MEDIAN = 3  # training interactions of the median item for `id_vectors = "auto"` to learn them
+# What the "auto" local steps become on dense and on sparse data (`local.dense_items`): chosen on the
+# validation splits of synthetic, ML-100K (time, random) and H&M (benchmarks/README.md, "Defaults
+# from data statistics"). Dense: FedMF's SGD item step (many clients average each item's update) and
+# a fast shared step. Sparse: Adam item steps, and a slow shared step (a few events per item overfit
+# the shared experts within a few rounds).
+AUTO_STEPS = {
+    "dense": {"row_optimizer": "sgd", "row_lr": 50.0, "shared_lr": 0.05},
+    "sparse": {"row_optimizer": "", "row_lr": 0.0, "shared_lr": 0.001},
+}
 
 
 @dataclass(frozen=True)
@@ -187,7 +196,7 @@ class FederatedConfig(Section):
     """What a round samples and how the server folds the uploads in."""
 
     client_fraction: float = setting(1.0, "fraction of clients sampled per round", low=0, high=1, low_open=True)
-    negatives: int = setting(4, "training negatives per positive", low=1, high=1000)
+    negatives: int = setting(16, "training negatives per positive", low=1, high=1000)
     negatives_avoid_heldout: bool = setting(
         False,
         "PFedRec's sampling: training negatives also avoid each user's valid/test items (reads held-out labels; "
@@ -200,9 +209,9 @@ class FederatedConfig(Section):
     )
     server_optimizer: str = setting("fedavg", "server step on the dense shared tensors", choices=("fedavg", "fedadam"))
     server_lr: float = setting(1.0, "server learning rate on the dense shared tensors", low=0, low_open=True)
-    content_lr: float = setting(0.005, "server Adam step on the item tower's content (fusion)", low=0, low_open=True)
+    content_lr: float = setting(0.001, "server Adam step on the item tower's content (fusion)", low=0, low_open=True)
     id_shrink: float = setting(
-        0.05, "share of each item ID vector handed to the content per round (0 = never)", low=0, high=1, high_open=True
+        0.01, "share of each item ID vector handed to the content per round (0 = never)", low=0, high=1, high_open=True
     )
     expertwise: bool = setting(True, "weight expert updates by the mass routed to them (else by examples)")
     row_average: str = setting(
@@ -218,13 +227,15 @@ class FederatedConfig(Section):
 class LocalConfig(Section):
     """A client's local steps."""
 
-    lr: float = setting(0.3, "client step on the user state and item vectors", low=0, low_open=True)
-    shared_lr: float = setting(0.05, "client step on the shared dense tensors (experts, MLPs)", low=0, low_open=True)
+    lr: float = setting(0.1, "client step on the user state and item vectors", low=0, low_open=True)
+    shared_lr: float = setting(
+        0.0, "client step on the shared dense tensors (experts, MLPs); 0 = auto (--dense-items)", low=0
+    )
     local_optimizer: str = setting("adam", "adam (fresh state each round) or sgd", choices=("adam", "sgd"))
     local_epochs: int = setting(1, "passes over the client's examples per round", low=1, high=1000)
     batch_size: int = setting(64, "examples (a positive and its negatives) per local step", low=1)
     loss: str = setting(
-        "bce",
+        "softmax",
         "bce: each item on its own; bpr: the positive over each negative; softmax: the positive against all its "
         "negatives at once (sampled softmax)",
         choices=LOSSES,
@@ -232,16 +243,39 @@ class LocalConfig(Section):
     fedprox_mu: float = setting(0.0, "FedProx: mu/2 ||shared_local - shared_global||^2 (0 = off)", low=0)
     weight_decay: float = setting(0.0, "L2 on the private user state", low=0)
     row_optimizer: str = setting(
-        "",
-        "step of the item vectors a client touches: adam (Adam's first step) or sgd; '' = --local-optimizer",
-        choices=("", "adam", "sgd"),
+        "auto",
+        "step of the item vectors a client touches: adam (Adam's first step) or sgd; '' = --local-optimizer; "
+        "auto (--dense-items) = sgd at --row-lr 50 on dense data, else --local-optimizer",
+        choices=("auto", "", "adam", "sgd"),
     )
     row_lr: float = setting(0.0, "learning rate of the item-vector step (0 = --lr)", low=0)
+    dense_items: int = setting(
+        20,
+        "auto steps (--row-optimizer auto, --shared-lr 0): the data is dense when its median item has at least "
+        "this many training interactions",
+        low=0,
+    )
 
     @property
     def row_step(self) -> tuple[str, float]:
-        """(optimizer, learning rate) of the item-vector steps."""
-        return self.row_optimizer or self.local_optimizer, self.row_lr or self.lr
+        """(optimizer, learning rate) of the item-vector steps ("auto" read as '': resolve it first)."""
+        optimizer = self.row_optimizer if self.row_optimizer != "auto" else ""
+        return optimizer or self.local_optimizer, self.row_lr or self.lr
+
+    @property
+    def is_resolved(self) -> bool:
+        """No "auto" step is left (`resolved`)."""
+        return self.row_optimizer != "auto" and self.shared_lr > 0
+
+    def resolved(self, dense: bool) -> LocalConfig:
+        """The steps with "auto" settings replaced by `AUTO_STEPS` for dense or sparse data."""
+        steps = AUTO_STEPS["dense" if dense else "sparse"]
+        local = self
+        if local.row_optimizer == "auto":
+            local = replace(local, row_optimizer=steps["row_optimizer"], row_lr=local.row_lr or steps["row_lr"])
+        if local.shared_lr == 0:
+            local = replace(local, shared_lr=steps["shared_lr"])
+        return local
 
     def scaled(self, factor: float) -> LocalConfig:
         """The same steps with every learning rate (own, shared, item vectors) times `factor`."""

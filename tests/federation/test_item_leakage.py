@@ -35,7 +35,9 @@ def one_round_uploads():
     examples = build_round_examples(clients, indptr, train_items, split.n_items, 4, key)
     (chunk,) = pad_chunks(examples, 1 << 15)
     chunk_private = {k: v[chunk.clients] for k, v in private.items()}
-    result = local_train(model, shared, chunk_private, tower().detach(), chunk, LocalConfig(lr=0.01, batch_size=8))
+    result = local_train(
+        model, shared, chunk_private, tower().detach(), chunk, LocalConfig(lr=0.01, batch_size=8).resolved(dense=False)
+    )
     positives = [set(train_items[indptr[c] : indptr[c + 1]].tolist()) for c in chunk.clients.tolist()]
     return split.n_items, chunk.clients, positives, result, key
 

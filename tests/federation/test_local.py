@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -26,8 +28,18 @@ class WithoutShortcut:
 
 
 @pytest.mark.parametrize("model_name", ["moe", "mf"])
-@pytest.mark.parametrize("config", [LocalConfig(lr=0.05), LocalConfig(lr=0.05, row_optimizer="sgd", row_lr=20.0)])
-def test_the_dot_product_shortcut_steps_item_vectors_like_autograd(model_name: str, config: LocalConfig) -> None:
+@pytest.mark.parametrize("loss", ["bce", "softmax"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        LocalConfig(lr=0.05, shared_lr=0.05, row_optimizer=""),
+        LocalConfig(lr=0.05, shared_lr=0.05, row_optimizer="sgd", row_lr=20.0),
+    ],
+)
+def test_the_dot_product_shortcut_steps_item_vectors_like_autograd(
+    model_name: str, config: LocalConfig, loss: str
+) -> None:
+    config = replace(config, loss=loss)
     split = planted_split()
     generator = torch.Generator().manual_seed(0)
     model = build_model(model_name, 16, n_experts=3)
@@ -40,8 +52,10 @@ def test_the_dot_product_shortcut_steps_item_vectors_like_autograd(model_name: s
     fast = local_train(model, shared, chunk_private, table, chunk, config)
     generic = local_train(WithoutShortcut(model), shared, chunk_private, table, chunk, config)
     # Adam's first step normalises each factor of the outer product on its own, which differs from
-    # normalising the product only where a factor is near eps: allow 1 % of a step there.
-    atol = 0.01 * config.row_step[1] if config.row_step[0] == "adam" else 1e-6
+    # normalising the product only where a factor is near eps: allow 1 % of a step there (3 % under
+    # softmax, whose negatives far below the positive carry gradients near eps).
+    share = 0.03 if loss == "softmax" else 0.01
+    atol = share * config.row_step[1] if config.row_step[0] == "adam" else 1e-6
     torch.testing.assert_close(fast.row_delta, generic.row_delta, atol=atol, rtol=1e-4)
     for name, value in generic.private.items():
         torch.testing.assert_close(fast.private[name], value, msg=name)
@@ -50,7 +64,7 @@ def test_the_dot_product_shortcut_steps_item_vectors_like_autograd(model_name: s
 
 
 def test_row_step_defaults_follow_the_client_optimizer() -> None:
-    assert LocalConfig(lr=0.3).row_step == ("adam", 0.3)
+    assert LocalConfig(lr=0.3).row_step == ("adam", 0.3)  # "auto" before the data is read
     assert LocalConfig(lr=0.3, local_optimizer="sgd").row_step == ("sgd", 0.3)
     assert LocalConfig(lr=0.3, row_optimizer="sgd", row_lr=20.0).row_step == ("sgd", 20.0)
     with pytest.raises(MmfedrecError, match="row_optimizer"):
@@ -73,7 +87,9 @@ def test_factored_item_updates_sum_per_item_like_their_rows(
     event_contexts = EventContexts.for_model(model, indptr, items, split.n_items)
     contexts = None if event_contexts is None else event_contexts.contexts(table)
     chunk_private = {k: v[chunk.clients] for k, v in private.items()}
-    result = local_train(model, shared, chunk_private, table, chunk, LocalConfig(), contexts=contexts)
+    result = local_train(
+        model, shared, chunk_private, table, chunk, LocalConfig().resolved(dense=False), contexts=contexts
+    )
     assert isinstance(result.row_updates, RowFactors)
     rows = result.row_delta
     expected = torch.zeros(split.n_items, 17).index_put_(

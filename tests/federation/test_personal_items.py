@@ -34,8 +34,10 @@ def test_dual_personalisation_changes_rankings_and_survives_a_checkpoint(model_n
     for round_index in range(3):
         shared_only.run_round(round_index)
         dual.run_round(round_index)
-    for name, tensor in shared_only.state().items():  # training is identical: only ranking differs
-        torch.testing.assert_close(dual.state()[name], tensor, msg=name)
+    # training is identical, only ranking differs (to float noise: Adam's first step on softmax's
+    # near-zero gradients is sign-like, here within 0.2 % of a 0.05 step)
+    for name, tensor in shared_only.state().items():
+        torch.testing.assert_close(dual.state()[name], tensor, atol=1e-4, rtol=1e-4, msg=name)
     users = dual.split.evaluated_users("valid")[:5]
     assert not torch.allclose(torch.from_numpy(dual.scorer()(users)), torch.from_numpy(shared_only.scorer()(users)))
     snapshot = dual.state()

@@ -48,8 +48,10 @@ def test_batched_engine_matches_the_per_client_loop(model_name: str, row_average
         stats_batched = batched.run_round(round_index)
         stats_loop = loop.run_round(round_index)
         assert stats_batched.upload_bytes_per_client == stats_loop.upload_bytes_per_client
+    # Adam's first step on a near-zero gradient (softmax's far negatives) is sign-like, so the engines'
+    # different summation orders may move such an entry by a few % of a 0.001 shared step.
     for name, tensor in batched.state().items():
-        torch.testing.assert_close(tensor, loop.state()[name], atol=1e-5, rtol=1e-4, msg=name)
+        torch.testing.assert_close(tensor, loop.state()[name], atol=5e-5, rtol=1e-4, msg=name)
     metrics_batched = evaluate(batched.scorer(), batched.split, "test")
     metrics_loop = evaluate(loop.scorer(), loop.split, "test")
     assert metrics_batched["sampled"]["ndcg@10"] == pytest.approx(metrics_loop["sampled"]["ndcg@10"], abs=1e-6)

@@ -58,7 +58,9 @@ def test_an_upload_message_is_counted_without_building_it(history: int) -> None:
     event_contexts = EventContexts.for_model(model, indptr, items, split.n_items)  # the history stays local
     contexts = None if event_contexts is None else event_contexts.contexts(table)
     chunk_private = {k: v[chunk.clients] for k, v in private.items()}
-    result = local_train(model, shared, chunk_private, table, chunk, LocalConfig(), contexts=contexts)
+    result = local_train(
+        model, shared, chunk_private, table, chunk, LocalConfig().resolved(dense=False), contexts=contexts
+    )
     bytes_per_client = upload_nbytes(result, result.touched_items(split.n_items))
     for k in range(len(chunk.clients)):
         assert message_nbytes(client_upload(result, k)) == int(bytes_per_client[k])

@@ -26,6 +26,7 @@ from mmfedrec.federation.engines.central import CentralTrainer
 from mmfedrec.federation.engines.joining import Joining, join_buckets
 from mmfedrec.federation.engines.popularity import popularity_scorer
 from mmfedrec.federation.engines.simulation import Simulation
+from mmfedrec.federation.local.auto_steps import median_item_interactions
 from mmfedrec.federation.models import build_model
 from mmfedrec.federation.models.content import ItemContent
 from mmfedrec.federation.models.item_tower import ItemTower
@@ -109,8 +110,7 @@ def uses_id_vectors(setting: str, split: Split) -> bool:
     data, on when the median item has at least `ID_VECTORS_MIN_MEDIAN` training interactions."""
     if setting != "auto":
         return setting == "on"
-    per_item = np.bincount(split.train_items, minlength=split.n_items)
-    return bool(np.median(per_item) >= ID_VECTORS_MIN_MEDIAN)
+    return median_item_interactions(split) >= ID_VECTORS_MIN_MEDIAN
 
 
 def build_tower(

@@ -35,6 +35,7 @@ from mmfedrec.federation.engines.resumable import (
     optimizer_tensors,
     restore_generator,
 )
+from mmfedrec.federation.local.auto_steps import resolved_steps
 from mmfedrec.federation.local.batches import (
     KnownPairs,
     build_round_examples,
@@ -87,7 +88,7 @@ class Simulation:
         """
         self.model = model
         self.tower = tower
-        self.config = config
+        self.config = config = resolved_steps(config, split)
         self.federate = federate
         self.defense = Defense(config.robust, config.privacy, noise_multiplier)
         federated = config.federated

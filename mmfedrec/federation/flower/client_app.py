@@ -40,6 +40,7 @@ from mmfedrec.federation.aggregation.sums import UpdateSums, update_sums
 from mmfedrec.federation.engines.runner import build_client_model, noise_multiplier
 from mmfedrec.federation.flower.run_config import check_flower_support, flower_split, from_run_config
 from mmfedrec.federation.flower.secagg_plus import fit_reply, fit_request
+from mmfedrec.federation.local.auto_steps import resolved_steps
 from mmfedrec.federation.local.batches import KnownPairs, build_round_examples, counter_hash, pad_chunks, round_key
 from mmfedrec.federation.local.history import EventContexts, user_contexts
 from mmfedrec.federation.local.schedule import scheduled_local
@@ -103,6 +104,7 @@ def load_silo(config: RunConfig, partition_id: int, num_partitions: int) -> Silo
         raise ValueError(f"partition-id {partition_id} outside 0..{num_partitions - 1}")
     check_flower_support(config)
     split = flower_split(config)
+    config = resolved_steps(config, split)
     users = np.array_split(np.arange(split.n_users), num_partitions)[partition_id]
     model = build_client_model(method_spec(config.method), config, split)
     indptr, train_items = split.train_csr()

@@ -326,6 +326,8 @@ def local_train(
             are scored through a copy of the shared tensors without gradient, move no item
             vector, and are neither counted nor sent as positives.
     """
+    if not config.is_resolved:
+        raise ValueError("local_train needs concrete client steps: resolve the auto ones first (auto_steps)")
     n_clients, length = chunk.weights.shape
     local_shared = {k: v.unsqueeze(0).repeat(n_clients, *[1] * v.dim()) for k, v in shared.items()}
     local_private = {k: v.clone() for k, v in private.items()}

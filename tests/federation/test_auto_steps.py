@@ -1,0 +1,34 @@
+"""The "auto" client steps are read from the data, and nothing trains before they are."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmfedrec.config import LocalConfig
+from mmfedrec.config.tree import AUTO_STEPS
+from mmfedrec.federation.local.auto_steps import median_item_interactions
+from mmfedrec.federation.local.training import local_train
+from tests.federation.helpers import planted_split
+from tests.federation.test_simulation import make_simulation
+
+
+def test_dense_data_gets_sgd_item_steps_and_sparse_data_adam() -> None:
+    median = median_item_interactions(planted_split())
+    dense = make_simulation("batched", lr=0.05, dense_items=int(median))
+    sparse = make_simulation("batched", lr=0.05, dense_items=int(median) + 1)
+    assert dense.config.local.row_step == ("sgd", AUTO_STEPS["dense"]["row_lr"])
+    assert dense.config.local.shared_lr == AUTO_STEPS["dense"]["shared_lr"]
+    assert sparse.config.local.row_step == ("adam", 0.05)
+    assert sparse.config.local.shared_lr == AUTO_STEPS["sparse"]["shared_lr"]
+
+
+def test_settings_given_are_kept_on_any_data() -> None:
+    given = LocalConfig(row_optimizer="adam", shared_lr=0.02, row_lr=7.0)
+    assert given.resolved(dense=True) == given
+    assert LocalConfig(row_optimizer="sgd").resolved(dense=False).row_step == ("sgd", 0.1)  # row_lr 0 = --lr
+    assert LocalConfig(row_lr=20.0).resolved(dense=True).row_step == ("sgd", 20.0)
+
+
+def test_local_training_refuses_steps_left_on_auto() -> None:
+    with pytest.raises(ValueError, match="auto"):
+        local_train(None, {}, {}, None, None, LocalConfig())
