@@ -102,6 +102,7 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> Path:
 def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
     from mmfedrec.data.registry import load_dataset, split_order
     from mmfedrec.evaluation.report import write_json
+    from mmfedrec.federation.local.auto_steps import describe as describe_steps
 
     method = method_spec(config.method)
     on_flower = config.engine.startswith("flower")
@@ -148,6 +149,8 @@ def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
                 _log(f"[{method.name} seed {seed}] already finished (resumed run)", progress)
                 continue
             split, groups = run_split(config, seed, progress)
+            if seed == config.seeds[0] and method.kind == "federated" and (line := describe_steps(config, split)):
+                _log(f"data: {line}", progress)
             augmenter = build_augmenter(config.augment, features, split.item_ids)  # fitted once per seed
             pseudo = augment(
                 split, config.augment, features, out if seed == config.seeds[0] else None, progress, augmenter

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mmfedrec.config import LocalConfig
-from mmfedrec.config.tree import AUTO_STEPS
-from mmfedrec.federation.local.auto_steps import median_item_interactions
+from mmfedrec.config.tree import AUTO_STEPS, RunConfig
+from mmfedrec.federation.local.auto_steps import describe, median_item_interactions
 from mmfedrec.federation.local.training import local_train
 from tests.federation.helpers import planted_split
 from tests.federation.test_simulation import make_simulation
@@ -32,3 +32,10 @@ def test_settings_given_are_kept_on_any_data() -> None:
 def test_local_training_refuses_steps_left_on_auto() -> None:
     with pytest.raises(ValueError, match="auto"):
         local_train(None, {}, {}, None, None, LocalConfig())
+
+
+def test_the_log_names_the_regime_only_when_a_step_was_auto() -> None:
+    split, config = planted_split(), RunConfig()
+    assert "sparse data, item step adam at 0.1, shared step 0.001" in describe(config, split)
+    given = LocalConfig(row_optimizer="sgd", shared_lr=0.05)
+    assert describe(RunConfig(local=given), split) is None

@@ -30,3 +30,16 @@ def is_dense(config: RunConfig, split: Split) -> bool:
 def resolved_steps(config: RunConfig, split: Split) -> RunConfig:
     """`config` with its "auto" client steps set for this split's data (`LocalConfig.resolved`)."""
     return replace(config, local=config.local.resolved(is_dense(config, split)))
+
+
+def describe(config: RunConfig, split: Split) -> str | None:
+    """One log line naming the steps "auto" chose for this split, or None when none was auto."""
+    if config.local.is_resolved:
+        return None
+    local = resolved_steps(config, split).local
+    optimizer, lr = local.row_step
+    regime = "dense" if is_dense(config, split) else "sparse"
+    return (
+        f"the median item has {median_item_interactions(split):g} training interactions (--dense-items "
+        f"{config.local.dense_items}): {regime} data, item step {optimizer} at {lr:g}, shared step {local.shared_lr:g}"
+    )
