@@ -245,7 +245,7 @@ class LocalConfig(Section):
     row_optimizer: str = setting(
         "auto",
         "step of the item vectors a client touches: adam (Adam's first step) or sgd; '' = --local-optimizer; "
-        "auto (--dense-items) = sgd at --row-lr 50 on dense data, else --local-optimizer",
+        "auto (--dense-items) = sgd at --row-lr (0: 50) on dense data, else --local-optimizer at --lr",
         choices=("auto", "", "adam", "sgd"),
     )
     row_lr: float = setting(0.0, "learning rate of the item-vector step (0 = --lr)", low=0)
@@ -271,8 +271,9 @@ class LocalConfig(Section):
         """The steps with "auto" settings replaced by `AUTO_STEPS` for dense or sparse data."""
         steps = AUTO_STEPS["dense" if dense else "sparse"]
         local = self
-        if local.row_optimizer == "auto":
-            local = replace(local, row_optimizer=steps["row_optimizer"], row_lr=local.row_lr or steps["row_lr"])
+        if local.row_optimizer == "auto":  # a --row-lr given is the dense data's SGD step
+            row_lr = (local.row_lr or steps["row_lr"]) if dense else steps["row_lr"]
+            local = replace(local, row_optimizer=steps["row_optimizer"], row_lr=row_lr)
         if local.shared_lr == 0:
             local = replace(local, shared_lr=steps["shared_lr"])
         return local

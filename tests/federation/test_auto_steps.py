@@ -27,6 +27,7 @@ def test_settings_given_are_kept_on_any_data() -> None:
     assert given.resolved(dense=True) == given
     assert LocalConfig(row_optimizer="sgd").resolved(dense=False).row_step == ("sgd", 0.1)  # row_lr 0 = --lr
     assert LocalConfig(row_lr=20.0).resolved(dense=True).row_step == ("sgd", 20.0)
+    assert LocalConfig(row_lr=20.0).resolved(dense=False).row_step == ("adam", 0.1)  # not Adam at 20
 
 
 def test_local_training_refuses_steps_left_on_auto() -> None:
