@@ -71,9 +71,8 @@ def test_pseudo_positives_kept_private_send_nothing_of_theirs() -> None:
     chunk = pad_chunks(examples, max_cells=4096)[0]
     is_pseudo = (chunk.weights > 0) & (chunk.events == NO_EVENT)
     without = replace(chunk, weights=chunk.weights * ~is_pseudo)  # the same chunk, pseudo examples weightless
-    config = LocalConfig(lr=0.05, batch_size=chunk.weights.shape[1]).resolved(
-        dense=False
-    )  # one step: the same starting state
+    # one step: the same starting state
+    config = LocalConfig(lr=0.05, batch_size=chunk.weights.shape[1]).resolved(dense=False)
     chunk_private = {k: v[chunk.clients] for k, v in private.items()}
     kept = local_train(model, shared, chunk_private, table, chunk, config, pseudo_shared=False)
     reference = local_train(model, shared, chunk_private, table, without, config)

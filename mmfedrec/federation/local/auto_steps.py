@@ -22,24 +22,25 @@ def median_item_interactions(split: Split) -> float:
     return float(np.median(np.bincount(split.train_items, minlength=split.n_items)))
 
 
-def is_dense(config: RunConfig, split: Split) -> bool:
-    """Whether the median item has at least `local.dense_items` training interactions."""
-    return median_item_interactions(split) >= config.local.dense_items
+def _dense(config: RunConfig, median: float) -> bool:
+    """Whether the median item's `median` training interactions reach `local.dense_items`."""
+    return median >= config.local.dense_items
 
 
 def resolved_steps(config: RunConfig, split: Split) -> RunConfig:
     """`config` with its "auto" client steps set for this split's data (`LocalConfig.resolved`)."""
-    return replace(config, local=config.local.resolved(is_dense(config, split)))
+    return replace(config, local=config.local.resolved(_dense(config, median_item_interactions(split))))
 
 
 def describe(config: RunConfig, split: Split) -> str | None:
     """One log line naming the steps "auto" chose for this split, or None when none was auto."""
     if config.local.is_resolved:
         return None
-    local = resolved_steps(config, split).local
+    median = median_item_interactions(split)  # once: a bincount over every training event
+    dense = _dense(config, median)
+    local = config.local.resolved(dense)
     optimizer, lr = local.row_step
-    regime = "dense" if is_dense(config, split) else "sparse"
     return (
-        f"the median item has {median_item_interactions(split):g} training interactions (--dense-items "
-        f"{config.local.dense_items}): {regime} data, item step {optimizer} at {lr:g}, shared step {local.shared_lr:g}"
+        f"the median item has {median:g} training interactions (--dense-items {config.local.dense_items}): "
+        f"{'dense' if dense else 'sparse'} data, item step {optimizer} at {lr:g}, shared step {local.shared_lr:g}"
     )
