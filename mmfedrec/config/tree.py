@@ -142,11 +142,11 @@ class EvalConfig(Section):
 
 AUTO_HISTORY = 10  # `history = -1` on a time-ordered split (benchmarks/README.md, "Cold items": the next default)
 ID_VECTORS_MIN_MEDIAN = 3  # training interactions of the median item for `id_vectors = "auto"` to learn them
-# What the "auto" local steps become on dense and on sparse data (`local.dense_items`): chosen on the
+# What the "auto" local steps become on dense and on sparse data (`local.dense_events`): chosen on the
 # validation splits of synthetic, ML-100K (time, random) and H&M (benchmarks/README.md, "Defaults
-# from data statistics"). Dense: FedMF's SGD item step (many clients average each item's update) and
-# a fast shared step. Sparse: Adam item steps, and a slow shared step (a few events per item overfit
-# the shared experts within a few rounds).
+# from data statistics"), and checked on subsets of them. Dense (long client histories): FedMF's SGD
+# item step and a fast shared step. Sparse (a few events per client): Adam item steps, and a slow
+# shared step (a few events per client overfit the shared experts within a few rounds).
 AUTO_STEPS = {
     "dense": {"row_optimizer": "sgd", "row_lr": 50.0, "shared_lr": 0.05},
     "sparse": {"row_optimizer": "", "row_lr": 0.0, "shared_lr": 0.001},
@@ -229,7 +229,7 @@ class LocalConfig(Section):
 
     lr: float = setting(0.1, "client step on the user state and item vectors", low=0, low_open=True)
     shared_lr: float = setting(
-        0.0, "client step on the shared dense tensors (experts, MLPs); 0 = auto (--dense-items)", low=0
+        0.0, "client step on the shared dense tensors (experts, MLPs); 0 = auto (--dense-events)", low=0
     )
     local_optimizer: str = setting("adam", "adam (fresh state each round) or sgd", choices=("adam", "sgd"))
     local_epochs: int = setting(1, "passes over the client's examples per round", low=1, high=1000)
@@ -245,13 +245,13 @@ class LocalConfig(Section):
     row_optimizer: str = setting(
         "auto",
         "step of the item vectors a client touches: adam (Adam's first step) or sgd; '' = --local-optimizer; "
-        "auto (--dense-items) = sgd at --row-lr (0: 50) on dense data, else --local-optimizer at --lr",
+        "auto (--dense-events) = sgd at --row-lr (0: 50) on dense data, else --local-optimizer at --lr",
         choices=("auto", "", "adam", "sgd"),
     )
     row_lr: float = setting(0.0, "learning rate of the item-vector step (0 = --lr)", low=0)
-    dense_items: int = setting(
+    dense_events: int = setting(
         20,
-        "auto steps (--row-optimizer auto, --shared-lr 0): the data is dense when its median item has at least "
+        "auto steps (--row-optimizer auto, --shared-lr 0): the data is dense when its median client has at least "
         "this many training interactions",
         low=0,
     )

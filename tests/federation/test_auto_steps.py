@@ -6,16 +6,16 @@ import pytest
 
 from mmfedrec.config import LocalConfig
 from mmfedrec.config.tree import AUTO_STEPS, RunConfig
-from mmfedrec.federation.local.auto_steps import describe, median_item_interactions
+from mmfedrec.federation.local.auto_steps import describe, median_client_interactions
 from mmfedrec.federation.local.training import local_train
 from tests.federation.helpers import planted_split
 from tests.federation.test_simulation import make_simulation
 
 
 def test_dense_data_gets_sgd_item_steps_and_sparse_data_adam() -> None:
-    median = median_item_interactions(planted_split())
-    dense = make_simulation("batched", lr=0.05, dense_items=int(median))
-    sparse = make_simulation("batched", lr=0.05, dense_items=int(median) + 1)
+    median = median_client_interactions(planted_split())
+    dense = make_simulation("batched", lr=0.05, dense_events=int(median))
+    sparse = make_simulation("batched", lr=0.05, dense_events=int(median) + 1)
     assert dense.config.local.row_step == ("sgd", AUTO_STEPS["dense"]["row_lr"])
     assert dense.config.local.shared_lr == AUTO_STEPS["dense"]["shared_lr"]
     assert sparse.config.local.row_step == ("adam", 0.05)

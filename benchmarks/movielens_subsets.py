@@ -1,0 +1,59 @@
+"""Smaller MovieLens-100K sets, to check the data-read client steps away from the full set.
+
+    python benchmarks/movielens_subsets.py --ml ../shared/data/ml-100k --users 0.3 --out /tmp/ml30
+    python benchmarks/movielens_subsets.py --ml ../shared/data/ml-100k --first 12 --out /tmp/mlfirst12
+
+`--users F` keeps a seeded fraction F of the users with all their ratings (fewer clients per item,
+the same history per client); `--first K` keeps every user's K earliest ratings (shorter histories,
+the same users). Writes <out>/interactions.csv (user_id,item_id,timestamp,rating), which
+`mmfedrec train --dataset csv --interactions <out>/interactions.csv` reads, and prints the medians
+of training interactions per item and per user that the steps could be read from.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mmfedrec.atomic import write_atomic
+from mmfedrec.config.tree import DataConfig
+from mmfedrec.data.registry import prepare_split
+from mmfedrec.federation.local.auto_steps import median_client_interactions, median_item_interactions
+
+COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
+
+
+def subset(ratings: pd.DataFrame, users: float | None, first: int | None, seed: int = 0) -> pd.DataFrame:
+    """The ratings of a seeded fraction `users` of the users, or each user's `first` earliest ones."""
+    if users is not None:
+        everyone = ratings["user_id"].unique()
+        kept = np.random.default_rng(seed).permutation(everyone)[: int(len(everyone) * users)]
+        return ratings[ratings["user_id"].isin(kept)]
+    ordered = ratings.sort_values(["user_id", "timestamp", "item_id"])
+    return ordered.groupby("user_id").head(first)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ml", type=Path, required=True, help="folder of MovieLens-100K (u.data)")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--users", type=float, help="fraction of the users kept, with all their ratings")
+    which.add_argument("--first", type=int, help="each user's earliest ratings kept")
+    parser.add_argument("--out", type=Path, required=True, help="folder for interactions.csv")
+    args = parser.parse_args()
+    ratings = pd.read_csv(args.ml / "u.data", sep="\t", names=COLUMNS)
+    kept = subset(ratings, args.users, args.first)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.out / "interactions.csv", kept[["user_id", "item_id", "timestamp", "rating"]].to_csv(index=False))
+    split = prepare_split(DataConfig(dataset="csv", interactions=args.out / "interactions.csv", cache_dir=None), 0)
+    print(
+        f"{split.n_users} users, {split.n_items} items; median training interactions per user "
+        f"{median_client_interactions(split):g}, per item {median_item_interactions(split):g}"
+    )
+
+
+if __name__ == "__main__":
+    main()
