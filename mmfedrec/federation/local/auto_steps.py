@@ -5,7 +5,7 @@ long histories (dense data: MovieLens' tens of ratings per user) agree on each i
 and FedMF's plain SGD step on the averaged update moves an item vector by how much they agree;
 clients with a handful of events (sparse data: the H&M sample, the synthetic set) send noisy
 updates, where Adam's bounded first step is safer and the shared experts must learn slowly, or a
-few events overfit them within a few rounds. The median client's count separates 11 of 13 data
+few events overfit them within a few rounds. The median client's count separates 12 of 15 data
 sets measured; the median item's, used before, only 5: MovieLens subsets with 2 to 16 training
 interactions per item want the dense steps, synthetic sets with 28 per item the sparse ones
 (benchmarks/README.md, "Which statistic decides the client steps").
