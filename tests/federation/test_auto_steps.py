@@ -13,6 +13,7 @@ from tests.federation.test_simulation import make_simulation
 
 
 def test_dense_data_gets_sgd_item_steps_and_sparse_data_adam() -> None:
+    # 13.5 per client against 10 per item: a boundary the item's count would put elsewhere
     median = median_client_interactions(planted_split())
     dense = make_simulation("batched", lr=0.05, dense_events=int(median))
     sparse = make_simulation("batched", lr=0.05, dense_events=int(median) + 1)
@@ -37,6 +38,8 @@ def test_local_training_refuses_steps_left_on_auto() -> None:
 
 def test_the_log_names_the_regime_only_when_a_step_was_auto() -> None:
     split, config = planted_split(), RunConfig()
-    assert "sparse data, item step adam at 0.1, shared step 0.001" in describe(config, split)
+    line = describe(config, split)
+    assert f"the median client has {median_client_interactions(split):g} training interactions" in line
+    assert "sparse data, item step adam at 0.1, shared step 0.001" in line
     given = LocalConfig(row_optimizer="sgd", shared_lr=0.05)
     assert describe(RunConfig(local=given), split) is None
