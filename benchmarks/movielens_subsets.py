@@ -2,10 +2,12 @@
 
     python benchmarks/movielens_subsets.py --ml ../shared/data/ml-100k --users 0.3 --out /tmp/ml30
     python benchmarks/movielens_subsets.py --ml ../shared/data/ml-100k --first 12 --out /tmp/mlfirst12
+    python benchmarks/movielens_subsets.py --ml ../shared/data/ml-100k --drop-top 300 --out /tmp/mlnotop300
 
 `--users F` keeps a seeded fraction F of the users with all their ratings (fewer clients per item,
 the same history per client); `--first K` keeps every user's K earliest ratings (shorter histories,
-the same users). Writes <out>/interactions.csv (user_id,item_id,timestamp,rating), which
+the same users); `--drop-top N` removes the N most-rated movies, then the users left with fewer
+than `MIN_RATINGS` (a flatter popularity, shorter histories). Writes <out>/interactions.csv (user_id,item_id,timestamp,rating), which
 `mmfedrec train --dataset csv --interactions <out>/interactions.csv` reads, and prints the medians
 of training interactions per item and per user that the steps could be read from.
 """
@@ -24,10 +26,18 @@ from mmfedrec.data.registry import prepare_split
 from mmfedrec.federation.local.auto_steps import median_client_interactions, median_item_interactions
 
 COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
+MIN_RATINGS = 5  # a user left with fewer after --drop-top is dropped: leave-one-out needs a history
 
 
-def subset(ratings: pd.DataFrame, users: float | None, first: int | None, seed: int = 0) -> pd.DataFrame:
-    """The ratings of a seeded fraction `users` of the users, or each user's `first` earliest ones."""
+def subset(
+    ratings: pd.DataFrame, users: float | None, first: int | None, drop_top: int | None = None, seed: int = 0
+) -> pd.DataFrame:
+    """The ratings of a seeded fraction `users` of the users, each user's `first` earliest ones, or
+    those left without the `drop_top` most-rated movies."""
+    if drop_top is not None:
+        top = ratings["item_id"].value_counts().index[:drop_top]
+        rest = ratings[~ratings["item_id"].isin(top)]
+        return rest[rest.groupby("user_id")["item_id"].transform("size") >= MIN_RATINGS]
     if users is not None:
         everyone = ratings["user_id"].unique()
         kept = np.random.default_rng(seed).permutation(everyone)[: int(len(everyone) * users)]
@@ -42,10 +52,11 @@ def main() -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--users", type=float, help="fraction of the users kept, with all their ratings")
     which.add_argument("--first", type=int, help="each user's earliest ratings kept")
+    which.add_argument("--drop-top", type=int, help="the most-rated movies removed")
     parser.add_argument("--out", type=Path, required=True, help="folder for interactions.csv")
     args = parser.parse_args()
     ratings = pd.read_csv(args.ml / "u.data", sep="\t", names=COLUMNS)
-    kept = subset(ratings, args.users, args.first)
+    kept = subset(ratings, args.users, args.first, args.drop_top)
     args.out.mkdir(parents=True, exist_ok=True)
     write_atomic(args.out / "interactions.csv", kept[["user_id", "item_id", "timestamp", "rating"]].to_csv(index=False))
     split = prepare_split(DataConfig(dataset="csv", interactions=args.out / "interactions.csv", cache_dir=None), 0)
