@@ -7,9 +7,10 @@
 `--users F` keeps a seeded fraction F of the users with all their ratings (fewer clients per item,
 the same history per client); `--first K` keeps every user's K earliest ratings (shorter histories,
 the same users); `--drop-top N` removes the N most-rated movies, then the users left with fewer
-than `MIN_RATINGS` (a flatter popularity, shorter histories). Writes <out>/interactions.csv (user_id,item_id,timestamp,rating), which
-`mmfedrec train --dataset csv --interactions <out>/interactions.csv` reads, and prints the medians
-of training interactions per item and per user that the steps could be read from.
+than `MIN_RATINGS` (a flatter popularity, shorter histories). Writes <out>/interactions.csv
+(user_id,item_id,timestamp,rating), which `mmfedrec train --dataset csv --interactions
+<out>/interactions.csv` reads, and prints the medians of training interactions per user and per
+item that the steps could be read from.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ import numpy as np
 import pandas as pd
 
 from mmfedrec.atomic import write_atomic
+from mmfedrec.cli.options import int_in
 from mmfedrec.config.tree import DataConfig
+from mmfedrec.data.movielens import RATING_COLUMNS
 from mmfedrec.data.registry import prepare_split
-from mmfedrec.federation.local.auto_steps import median_client_interactions, median_item_interactions
+from mmfedrec.data.tabular import read_delimited
+from mmfedrec.errors import MmfedrecError
+from mmfedrec.federation.local.auto_steps import median_client_interactions
 
-COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
 MIN_RATINGS = 5  # a user left with fewer after --drop-top is dropped: leave-one-out needs a history
 
 
@@ -50,19 +54,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ml", type=Path, required=True, help="folder of MovieLens-100K (u.data)")
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--users", type=float, help="fraction of the users kept, with all their ratings")
-    which.add_argument("--first", type=int, help="each user's earliest ratings kept")
-    which.add_argument("--drop-top", type=int, help="the most-rated movies removed")
+    which.add_argument("--users", type=float, help="fraction (0-1] of the users kept, with all their ratings")
+    which.add_argument("--first", type=int_in(1, 10**6), help="each user's earliest ratings kept")
+    which.add_argument("--drop-top", type=int_in(1, 10**6), help="the most-rated movies removed")
     parser.add_argument("--out", type=Path, required=True, help="folder for interactions.csv")
     args = parser.parse_args()
-    ratings = pd.read_csv(args.ml / "u.data", sep="\t", names=COLUMNS)
-    kept = subset(ratings, args.users, args.first, args.drop_top)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out / "interactions.csv", kept[["user_id", "item_id", "timestamp", "rating"]].to_csv(index=False))
-    split = prepare_split(DataConfig(dataset="csv", interactions=args.out / "interactions.csv", cache_dir=None), 0)
+    if args.users is not None and not 0 < args.users <= 1:
+        parser.error(f"--users: expected a fraction in (0, 1], got {args.users}")
+    try:
+        ratings = read_delimited(args.ml / "u.data", RATING_COLUMNS, sep="\t")  # names the bad line
+        kept = subset(ratings, args.users, args.first, args.drop_top)
+        args.out.mkdir(parents=True, exist_ok=True)
+        columns = ["user_id", "item_id", "timestamp", "rating"]
+        write_atomic(args.out / "interactions.csv", kept[columns].to_csv(index=False))
+        split = prepare_split(DataConfig(dataset="csv", interactions=args.out / "interactions.csv", cache_dir=None), 0)
+    except MmfedrecError as error:
+        raise SystemExit(f"error: {error}") from None
     print(
         f"{split.n_users} users, {split.n_items} items; median training interactions per user "
-        f"{median_client_interactions(split):g}, per item {median_item_interactions(split):g}"
+        f"{median_client_interactions(split):g}, per item {np.median(split.item_counts()):g}"
     )
 
 

@@ -50,6 +50,10 @@ class Split:
         """(U,) number of training events per user: the activity used for buckets."""
         return np.bincount(self.train_users, minlength=self.n_users)
 
+    def item_counts(self) -> np.ndarray:
+        """(I,) number of training events per item: its popularity, zero for a cold item."""
+        return np.bincount(self.train_items, minlength=self.n_items)
+
     def evaluated_users(self, stage: str) -> np.ndarray:
         held_out = self.valid_items if stage == "valid" else self.test_items
         return np.flatnonzero(held_out != NO_ITEM)

@@ -116,7 +116,7 @@ def item_buckets(split: Split, users: np.ndarray, stage: str) -> dict[str, np.nd
     """Masks over `users`: "cold" where the held-out item has no training event at all (no ID
     vector learnt it: only content can rank it), "warm" otherwise."""
     held_out = (split.valid_items if stage == "valid" else split.test_items)[users]
-    cold = np.bincount(split.train_items, minlength=split.n_items)[held_out] == 0
+    cold = split.item_counts()[held_out] == 0
     return {"cold": cold, "warm": ~cold}
 
 

@@ -9,7 +9,7 @@ from mmfedrec.evaluation.protocols import Scorer
 
 
 def popularity_scorer(split: Split) -> Scorer:
-    counts = np.bincount(split.train_items, minlength=split.n_items).astype(np.float64)
+    counts = split.item_counts().astype(np.float64)
 
     def score(users: np.ndarray) -> np.ndarray:
         return np.broadcast_to(counts, (len(users), split.n_items))

@@ -26,7 +26,6 @@ from mmfedrec.federation.engines.central import CentralTrainer
 from mmfedrec.federation.engines.joining import Joining, join_buckets
 from mmfedrec.federation.engines.popularity import popularity_scorer
 from mmfedrec.federation.engines.simulation import Simulation
-from mmfedrec.federation.local.auto_steps import median_item_interactions
 from mmfedrec.federation.models import build_model
 from mmfedrec.federation.models.content import ItemContent
 from mmfedrec.federation.models.item_tower import ItemTower
@@ -110,7 +109,7 @@ def uses_id_vectors(setting: str, split: Split) -> bool:
     data, on when the median item has at least `ID_VECTORS_MIN_MEDIAN` training interactions."""
     if setting != "auto":
         return setting == "on"
-    return median_item_interactions(split) >= ID_VECTORS_MIN_MEDIAN
+    return bool(np.median(split.item_counts()) >= ID_VECTORS_MIN_MEDIAN)
 
 
 def build_tower(

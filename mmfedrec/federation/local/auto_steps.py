@@ -21,11 +21,6 @@ from mmfedrec.config.tree import RunConfig
 from mmfedrec.data.splits import Split
 
 
-def median_item_interactions(split: Split) -> float:
-    """Training interactions of the median item: how many clients train a typical item."""
-    return float(np.median(np.bincount(split.train_items, minlength=split.n_items)))
-
-
 def median_client_interactions(split: Split) -> float:
     """Training interactions of the median client: how much a typical client holds."""
     return float(np.median(split.train_counts()))

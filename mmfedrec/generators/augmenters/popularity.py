@@ -12,6 +12,6 @@ class PopularityAugmenter(Augmenter):
     """Scores an item by its training interaction count divided by the largest count."""
 
     def scores(self, split: Split, users: np.ndarray) -> np.ndarray:
-        counts = np.bincount(split.train_items, minlength=split.n_items).astype(np.float64)  # (I,)
+        counts = split.item_counts().astype(np.float64)  # (I,)
         popularity = counts / max(counts.max(), 1.0)
         return np.broadcast_to(popularity, (len(users), split.n_items)).copy()  # (B, I)
