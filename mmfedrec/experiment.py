@@ -103,6 +103,7 @@ def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
     from mmfedrec.data.registry import load_dataset, split_order
     from mmfedrec.evaluation.report import write_json
     from mmfedrec.federation.local.auto_steps import describe as describe_steps
+    from mmfedrec.federation.local.auto_steps import describe_probe
 
     method = method_spec(config.method)
     on_flower = config.engine.startswith("flower")
@@ -187,6 +188,8 @@ def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
             if seed == config.seeds[0] and outcome.best_state:
                 _save_model(out / "model.safetensors", outcome, method.name)
             write_json(finished, outcome.to_json())
+            if outcome.steps:
+                _log(f"[{method.name} seed {seed}] {describe_probe(outcome.steps, config.eval.select_on)}", progress)
             if outcome.stopped_round is not None:
                 _log(
                     f"[{method.name} seed {seed}] stopped after round {outcome.stopped_round}: validation "
@@ -234,6 +237,8 @@ def write_summary(
             "delta": config.privacy.dp_delta,
             "target_epsilon": config.privacy.dp_epsilon,
         }
+    if any(o.steps for o in outcomes):  # the "auto" client steps each seed's probe chose
+        summary["client_steps"] = [{"seed": o.seed, **o.steps} for o in outcomes if o.steps]
     summary["config"] = to_dict(config)
     out = Path(out)
     write_json(out / "summary.json", summary)

@@ -46,7 +46,6 @@ def tune(
     from mmfedrec.data.registry import load_dataset, split_order
     from mmfedrec.experiment import augment, load_features, run_split, uses_features
     from mmfedrec.federation.engines.runner import resolved_history
-    from mmfedrec.federation.local.auto_steps import resolved_steps
 
     method = method_spec(config.method)
     dataset = load_dataset(config.data)
@@ -78,8 +77,9 @@ def tune(
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
         load_if_exists=True,
     )
-    if not study.trials:  # the first trial is the configuration given: tuning never ends below it
-        study.enqueue_trial(current_values(resolved_steps(config, split), space))
+    if not study.trials:  # the first trials are the configuration given: tuning never ends below it
+        for values in given_values(config, space):
+            study.enqueue_trial(values)
     done = sum(t.state.is_finished() for t in study.trials)
     started = time.perf_counter()
 
@@ -129,6 +129,17 @@ def tune(
             file=sys.stderr,
         )
     return best
+
+
+def given_values(config: RunConfig, space: dict[str, Param]) -> list[dict]:
+    """The searched settings of `config` as a run would train them: one set, or with "auto" client
+    steps one per step set the probe chooses between (`auto_steps.STEP_REGIMES`)."""
+    from mmfedrec.federation.local.auto_steps import STEP_REGIMES, with_steps
+
+    if config.local.is_resolved:
+        return [current_values(config, space)]
+    candidates = [current_values(with_steps(config, regime), space) for regime in STEP_REGIMES]
+    return [values for index, values in enumerate(candidates) if values not in candidates[:index]]
 
 
 def current_values(config: RunConfig, space: dict[str, Param]) -> dict[str, object]:

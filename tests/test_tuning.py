@@ -42,13 +42,22 @@ def test_every_federated_method_searches_the_same_client_steps() -> None:
     assert search_space(method_spec("popularity"), time_ordered=True) == {}
 
 
-def test_the_first_trial_is_the_configuration_given(tmp_path: Path) -> None:
-    """So a tuned method never ends below its defaults on validation; "auto" steps as the data sets them."""
+def test_the_first_trials_are_the_configuration_given(tmp_path: Path) -> None:
+    """So a tuned method never ends below its defaults on validation: "auto" client steps give one
+    trial per step set the probe chooses between, then the search goes on from there."""
     argv = ["tune", "--method", "fedncf", *TINY, "--cache-dir", str(tmp_path / "cache"), "--lr", "0.2"]
-    assert main([*argv, "--out", str(tmp_path / "study"), "--trials", "1", "--quiet"]) == 0
-    first = pd.read_csv(tmp_path / "study" / "trials.csv").iloc[0]
-    assert (first["params_lr"], first["params_negatives"], first["params_row_optimizer"]) == (0.2, 16, "adam")
-    assert first["params_shared_lr"] == AUTO_STEPS["sparse"]["shared_lr"]  # the tiny data is sparse
+    assert main([*argv, "--out", str(tmp_path / "study"), "--trials", "3", "--quiet"]) == 0
+    trials = pd.read_csv(tmp_path / "study" / "trials.csv")
+    assert (trials["params_lr"][:2] == 0.2).all() and (trials["params_negatives"][:2] == 16).all()
+    dense, sparse = trials.iloc[0], trials.iloc[1]
+    assert (dense["params_row_optimizer"], dense["params_row_lr"]) == ("sgd", AUTO_STEPS["dense"]["row_lr"])
+    assert dense["params_shared_lr"] == AUTO_STEPS["dense"]["shared_lr"]
+    assert (sparse["params_row_optimizer"], sparse["params_shared_lr"]) == ("adam", AUTO_STEPS["sparse"]["shared_lr"])
+    given = ["tune", "--method", "fedncf", *TINY, "--cache-dir", str(tmp_path / "cache"), "--row-optimizer", "adam"]
+    given += ["--shared-lr", "0.02", "--out", str(tmp_path / "given"), "--trials", "2", "--quiet"]
+    assert main(given) == 0  # steps given: one trial of them, then the search
+    trials = pd.read_csv(tmp_path / "given" / "trials.csv")
+    assert (trials.iloc[0]["params_row_optimizer"], trials.iloc[0]["params_shared_lr"]) == ("adam", 0.02)
 
 
 def test_the_first_trial_of_ours_is_its_automatic_history(tmp_path: Path) -> None:

@@ -255,6 +255,12 @@ class LocalConfig(Section):
         "this many training interactions",
         low=0,
     )
+    steps_probe: int = setting(
+        10,
+        "auto steps on the in-process engines: train the dense and the sparse steps this many rounds and keep the "
+        "better on validation (0 = decide by --dense-events; Flower and DP runs always do)",
+        low=0,
+    )
 
     @property
     def row_step(self) -> tuple[str, float]:

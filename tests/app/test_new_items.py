@@ -71,7 +71,7 @@ def test_the_clients_are_those_with_it_in_their_own_top_k(content_context) -> No
     model, split = content_context.run.model, content_context.run.split
     text = _text(content_context, _item(content_context))
     partial = []
-    for k in (1, 5):
+    for k in (1, 5, 20):
         view = new_item(content_context, text, None, k=k)
         extra = torch.from_numpy(view.row)[None]
         expected = []

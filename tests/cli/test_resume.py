@@ -14,6 +14,7 @@ from mmfedrec.cli import main
 
 RUN = ["--method", "ours-id-only", "--rounds", "30", "--checkpoint-every", "1", "--seeds", "0,1"]
 RUN += ["--synthetic-users", "80", "--synthetic-items", "60", "--eval-negatives", "30", "--quiet"]
+RUN += ["--dense-events", "0"]  # the count says dense, the probe keeps sparse: a resume must keep the probe's
 
 
 def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path: Path) -> None:
@@ -45,5 +46,14 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path: Path) -> Non
     resumed = json.loads((killed / "summary.json").read_text())
     assert resumed["test"] == whole["test"]
     assert resumed["best_round"] == whole["best_round"]
+    chosen = [(steps["chosen"], steps["valid"]) for steps in whole["client_steps"]]
+    assert [regime for regime, _ in chosen] == ["sparse", "sparse"]
+    assert [(steps["chosen"], steps["valid"]) for steps in resumed["client_steps"]] == chosen
     lines = (killed / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["round"] for line in lines] == list(range(1, 31)) * 2
+    assert validation_curve(killed) == validation_curve(tmp_path / "whole")  # the rounds after the kill too
+
+
+def validation_curve(run: Path) -> list[tuple[int, int, dict]]:
+    entries = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [(entry["seed"], entry["round"], entry["valid"]["sampled"]) for entry in entries]

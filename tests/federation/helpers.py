@@ -42,6 +42,7 @@ def small_flower_config(tmp_path, **changes):
         "dim": 16,
         "batch_size": 16,
         "eval_negatives": 20,
+        "steps_probe": 0,  # Flower decides the client steps by the count; the in-process twin likewise
     }
     return with_settings(RunConfig(), **(values | changes))
 

@@ -349,6 +349,7 @@ def test_flower_engines_write_the_run_folder_of_the_inprocess_engine(tmp_path, m
         rounds=2,
         dim=16,
         batch_size=16,
+        steps_probe=0,  # Flower decides the client steps by the count; the in-process twin likewise
     )
     flower = run_experiment(dataclasses.replace(config, engine="flower-deploy"), tmp_path / "flower", progress=False)
     reference = run_experiment(config, tmp_path / "inprocess", progress=False)

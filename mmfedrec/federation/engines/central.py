@@ -50,6 +50,8 @@ class CentralTrainer:
     ) -> None:
         """`lr_schedule` over `rounds` epochs sets Adam's step each epoch (`mmfedrec.federation.local.schedule`)."""
         self.model, self.tower, self.split = model, tower, split
+        with torch.no_grad():  # every training positive is in view: each item's ID part is used from the start
+            tower.evidence.copy_(torch.from_numpy(split.item_counts()).float())
         shared, private = initial_state(model, split.n_users, seed)
         self.shared = {k: v.requires_grad_() for k, v in shared.items()}
         self.private = {k: v.requires_grad_() for k, v in private.items()}

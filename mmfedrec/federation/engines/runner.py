@@ -26,6 +26,7 @@ from mmfedrec.federation.engines.central import CentralTrainer
 from mmfedrec.federation.engines.joining import Joining, join_buckets
 from mmfedrec.federation.engines.popularity import popularity_scorer
 from mmfedrec.federation.engines.simulation import Simulation
+from mmfedrec.federation.local.auto_steps import STEP_REGIMES, probes_steps, with_steps
 from mmfedrec.federation.models import build_model
 from mmfedrec.federation.models.content import ItemContent
 from mmfedrec.federation.models.item_tower import ItemTower
@@ -49,6 +50,7 @@ class SeedOutcome:
     epsilon: float | None = None  # DP budget spent (at privacy.dp_delta); None without DP
     diverged_round: int | None = None  # the round whose update was NaN/inf; training stopped there
     stopped_round: int | None = None  # the last round trained when validation stopped improving (--patience)
+    steps: dict[str, object] | None = None  # the "auto" client steps' probe: chosen, valid per regime, ...
 
     def to_json(self) -> dict[str, object]:
         """Everything but the model state, for a run folder (a finished seed is not trained again)."""
@@ -176,105 +178,210 @@ def train_seed(
         valid = evaluate(scorer, split, "valid", groups)
         test = evaluate(scorer, split, "test", groups)
         return SeedOutcome(seed, 0, valid, test, [], 0.0, 0.0, 0.0, {})
-    torch.manual_seed(seed)
-    trainer = build_trainer(method, split, features, config, seed)
-    train, evaluation, privacy = config.train, config.eval, config.privacy
-    trainer.pseudo = pseudo
-    noise = trainer.defense.noise_multiplier if isinstance(trainer, Simulation) else 0.0
-    accountant = PrivacyAccountant() if noise > 0 else None
-    progress, best_state = Progress(BestRound(evaluation.select_on)), trainer.state()
+    context = _SeedContext(method, split, features, seed, groups, pseudo)
     if checkpoint is not None and checkpoint.exists():
-        progress, best_state, accountant = _resume(trainer, checkpoint, seed, accountant)
-        for entry in progress.curve:
+        run = _resume(context, config, checkpoint)
+        for entry in run.progress.curve:
             if on_round is not None:
                 on_round({**entry, "replayed": True})  # a round the checkpoint holds, not trained again
-    for round_index in range(progress.round + 1, train.rounds + 1):
-        if evaluation.patience and progress.best.stale >= evaluation.patience:
-            progress.stopped_round = progress.round  # validation stopped improving: the curve decays
-            break
+    elif method.kind == "federated" and probes_steps(config):
+        run = _probe_steps(context, config, on_round)
+        if checkpoint is not None and config.train.checkpoint_every:
+            _save(run, checkpoint)  # the probe's rounds, whatever their number, are not trained again
+    else:
+        run = _SeedRun.start(context, config)
+    run.train(config.train.rounds, on_round, checkpoint)
+    return run.outcome(joining)
+
+
+@dataclass(frozen=True)
+class _SeedContext:
+    """What every trainer of one seed is built from."""
+
+    method: MethodSpec
+    split: Split
+    features: ItemFeatures | None
+    seed: int
+    groups: dict[str, np.ndarray] | None
+    pseudo: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+
+
+@dataclass
+class _SeedRun:
+    """One trainer of a seed, with where its training stands."""
+
+    context: _SeedContext
+    config: RunConfig
+    trainer: Simulation | CentralTrainer
+    progress: Progress
+    best_state: dict[str, torch.Tensor]
+    accountant: PrivacyAccountant | None
+    steps: dict[str, object] | None = None  # the "auto" client steps' probe (`_probe_steps`)
+
+    @classmethod
+    def start(cls, context: _SeedContext, config: RunConfig) -> _SeedRun:
+        torch.manual_seed(context.seed)  # every trainer of a seed starts from the same draws
+        trainer = build_trainer(context.method, context.split, context.features, config, context.seed)
+        trainer.pseudo = context.pseudo
+        noise = trainer.defense.noise_multiplier if isinstance(trainer, Simulation) else 0.0
+        accountant = PrivacyAccountant() if noise > 0 else None
+        return cls(context, config, trainer, Progress(BestRound(config.eval.select_on)), trainer.state(), accountant)
+
+    def train(self, last_round: int, on_round: RoundCallback | None, checkpoint: Path | None = None) -> None:
+        """Train rounds up to `last_round` (validating every `eval_every` and at `last_round`)."""
+        config, split, seed, progress = self.config, self.context.split, self.context.seed, self.progress
+        train, evaluation, privacy = config.train, config.eval, config.privacy
+        if progress.diverged_round is not None or progress.stopped_round is not None:
+            return  # a probe's run that diverged or stopped trains no further
+        for round_index in range(progress.round + 1, last_round + 1):
+            if evaluation.patience and progress.best.stale >= evaluation.patience:
+                progress.stopped_round = progress.round  # validation stopped improving: the curve decays
+                break
+            try:
+                stats = self.trainer.run_round(round_index)
+            except TrainingDiverged as error:
+                if not progress.best.valid:  # nothing evaluated yet: no result to keep
+                    raise TrainingDiverged(f"seed {seed}, round {round_index}: {error}") from None
+                progress.diverged_round = round_index  # keep the best round evaluated before it
+                break
+            progress.round = round_index
+            progress.seconds += stats.seconds
+            progress.upload += stats.upload_bytes_per_client
+            progress.download += stats.download_bytes_per_client
+            progress.dropped += stats.dropped
+            progress.rejected += stats.rejected
+            entry: dict[str, object] = {
+                "seed": seed,
+                "round": round_index,
+                "seconds": round(stats.seconds, 4),
+                "clients": stats.clients,
+                "upload_bytes_per_client": stats.upload_bytes_per_client,
+                "download_bytes_per_client": stats.download_bytes_per_client,
+                "dropped": progress.dropped,
+                "rejected_updates": progress.rejected,
+            }
+            if self.accountant is not None:
+                noise = self.trainer.defense.noise_multiplier
+                self.accountant.step(noise, config.federated.client_fraction)
+                entry["epsilon"] = self.accountant.epsilon(privacy.dp_delta)
+                entry["delta"] = privacy.dp_delta
+            if round_index % evaluation.eval_every == 0 or round_index in (last_round, train.rounds):
+                started = time.perf_counter()
+                valid = evaluate(self.trainer.scorer("valid"), split, "valid", self.context.groups)
+                entry["valid"] = {"sampled": valid["sampled"], "full": valid["full"]}
+                entry["eval_seconds"] = round(time.perf_counter() - started, 4)
+                if progress.best.offer(round_index, valid):
+                    self.best_state = self.trainer.state()
+            progress.curve.append(entry)
+            if on_round is not None:
+                on_round(entry)
+            if checkpoint is not None and train.checkpoint_every and round_index % train.checkpoint_every == 0:
+                _save(self, checkpoint)
+
+    def probe_score(self) -> tuple[float, float]:
+        """(the latest validation, the best one): how `_probe_steps` ranks runs; a run that
+        diverged ranks below every run that did not, then by its best round before it."""
+        validated = [entry["valid"] for entry in self.progress.curve if "valid" in entry]
+        if not validated or self.progress.diverged_round is not None:
+            return -float("inf"), self.progress.best.value
+        return float(validated[-1]["sampled"][self.config.eval.select_on]), self.progress.best.value
+
+    def outcome(self, joining: Joining | None) -> SeedOutcome:
+        """Test the best round's state and report the seed."""
+        context, progress, trainer = self.context, self.progress, self.trainer
+        trainer.load_state(self.best_state)
+        test = evaluate(trainer.scorer("test"), context.split, "test", context.groups)
+        if joining is not None:
+            if not isinstance(trainer, Simulation):
+                raise MmfedrecError(
+                    f"--new-clients joins clients to a federated model; {context.method.name} is not one"
+                )
+            test["buckets"] |= join_buckets(trainer, self.best_state, joining, self.config.eval.select_on)
+        n_rounds = max(1, len(progress.curve))
+        privacy = self.config.privacy
+        return SeedOutcome(
+            context.seed,
+            progress.best.round,
+            progress.best.valid,
+            test,
+            progress.curve,
+            progress.seconds / n_rounds,
+            progress.upload / n_rounds,
+            progress.download / n_rounds,
+            self.best_state,
+            dropped=progress.dropped,
+            rejected_updates=progress.rejected,
+            epsilon=None if self.accountant is None else self.accountant.epsilon(privacy.dp_delta),
+            diverged_round=progress.diverged_round,
+            stopped_round=progress.stopped_round,
+            steps=self.steps,
+        )
+
+
+def _probe_steps(context: _SeedContext, config: RunConfig, on_round: RoundCallback | None) -> _SeedRun:
+    """Train with the dense and with the sparse client steps for `local.steps_probe` rounds and keep
+    the one better on validation at that round.
+
+    No statistic of the data separated every data set measured (benchmarks/README.md, "Which
+    statistic decides the client steps"); validation at round 10 picked the better steps on 19
+    of 20. The kept trainer goes on as if it had run alone; its rounds reach `on_round` then."""
+    rounds = min(config.local.steps_probe, config.train.rounds)
+    runs, errors = {}, []
+    for regime in STEP_REGIMES:
+        run = _SeedRun.start(context, with_steps(config, regime))
         try:
-            stats = trainer.run_round(round_index)
-        except TrainingDiverged as error:
-            if not progress.best.valid:  # nothing evaluated yet: no result to keep
-                raise TrainingDiverged(f"seed {seed}, round {round_index}: {error}") from None
-            progress.diverged_round = round_index  # keep the best round evaluated before it
-            break
-        progress.round = round_index
-        progress.seconds += stats.seconds
-        progress.upload += stats.upload_bytes_per_client
-        progress.download += stats.download_bytes_per_client
-        progress.dropped += stats.dropped
-        progress.rejected += stats.rejected
-        entry: dict[str, object] = {
-            "seed": seed,
-            "round": round_index,
-            "seconds": round(stats.seconds, 4),
-            "clients": stats.clients,
-            "upload_bytes_per_client": stats.upload_bytes_per_client,
-            "download_bytes_per_client": stats.download_bytes_per_client,
-            "dropped": progress.dropped,
-            "rejected_updates": progress.rejected,
-        }
-        if accountant is not None:
-            accountant.step(noise, config.federated.client_fraction)
-            entry["epsilon"] = accountant.epsilon(privacy.dp_delta)
-            entry["delta"] = privacy.dp_delta
-        if round_index % evaluation.eval_every == 0 or round_index == train.rounds:
-            started = time.perf_counter()
-            valid = evaluate(trainer.scorer("valid"), split, "valid", groups)
-            entry["valid"] = {"sampled": valid["sampled"], "full": valid["full"]}
-            entry["eval_seconds"] = round(time.perf_counter() - started, 4)
-            if progress.best.offer(round_index, valid):
-                best_state = trainer.state()
-        progress.curve.append(entry)
+            run.train(rounds, None)
+        except TrainingDiverged as error:  # diverged before any validation: this regime loses
+            errors.append(f"{error} with the {regime} client steps")
+        runs[regime] = run
+    scores = {regime: run.probe_score() for regime, run in runs.items()}
+    chosen = max(STEP_REGIMES, key=scores.get)  # a tie keeps the first, dense
+    if scores[chosen][1] == -float("inf"):
+        raise TrainingDiverged("; ".join(errors))
+    valid = {regime: score[0] for regime, score in scores.items()}
+    kept = runs[chosen]
+    dropped = [run.progress for regime, run in runs.items() if regime != chosen]
+    kept.steps = {
+        "chosen": chosen,
+        "probe_rounds": rounds,
+        "valid": valid,
+        "dropped_seconds": sum(progress.seconds for progress in dropped),  # what the probe cost beyond the run
+        "dropped_upload_bytes_per_client": sum(progress.upload for progress in dropped),
+    }
+    for entry in kept.progress.curve:
         if on_round is not None:
             on_round(entry)
-        if checkpoint is not None and train.checkpoint_every and round_index % train.checkpoint_every == 0:
-            _save(trainer, checkpoint, seed, progress, best_state, accountant)
-    trainer.load_state(best_state)
-    test = evaluate(trainer.scorer("test"), split, "test", groups)
-    if joining is not None:
-        if not isinstance(trainer, Simulation):
-            raise MmfedrecError(f"--new-clients joins clients to a federated model; {method.name} is not one")
-        test["buckets"] |= join_buckets(trainer, best_state, joining, evaluation.select_on)
-    n_rounds = max(1, len(progress.curve))
-    return SeedOutcome(
-        seed,
-        progress.best.round,
-        progress.best.valid,
-        test,
-        progress.curve,
-        progress.seconds / n_rounds,
-        progress.upload / n_rounds,
-        progress.download / n_rounds,
-        best_state,
-        dropped=progress.dropped,
-        rejected_updates=progress.rejected,
-        epsilon=None if accountant is None else accountant.epsilon(privacy.dp_delta),
-        diverged_round=progress.diverged_round,
-        stopped_round=progress.stopped_round,
-    )
+    return kept
 
 
-def _save(trainer, path: Path, seed: int, progress: Progress, best_state: dict, accountant) -> None:
-    tensors, trainer_meta = trainer.checkpoint_state()
-    tensors |= {f"best.{k}": v for k, v in best_state.items()}
+def _save(run: _SeedRun, path: Path) -> None:
+    tensors, trainer_meta = run.trainer.checkpoint_state()
+    tensors |= {f"best.{k}": v for k, v in run.best_state.items()}
+    progress = run.progress
     meta = {
-        "seed": seed,
+        "seed": run.context.seed,
         "progress": {**progress.__dict__, "best": progress.best.__dict__},
         "trainer": trainer_meta,
-        "accountant": None if accountant is None else accountant.state(),
+        "accountant": None if run.accountant is None else run.accountant.state(),
+        "steps": run.steps,
     }
     save_checkpoint(path, tensors, meta)
 
 
-def _resume(trainer, path: Path, seed: int, accountant):
+def _resume(context: _SeedContext, config: RunConfig, path: Path) -> _SeedRun:
+    """The seed's run as `path` saved it, with the client steps its probe chose."""
     tensors, meta = load_checkpoint(path)
-    if meta.get("seed") != seed:
-        raise MmfedrecError(f"{path}: checkpoint of seed {meta.get('seed')}, expected seed {seed}")
-    trainer.restore_checkpoint_state({k: v for k, v in tensors.items() if not k.startswith("best.")}, meta["trainer"])
-    best_state = {k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")}
+    if meta.get("seed") != context.seed:
+        raise MmfedrecError(f"{path}: checkpoint of seed {meta.get('seed')}, expected seed {context.seed}")
+    steps = meta.get("steps")
+    run = _SeedRun.start(context, config if steps is None else with_steps(config, steps["chosen"]))
+    run.steps = steps
+    run.trainer.restore_checkpoint_state(
+        {k: v for k, v in tensors.items() if not k.startswith("best.")}, meta["trainer"]
+    )
+    run.best_state = {k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")}
     if meta["accountant"] is not None:
-        accountant = PrivacyAccountant.from_state(meta["accountant"])
+        run.accountant = PrivacyAccountant.from_state(meta["accountant"])
     saved = dict(meta["progress"])
-    return Progress(**saved | {"best": BestRound(**saved["best"])}), best_state, accountant
+    run.progress = Progress(**saved | {"best": BestRound(**saved["best"])})
+    return run
