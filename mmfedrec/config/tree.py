@@ -229,7 +229,7 @@ class LocalConfig(Section):
 
     lr: float = setting(0.1, "client step on the user state and item vectors", low=0, low_open=True)
     shared_lr: float = setting(
-        0.0, "client step on the shared dense tensors (experts, MLPs); 0 = auto (--dense-events)", low=0
+        0.0, "client step on the shared dense tensors (experts, MLPs); 0 = auto (--steps-probe)", low=0
     )
     local_optimizer: str = setting("adam", "adam (fresh state each round) or sgd", choices=("adam", "sgd"))
     local_epochs: int = setting(1, "passes over the client's examples per round", low=1, high=1000)
@@ -245,13 +245,13 @@ class LocalConfig(Section):
     row_optimizer: str = setting(
         "auto",
         "step of the item vectors a client touches: adam (Adam's first step) or sgd; '' = --local-optimizer; "
-        "auto (--dense-events) = sgd at --row-lr (0: 50) on dense data, else --local-optimizer at --lr",
+        "auto = the dense steps (sgd at --row-lr, 0: 50) or the sparse ones (--local-optimizer at --lr), by --steps-probe",
         choices=("auto", "", "adam", "sgd"),
     )
     row_lr: float = setting(0.0, "learning rate of the item-vector step (0 = --lr)", low=0)
     dense_events: int = setting(
         20,
-        "auto steps (--row-optimizer auto, --shared-lr 0): the data is dense when its median client has at least "
+        "auto steps where no probe runs (--steps-probe 0, Flower, DP): the data is dense when its median client has at least "
         "this many training interactions",
         low=0,
     )
