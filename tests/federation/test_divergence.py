@@ -63,3 +63,18 @@ def test_divergence_before_any_evaluation_is_an_error(monkeypatch: pytest.Monkey
             with_settings(RunConfig(method="fedavg-mf"), rounds=4, eval_every=2),
             0,
         )
+
+
+def test_a_step_set_that_diverges_in_the_probe_loses_to_the_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    run_round = Simulation.run_round
+
+    def dense_diverges(self: Simulation, round_index: int):
+        if self.config.local.row_step[0] == "sgd":  # the dense steps
+            raise TrainingDiverged("the aggregated client update is NaN or inf in item rows")
+        return run_round(self, round_index)
+
+    monkeypatch.setattr(Simulation, "run_round", dense_diverges)
+    config = with_settings(RunConfig(method="fedavg-mf"), rounds=4, eval_every=2, steps_probe=2)
+    outcome = train_seed(method_spec("fedavg-mf"), planted_split(), None, config, 0)
+    assert outcome.steps["chosen"] == "sparse" and outcome.steps["valid"]["dense"] is None
+    assert outcome.diverged_round is None and [e["round"] for e in outcome.curve] == [1, 2, 3, 4]

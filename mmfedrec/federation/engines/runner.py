@@ -6,6 +6,7 @@ snapshot of the best validation round, never used to choose anything.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -322,9 +323,10 @@ def _probe_steps(context: _SeedContext, config: RunConfig, on_round: RoundCallba
     """Train with the dense and with the sparse client steps for `local.steps_probe` rounds and keep
     the one better on validation at that round.
 
-    No statistic of the data separated every data set measured (benchmarks/README.md, "Which
-    statistic decides the client steps"); validation at round 10 picked the better steps on 19
-    of 20. The kept trainer goes on as if it had run alone; its rounds reach `on_round` then."""
+    No statistic of the data separated every data set measured; validation at round 10 kept the
+    better steps on 22 of 23 (benchmarks/README.md, "Client steps chosen on validation"). The
+    kept trainer goes on as if it had run alone; its rounds reach `on_round` then. Both trainers
+    are held until the choice."""
     rounds = min(config.local.steps_probe, config.train.rounds)
     runs, errors = {}, []
     for regime in STEP_REGIMES:
@@ -338,7 +340,9 @@ def _probe_steps(context: _SeedContext, config: RunConfig, on_round: RoundCallba
     chosen = max(STEP_REGIMES, key=scores.get)  # a tie keeps the first, dense
     if scores[chosen][1] == -float("inf"):
         raise TrainingDiverged("; ".join(errors))
-    valid = {regime: score[0] for regime, score in scores.items()}
+    valid = {
+        regime: score[0] if math.isfinite(score[0]) else None for regime, score in scores.items()
+    }  # None: diverged
     kept = runs[chosen]
     dropped = [run.progress for regime, run in runs.items() if regime != chosen]
     kept.steps = {

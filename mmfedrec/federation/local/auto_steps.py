@@ -81,5 +81,7 @@ def describe(config: RunConfig, split: Split) -> str | None:
 
 def describe_probe(steps: dict, metric: str) -> str:
     """One log line naming the steps a seed's probe kept and what validation saw."""
-    scores = ", ".join(f"{regime} {value:.4f}" for regime, value in steps["valid"].items())
+    scores = ", ".join(
+        f"{regime} {'diverged' if value is None else f'{value:.4f}'}" for regime, value in steps["valid"].items()
+    )
     return f"client steps: {steps['chosen']} (validation {metric} at round {steps['probe_rounds']}: {scores})"
