@@ -164,6 +164,12 @@ def _privacy_and_faults(summaries: Sequence[dict]) -> list[str]:
                 f"- {s['method']}: stopped after round {rounds}: validation stopped improving (--patience); "
                 "the best round before it is reported"
             )
+        if faults.get("decayed_seeds"):
+            seeds = ", ".join(str(seed) for seed in faults["decayed_seeds"])
+            lines.append(
+                f"- {s['method']}: validation fell below 95 % of its best by the last round (seed {seeds}); "
+                "the best round is reported"
+            )
     return [*lines, ""] if lines else []
 
 

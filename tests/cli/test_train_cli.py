@@ -189,6 +189,18 @@ def test_a_run_stopped_by_patience_says_so(tmp_path: Path, capsys: pytest.Captur
     assert "validation stopped improving" in (out / "report.md").read_text()
 
 
+def test_a_run_whose_validation_decays_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    argv = ["train", "--method", "fedavg-mf", "--rounds", "30", "--lr", "3.0", "--quiet", "--out", str(out)]
+    assert main([*argv, *TINY, "--cache-dir", str(tmp_path / "cache")]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    curve = [json.loads(line)["valid"]["sampled"]["ndcg@10"] for line in (out / "metrics.jsonl").open()]
+    assert curve[-1] < 0.95 * max(curve)  # the case: the curve fell after its peak
+    assert summary["faults"]["decayed_seeds"] == [0]
+    assert "decayed to" in capsys.readouterr().err  # shown even with --quiet
+    assert "validation fell below 95 % of its best" in (out / "report.md").read_text()
+
+
 def test_the_cold_start_protocol_reports_cold_and_warm_test_items(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -34,6 +34,8 @@ from mmfedrec.federation.models.item_tower import ItemTower
 from mmfedrec.federation.models.protocol import ClientModel
 from mmfedrec.federation.privacy.dp import PrivacyAccountant
 
+DECAYED = 0.95  # a last round below this share of the best round's validation is a decayed curve
+
 
 @dataclass
 class SeedOutcome:
@@ -52,6 +54,14 @@ class SeedOutcome:
     diverged_round: int | None = None  # the round whose update was NaN/inf; training stopped there
     stopped_round: int | None = None  # the last round trained when validation stopped improving (--patience)
     steps: dict[str, object] | None = None  # the "auto" client steps' probe: chosen, valid per regime, ...
+
+    def last_to_best(self, metric: str) -> float | None:
+        """Validation `metric` at the last evaluated round over the best round's; None before any
+        evaluation. Below `DECAYED` the curve fell after its peak: selection kept the peak."""
+        validated = [entry["valid"]["sampled"][metric] for entry in self.curve if "valid" in entry]
+        if not validated or max(validated) <= 0:
+            return None
+        return float(validated[-1] / max(validated))
 
     def to_json(self) -> dict[str, object]:
         """Everything but the model state, for a run folder (a finished seed is not trained again)."""
