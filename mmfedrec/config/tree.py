@@ -256,7 +256,7 @@ class LocalConfig(Section):
         low=0,
     )
     steps_probe: int = setting(
-        10,
+        20,
         "auto steps on the in-process engines: train the dense and the sparse steps this many rounds and keep the "
         "better on validation (0 = decide by --dense-events; Flower and DP runs always do)",
         low=0,

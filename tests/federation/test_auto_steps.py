@@ -52,7 +52,7 @@ def test_the_log_names_the_regime_only_when_a_step_was_auto() -> None:
     assert "sparse data, item step adam at 0.1, shared step 0.001" in line
     given = LocalConfig(row_optimizer="sgd", shared_lr=0.05)
     assert describe(RunConfig(local=given), split) is None
-    assert "trains the dense and the sparse steps for 10 rounds" in describe(RunConfig(), split)
+    assert "trains the dense and the sparse steps for 20 rounds" in describe(RunConfig(), split)
 
 
 @pytest.mark.parametrize(

@@ -333,8 +333,8 @@ def _probe_steps(context: _SeedContext, config: RunConfig, on_round: RoundCallba
     """Train with the dense and with the sparse client steps for `local.steps_probe` rounds and keep
     the one better on validation at that round.
 
-    No statistic of the data separated every data set measured; validation at round 10 kept the
-    better steps on 22 of 23 (benchmarks/README.md, "Client steps chosen on validation"). The
+    No statistic of the data separated every data set measured; validation at round 20 kept the
+    better steps on 25 of 25 (benchmarks/README.md, "Client steps chosen on validation"). The
     kept trainer goes on as if it had run alone; its rounds reach `on_round` then. Both trainers
     are held until the choice."""
     rounds = min(config.local.steps_probe, config.train.rounds)

@@ -8,7 +8,7 @@ first step is safer and the shared experts must learn slowly, or a few events ov
 a few rounds. No count tells the two kinds apart on every data set measured (MovieLens cut to 8
 ratings per user wants the dense steps with as few events per client as H&M), so the in-process
 engines train both sets for a few rounds and keep the better on validation (`probes_steps`,
-`runner._probe_steps`): right on 22 of 23 sets, the median client's count on 19
+`runner._probe_steps`): right on 25 of 25 runs, the median client's count on 21
 (benchmarks/README.md, "Client steps chosen on validation"). The count still decides where a
 probe cannot run.
 """
