@@ -178,6 +178,8 @@ def train_seed(
     joining: Joining | None = None,
 ) -> SeedOutcome:
     """Run `method` for `config.train.rounds` rounds and return its validation-selected result.
+    With "auto" client steps where `probes_steps` holds, both step sets are trained first for
+    `local.steps_probe` rounds and the better on validation goes on (`_probe_steps`).
 
     Args:
         checkpoint: where to write a checkpoint every `config.train.checkpoint_every` rounds; when the
