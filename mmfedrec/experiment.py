@@ -23,7 +23,7 @@ from mmfedrec.config.codec import from_dict, read_config_file, to_dict
 from mmfedrec.config.methods import method_spec
 from mmfedrec.config.tree import AugmentConfig, RunConfig, replace
 from mmfedrec.errors import MmfedrecError
-from mmfedrec.federation.engines.runner import DECAYED, SeedOutcome
+from mmfedrec.federation.engines.runner import SeedOutcome
 
 FAILED = "FAILED"  # a run folder whose run failed holds this file, with the error
 
@@ -197,8 +197,7 @@ def _run(config: RunConfig, out: Path, progress: bool, resume: bool) -> dict:
                     f"(best round {outcome.best_round})",
                     True,
                 )
-            if _decayed(outcome, config.eval.select_on):
-                decay = outcome.last_to_best(config.eval.select_on)
+            if (decay := outcome.decay(config.eval.select_on)) is not None:
                 _log(
                     f"[{method.name} seed {seed}] warning: validation {config.eval.select_on} decayed to {decay:.0%} of "
                     f"its best by the last round; round {outcome.best_round} is reported (--patience N stops such "
@@ -238,7 +237,7 @@ def write_summary(
         "rejected_updates": float(np.mean([o.rejected_updates for o in outcomes])),
         "diverged_rounds": [o.diverged_round for o in outcomes if o.diverged_round is not None],
         "stopped_rounds": [o.stopped_round for o in outcomes if o.stopped_round is not None],
-        "decayed_seeds": [o.seed for o in outcomes if _decayed(o, config.eval.select_on)],
+        "decayed_seeds": [o.seed for o in outcomes if o.decay(config.eval.select_on) is not None],
     }
     if config.privacy.dp_epsilon > 0:
         summary["privacy"] = {
@@ -255,12 +254,6 @@ def write_summary(
     title = f"{config.method} on {config.data.dataset}" + ("" if engine == "sim" else f" ({engine})")
     write_report(out, [summary], {config.method: [e for o in outcomes for e in o.curve]}, title)
     return summary
-
-
-def _decayed(outcome: SeedOutcome, metric: str) -> bool:
-    """Whether the seed's validation curve fell below `DECAYED` of its best by the end."""
-    decay = outcome.last_to_best(metric)
-    return decay is not None and decay < DECAYED and outcome.stopped_round is None
 
 
 def _save_model(path: Path, outcome: SeedOutcome, method: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mmfedrec.atomic import atomic_path, write_atomic
+from mmfedrec.evaluation.selection import DECAYED
 
 HEADLINE = (("sampled", "hr@10"), ("sampled", "ndcg@10"), ("full", "recall@20"), ("full", "ndcg@20"))
 
@@ -167,7 +168,7 @@ def _privacy_and_faults(summaries: Sequence[dict]) -> list[str]:
         if faults.get("decayed_seeds"):
             seeds = ", ".join(str(seed) for seed in faults["decayed_seeds"])
             lines.append(
-                f"- {s['method']}: validation fell below 95 % of its best by the last round (seed {seeds}); "
+                f"- {s['method']}: validation fell below {DECAYED * 100:g} % of its best by the last round (seed {seeds}); "
                 "the best round is reported"
             )
     return [*lines, ""] if lines else []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+DECAYED = 0.95  # a last validation below this share of the best round's is a decayed curve
+
 
 @dataclass
 class BestRound:

@@ -22,7 +22,7 @@ from mmfedrec.data.splits import Split
 from mmfedrec.encoders.features import ItemFeatures
 from mmfedrec.errors import MmfedrecError, TrainingDiverged
 from mmfedrec.evaluation.protocols import evaluate
-from mmfedrec.evaluation.selection import BestRound
+from mmfedrec.evaluation.selection import DECAYED, BestRound
 from mmfedrec.federation.engines.central import CentralTrainer
 from mmfedrec.federation.engines.joining import Joining, join_buckets
 from mmfedrec.federation.engines.popularity import popularity_scorer
@@ -33,8 +33,6 @@ from mmfedrec.federation.models.content import ItemContent
 from mmfedrec.federation.models.item_tower import ItemTower
 from mmfedrec.federation.models.protocol import ClientModel
 from mmfedrec.federation.privacy.dp import PrivacyAccountant
-
-DECAYED = 0.95  # a last round below this share of the best round's validation is a decayed curve
 
 
 @dataclass
@@ -55,13 +53,14 @@ class SeedOutcome:
     stopped_round: int | None = None  # the last round trained when validation stopped improving (--patience)
     steps: dict[str, object] | None = None  # the "auto" client steps' probe: chosen, valid per regime, ...
 
-    def last_to_best(self, metric: str) -> float | None:
-        """Validation `metric` at the last evaluated round over the best round's; None before any
-        evaluation. Below `DECAYED` the curve fell after its peak: selection kept the peak."""
+    def decay(self, metric: str) -> float | None:
+        """Validation `metric` at the last evaluated round over the best round's, when it fell below
+        `DECAYED` (selection kept the peak) and no `--patience` stop ended the run; else None."""
         validated = [entry["valid"]["sampled"][metric] for entry in self.curve if "valid" in entry]
-        if not validated or max(validated) <= 0:
+        if not validated or max(validated) <= 0 or self.stopped_round is not None:
             return None
-        return float(validated[-1] / max(validated))
+        ratio = float(validated[-1] / max(validated))
+        return ratio if ratio < DECAYED else None
 
     def to_json(self) -> dict[str, object]:
         """Everything but the model state, for a run folder (a finished seed is not trained again)."""
