@@ -235,17 +235,35 @@ def test_sparse_tab_offers_diffusion_and_shows_readable_captions(page, denoised_
 
 def test_training_tab_refuses_fractional_rounds_then_trains_with_dp(page) -> None:
     """Rounds 2.7 became 3 silently and out-of-range values showed 'Error'; epsilon was never shown."""
+    from playwright.sync_api import expect
+
     _open(page, "Training")
-    page.locator("#rounds input").fill("2.7")
+    expect(page.locator("#rounds input")).to_have_value("8")  # the tab is mounted with its defaults
+    _enter(page, "#rounds", "2.7")
     page.click("#training-button")
-    page.locator("#training-status", has_text="whole number from 1 to 50, not 2.7").wait_for(timeout=30_000)
+    status = page.locator("#training-status")
+    expect(status).to_contain_text("whole number from 1 to 50, not 2.7", timeout=60_000)
     assert page.locator(TOAST).count() == 0
     for field, value in (("#rounds", "2"), ("#users", "40"), ("#items", "60"), ("#dp-epsilon", "4")):
-        page.locator(f"{field} input").fill(value)
+        _enter(page, field, value)
     page.click("#training-button")
-    page.locator("#training-status", has_text="round 2/2").wait_for(timeout=180_000)
-    assert "Privacy spent: ε" in page.locator("#training-status").inner_text()
+    expect(status).to_contain_text("round 2/2", timeout=180_000)
+    assert "Privacy spent: ε" in status.inner_text()
     _screenshot(page, "training")
+
+
+def _enter(page, field: str, value: str) -> None:
+    """Type into a number field and leave it, and wait until the field shows the value.
+
+    CI once clicked straight after fill() and the refusal of 2.7 rounds never came within 30 s;
+    it never failed alone, so the likeliest cause is a click that sent the field's old value.
+    """
+    from playwright.sync_api import expect
+
+    box = page.locator(f"{field} input")
+    box.fill(value)
+    box.press("Tab")
+    expect(box).to_have_value(value)
 
 
 def test_about_tab_shows_the_plot_at_its_own_size(page, context) -> None:
