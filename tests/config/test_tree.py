@@ -97,7 +97,8 @@ def test_settings_are_checked_against_their_ranges_and_choices() -> None:
 
 def test_named_configs_ship_with_the_package() -> None:
     recipe = from_dict(read_config_file("ml-100k"), "ml-100k")
-    assert (recipe.data.dataset, recipe.model.history, recipe.local.row_lr) == ("movielens-100k", 10, 50.0)
+    assert (recipe.data.dataset, recipe.model.dim, recipe.model.history) == ("movielens-100k", 48, 10)
+    assert recipe.local.row_lr == 50.0
     with pytest.raises(ConfigError, match="not a named config"):
         read_config_file("no-such-recipe")
 
