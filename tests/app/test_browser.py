@@ -199,7 +199,7 @@ def test_search_tab_messages_replace_each_other_as_markdown(page) -> None:
     page.wait_for_timeout(500)
     assert page.locator(TOAST).count() == 0
     assert "*" not in page.locator("#search-status").inner_text()
-    page.locator("#query textarea").fill("a red square")
+    _enter(page, "#query textarea", "a red square")
     page.get_by_role("button", name="Search text").click()
     page.locator("#search-status", has_text="cosine similarity").wait_for(timeout=120_000)
     _screenshot(page, "search")
@@ -239,28 +239,28 @@ def test_training_tab_refuses_fractional_rounds_then_trains_with_dp(page) -> Non
 
     _open(page, "Training")
     expect(page.locator("#rounds input")).to_have_value("8")  # the tab is mounted with its defaults
-    _enter(page, "#rounds", "2.7")
+    _enter(page, "#rounds input", "2.7")
     page.click("#training-button")
     status = page.locator("#training-status")
     expect(status).to_contain_text("whole number from 1 to 50, not 2.7", timeout=60_000)
     assert page.locator(TOAST).count() == 0
     for field, value in (("#rounds", "2"), ("#users", "40"), ("#items", "60"), ("#dp-epsilon", "4")):
-        _enter(page, field, value)
+        _enter(page, f"{field} input", value)
     page.click("#training-button")
     expect(status).to_contain_text("round 2/2", timeout=180_000)
     assert "Privacy spent: ε" in status.inner_text()
     _screenshot(page, "training")
 
 
-def _enter(page, field: str, value: str) -> None:
-    """Type into a number field and leave it, and wait until the field shows the value.
+def _enter(page, selector: str, value: str) -> None:
+    """Type into a field and leave it, and wait until the field shows the value.
 
     CI once clicked straight after fill() and the refusal of 2.7 rounds never came within 30 s;
     it never failed alone, so the likeliest cause is a click that sent the field's old value.
     """
     from playwright.sync_api import expect
 
-    box = page.locator(f"{field} input")
+    box = page.locator(selector)
     box.fill(value)
     box.press("Tab")
     expect(box).to_have_value(value)
