@@ -1,7 +1,9 @@
 """Training tab and the default run: a short federated run on the embedded synthetic dataset.
 
 `train_live` is a generator: it yields a `TrainingUpdate` after every round, so the UI can
-redraw its plots while the run goes on. `ensure_default_run` trains the model the app serves
+redraw its plots while the run goes on. Its client steps are set by the count (the median
+client's events), not by `mmfedrec train`'s validation probe, which would train the live run
+twice before its first curve; each update names the steps. `ensure_default_run` trains the model the app serves
 when no run is given.
 """
 
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmfedrec.config.tree import DataConfig, EvalConfig, PrivacyConfig, RunConfig, TrainConfig
+from mmfedrec.config.tree import DataConfig, EvalConfig, LocalConfig, PrivacyConfig, RunConfig, TrainConfig
 from mmfedrec.errors import MmfedrecError
 
 LIVE_METHODS = ("ours-id-only", "ours", "fedavg-mf", "fedncf", "pfedrec")
@@ -95,6 +97,7 @@ def train_live(
     from mmfedrec.data.registry import load_dataset, prepare_split
     from mmfedrec.evaluation.protocols import evaluate
     from mmfedrec.federation.engines.runner import build_trainer
+    from mmfedrec.federation.local.auto_steps import describe
     from mmfedrec.federation.privacy.dp import PrivacyAccountant
 
     spec = DataConfig(synthetic_users=users, synthetic_items=items, cache_dir=cache_dir)
@@ -107,7 +110,9 @@ def train_live(
         return
     spec_method = method_spec(method)
     privacy = PrivacyConfig(dp_epsilon=dp_epsilon)
-    config = RunConfig(method=method, data=spec, train=TrainConfig(rounds=rounds), privacy=privacy)
+    local = LocalConfig(steps_probe=0)  # the count decides: see the module's docstring
+    config = RunConfig(method=method, data=spec, train=TrainConfig(rounds=rounds), local=local, privacy=privacy)
+    steps = describe(config, split)
     features = None
     if spec_method.modalities:
         yield TrainingUpdate(0, "Encoding item text and images (first time only)...")
@@ -135,6 +140,7 @@ def train_live(
             f"Communication per client: {stats.upload_bytes_per_client / 1024:.1f} KB up, "
             f"{stats.download_bytes_per_client / 1024:.1f} KB down this round; "
             f"{upload_total / 1024:.1f} KB up, {download_total / 1024:.1f} KB down in total.",
+            *([f"Client steps: {steps}."] if steps else []),
         ]
         if accountant is not None:
             accountant.step(trainer.defense.noise_multiplier, config.federated.client_fraction)

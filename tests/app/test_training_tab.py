@@ -17,6 +17,7 @@ def test_train_live_yields_a_growing_curve_per_round(tmp_path: Path) -> None:
     assert len(per_round[-1].metrics) == 6 and set(per_round[-1].metrics["metric"]) == {"valid ndcg@10", "valid hr@10"}
     assert per_round[-1].communication["KB"].gt(0).all()
     assert "KB up" in per_round[-1].message
+    assert "Client steps: the median client has" in per_round[-1].message  # the count decides, and says so
 
 
 def test_train_live_refuses_bad_settings() -> None:
