@@ -3,8 +3,8 @@
 `train_live` is a generator: it yields a `TrainingUpdate` after every round, so the UI can
 redraw its plots while the run goes on. Its client steps are set by the count (the median
 client's events), not by `mmfedrec train`'s validation probe, which would train the live run
-twice before its first curve; each update names the steps. `ensure_default_run` trains the model the app serves
-when no run is given.
+twice before its first curve; each update names the steps. `ensure_default_run` trains the
+model the app serves when no run is given.
 """
 
 from __future__ import annotations
